@@ -1,0 +1,80 @@
+# zhv: GNU make build. `make` builds libzhv, the zhv VMM, tests and benchmarks;
+# `make test` runs every test; `make sanitize` runs them under ASan + UBSan.
+
+BUILD   ?= build
+CC      ?= cc
+WERROR  ?= 1
+SAN     ?= 0
+
+CPPFLAGS += -Iinclude -Ilib -D_GNU_SOURCE -MD -MP
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes \
+            -Wshadow -Wno-unused-parameter -fno-strict-aliasing -pthread
+ifeq ($(WERROR),1)
+CFLAGS   += -Werror
+endif
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+LDLIBS   += -lZydis -pthread
+
+# ---- libzhv ----------------------------------------------------------------
+LIB_SRCS := lib/status.c lib/log.c lib/time.c lib/id_alloc.c lib/irq_tracker.c \
+            lib/trap_map.c lib/port.c lib/guest.c lib/memory.c lib/vcpu.c \
+            lib/x86/decode.c lib/x86/cpuid.c lib/x86/msr.c lib/x86/exit.c \
+            lib/x86/vcpu_state.c
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIBZHV   := $(BUILD)/libzhv.a
+
+# ---- tests -----------------------------------------------------------------
+UNIT_SRCS  := $(wildcard tests/unit/*_test.c)
+UNIT_BINS  := $(UNIT_SRCS:%.c=$(BUILD)/%)
+CONF_SRCS  := $(wildcard tests/conformance/*.c) $(wildcard tests/conformance/*.S)
+CONF_OBJS  := $(patsubst %,$(BUILD)/%.o,$(basename $(CONF_SRCS)))
+CONF_BIN   := $(BUILD)/tests/conformance/conformance
+TLIB_SRCS  := $(wildcard tests/lib/*.c)
+TLIB_OBJS  := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
+
+EXAMPLE_BIN := $(BUILD)/examples/hello_guest
+
+# Optional parts: each directory adds itself if present.
+-include vmm/build.mk
+-include bench/build.mk
+
+.PHONY: all lib tests test sanitize clean
+all: lib tests $(EXAMPLE_BIN) $(VMM_BIN) $(BENCH_BINS)
+lib: $(LIBZHV)
+tests: $(UNIT_BINS) $(CONF_BIN) $(VMM_TEST_BINS)
+
+$(LIBZHV): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.S
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBZHV)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBZHV) -lcmocka $(LDLIBS)
+
+$(CONF_BIN): $(CONF_OBJS) $(TLIB_OBJS) $(LIBZHV)
+	$(CC) $(LDFLAGS) -o $@ $(CONF_OBJS) $(TLIB_OBJS) $(LIBZHV) $(LDLIBS)
+
+$(EXAMPLE_BIN): $(BUILD)/examples/hello_guest.o $(LIBZHV)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBZHV) $(LDLIBS)
+
+test: all
+	BUILD=$(BUILD) tests/run-tests.sh
+
+sanitize:
+	$(MAKE) BUILD=build-san SAN=1 test
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

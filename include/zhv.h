@@ -1,0 +1,632 @@
+/* zhv.h: the public API of libzhv, a guest and vCPU layer over Linux KVM.
+ *
+ * libzhv gives a program what Zircon's x86 hypervisor gives its user space:
+ * guests with a guest-physical address space, traps delivered as packets,
+ * ports, vCPUs bound to threads (enter / kick / interrupt / read and write
+ * state), an interrupt tracker with Zircon's injection priorities, CPUID and
+ * MSR policy, and a PV clock. KVM (/dev/kvm) plays the part of VMX.
+ *
+ * Conventions for every call in this header:
+ *  - Calls return a zhv_status_t: ZHV_OK (0) or a negative ZHV_ERR_* code.
+ *    zhv_status_string() names it. Output parameters are written only on
+ *    ZHV_OK.
+ *  - The library never exits, aborts or prints on its own. Diagnostics (the
+ *    decoded instruction and registers after an emulation failure, unhandled
+ *    exits) go to the callback installed with zhv_set_log().
+ *  - Objects are opaque handles. A guest lives until zhv_guest_destroy() has
+ *    been called *and* every vCPU of it has been destroyed (the vCPUs hold a
+ *    reference), as in Zircon.
+ *  - Threads: zhv_vcpu_enter(), zhv_vcpu_read_state() and
+ *    zhv_vcpu_write_state() run only on the thread that created the vCPU
+ *    (ZHV_ERR_BAD_STATE elsewhere). Everything else may be called from any
+ *    thread.
+ *  - libzhv sends the real-time signal ZHV_KICK_SIGNAL (SIGRTMIN + 4) to vCPU
+ *    threads to make them leave KVM_RUN. It installs a handler for it (with
+ *    SA_RESTART) at the first zhv_vcpu_create(); a program must not use that
+ *    signal for anything else.
+ */
+#ifndef ZHV_H
+#define ZHV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZHV_VERSION_MAJOR 0
+#define ZHV_VERSION_MINOR 1
+#define ZHV_VERSION_PATCH 0
+#define ZHV_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define ZHV_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define ZHV_MUST_CHECK
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Status codes (named and numbered after Zircon's).                         */
+
+typedef int32_t zhv_status_t;
+
+/* clang-format off */
+#define ZHV_OK                   0
+#define ZHV_ERR_INTERNAL        (-1)
+#define ZHV_ERR_NOT_SUPPORTED   (-2)
+#define ZHV_ERR_NO_RESOURCES    (-3)
+#define ZHV_ERR_NO_MEMORY       (-4)
+#define ZHV_ERR_INVALID_ARGS    (-10)
+#define ZHV_ERR_WRONG_TYPE      (-12)
+#define ZHV_ERR_BAD_STATE       (-20)
+#define ZHV_ERR_TIMED_OUT       (-21)
+#define ZHV_ERR_SHOULD_WAIT     (-22)
+#define ZHV_ERR_CANCELED        (-23)
+#define ZHV_ERR_NOT_FOUND       (-25)
+#define ZHV_ERR_ALREADY_EXISTS  (-26)
+#define ZHV_ERR_ACCESS_DENIED   (-30)
+#define ZHV_ERR_IO              (-40)
+#define ZHV_ERR_OUT_OF_RANGE    (-14)
+/* clang-format on */
+
+/* zhv_status_string: the name of (status), e.g. "ZHV_ERR_BAD_STATE".
+ * Any thread. Never NULL; unknown codes give "ZHV_ERR_<unknown>". */
+const char *zhv_status_string(zhv_status_t status);
+
+/* ------------------------------------------------------------------------ */
+/* Logging.                                                                  */
+
+typedef enum {
+	ZHV_LOG_ERROR = 0, /* an enter call fails for the guest's sake */
+	ZHV_LOG_WARN = 1,  /* something odd the guest did, handled */
+	ZHV_LOG_DEBUG = 2, /* per-exit chatter (only if asked for) */
+} zhv_log_level_t;
+
+/* The callback gets one complete message without a trailing newline. It may
+ * be called from any vCPU thread, concurrently: it must be thread-safe. */
+typedef void (*zhv_log_fn)(void *opaque, zhv_log_level_t level, const char *msg);
+
+/* zhv_set_log: install (fn) (NULL: discard everything) for messages up to
+ * (max_level). Process-wide; any thread; takes effect for later messages. */
+void zhv_set_log(zhv_log_fn fn, void *opaque, zhv_log_level_t max_level);
+
+/* ------------------------------------------------------------------------ */
+/* Time.                                                                     */
+
+/* Absolute CLOCK_MONOTONIC time in nanoseconds. */
+typedef int64_t zhv_time_t;
+#define ZHV_TIME_INFINITE INT64_MAX
+
+/* zhv_clock_monotonic: now, in ns. Any thread. */
+zhv_time_t zhv_clock_monotonic(void);
+/* zhv_deadline_after: now + (ns), saturating at ZHV_TIME_INFINITE. */
+zhv_time_t zhv_deadline_after(int64_t ns);
+
+/* ------------------------------------------------------------------------ */
+/* Packets.                                                                  */
+
+/* clang-format off */
+#define ZHV_PKT_TYPE_USER        0u
+#define ZHV_PKT_TYPE_GUEST_BELL  3u
+#define ZHV_PKT_TYPE_GUEST_MEM   4u
+#define ZHV_PKT_TYPE_GUEST_IO    5u
+#define ZHV_PKT_TYPE_GUEST_VCPU  6u
+
+#define ZHV_PKT_GUEST_VCPU_INTERRUPT 0u
+#define ZHV_PKT_GUEST_VCPU_STARTUP   1u
+/* clang-format on */
+
+typedef struct {
+	uint64_t u64[4];
+} zhv_packet_user_t;
+
+/* A BELL trap was written. (addr) is the exact guest-physical address. */
+typedef struct {
+	uint64_t addr;
+	uint64_t reserved0;
+	uint64_t reserved1;
+	uint64_t reserved2;
+} zhv_packet_guest_bell_t;
+
+/* A MEM trap was accessed. Zircon's fields first; then the access as KVM
+ * decoded it, so that a caller need not decode the instruction itself.
+ *
+ * (rip) is the address of the accessing instruction and (instruction_size)
+ * its length in bytes (from a real x86 decoder). When zhv_vcpu_enter()
+ * returns the packet, the guest's RIP is already past the instruction, as in
+ * Zircon. For a write, (data) holds the (access_size) bytes written. For a
+ * read, the value the guest receives is what the caller sets with
+ * zhv_vcpu_write_state(ZHV_VCPU_MEM) before the next enter (0 if it sets
+ * nothing). */
+typedef struct {
+	uint64_t addr;                /* guest-physical address accessed */
+	uint64_t cr3;                 /* guest CR3 at the access */
+	uint64_t rip;                 /* guest RIP of the accessing instruction */
+	uint8_t instruction_size;     /* 1..15; 0 if it could not be decoded */
+	uint8_t default_operand_size; /* 2 or 4 (Zircon's rule, spec 1.10) */
+	uint8_t access_size;          /* 1, 2, 4 or 8 bytes */
+	uint8_t write;                /* 1: the guest wrote, 0: it read */
+	uint8_t reserved[4];
+	uint64_t data; /* write: the value written (low access_size bytes) */
+} zhv_packet_guest_mem_t;
+
+/* An IO trap was accessed. For an OUT, (data) holds the value written; for an
+ * IN it is 0 and the caller answers with zhv_vcpu_write_state(ZHV_VCPU_IO). */
+typedef struct {
+	uint16_t port;
+	uint8_t access_size; /* 1, 2 or 4 */
+	uint8_t input;       /* 1: IN, 0: OUT */
+	union {
+		uint8_t u8;
+		uint16_t u16;
+		uint32_t u32;
+		uint8_t data[4];
+	};
+	uint64_t reserved0;
+	uint64_t reserved1;
+	uint64_t reserved2;
+} zhv_packet_guest_io_t;
+
+/* Zircon's VCPU packet. libzhv's vCPUs use KVM's local APIC, which delivers
+ * IPIs and INIT/SIPI between vCPUs itself, so libzhv never produces these;
+ * the type exists so that Zircon-shaped programs compile and can queue them
+ * as they like. */
+typedef struct {
+	uint32_t type;
+	uint32_t reserved0;
+	union {
+		struct {
+			uint64_t mask;
+			uint8_t vector;
+			uint8_t reserved[7];
+		} interrupt;
+		struct {
+			uint64_t id;
+			uint64_t entry;
+		} startup;
+	};
+	uint64_t reserved1;
+} zhv_packet_guest_vcpu_t;
+
+typedef struct {
+	uint64_t key;
+	uint32_t type;  /* ZHV_PKT_TYPE_* */
+	int32_t status; /* always ZHV_OK for guest packets */
+	union {
+		zhv_packet_user_t user;
+		zhv_packet_guest_bell_t guest_bell;
+		zhv_packet_guest_mem_t guest_mem;
+		zhv_packet_guest_io_t guest_io;
+		zhv_packet_guest_vcpu_t guest_vcpu;
+	};
+} zhv_packet_t;
+
+/* ------------------------------------------------------------------------ */
+/* Ports: queues of packets. BELL traps deliver to a port; programs queue
+ * their own (user) packets too.                                             */
+
+typedef struct zhv_port zhv_port_t;
+
+#define ZHV_PORT_DEFAULT_MAX_USER_PACKETS 2048u
+
+/* zhv_port_create: a new port that accepts up to (max_user_packets) queued
+ * user packets (0: ZHV_PORT_DEFAULT_MAX_USER_PACKETS). Packets from traps do
+ * not count against that limit. Any thread. Returns ZHV_OK, INVALID_ARGS
+ * (port NULL) or NO_MEMORY. */
+ZHV_MUST_CHECK zhv_status_t zhv_port_create(uint32_t max_user_packets, zhv_port_t **port);
+
+/* zhv_port_destroy: close the port. Packets still queued are dropped. A BELL
+ * trap that points at a closed port makes the enter call that hits it fail
+ * with BAD_STATE (the guest's store is skipped). Threads blocked in
+ * zhv_port_wait() must have returned first. Any thread; NULL is a no-op. */
+void zhv_port_destroy(zhv_port_t *port);
+
+/* zhv_port_queue: queue a copy of (packet) (its type is forced to
+ * ZHV_PKT_TYPE_USER). Any thread. Returns ZHV_OK, INVALID_ARGS, or
+ * SHOULD_WAIT when the port already holds its maximum of user packets. */
+ZHV_MUST_CHECK zhv_status_t zhv_port_queue(zhv_port_t *port, const zhv_packet_t *packet);
+
+/* zhv_port_wait: dequeue the oldest packet into (packet), waiting until
+ * (deadline) (absolute, see zhv_deadline_after(); 0 polls). Any thread.
+ * Returns ZHV_OK, TIMED_OUT, or INVALID_ARGS. */
+ZHV_MUST_CHECK zhv_status_t zhv_port_wait(zhv_port_t *port, zhv_time_t deadline,
+                                          zhv_packet_t *packet);
+
+/* ------------------------------------------------------------------------ */
+/* Guests and guest-physical memory.                                         */
+
+typedef struct zhv_guest zhv_guest_t;
+
+/* The guest-physical address space is [0, ZHV_GUEST_PHYS_SIZE). */
+#define ZHV_GUEST_PHYS_SIZE (1ull << 48)
+#define ZHV_PAGE_SIZE 4096ull
+
+typedef struct {
+	uint32_t options;  /* must be 0 */
+	uint32_t max_vcpus; /* 0: KVM's maximum (KVM_CAP_MAX_VCPUS) */
+} zhv_guest_config_t;
+
+/* zhv_guest_create: a new guest with an empty address space. (config) may be
+ * NULL for the defaults. Any thread. Returns ZHV_OK; INVALID_ARGS (options
+ * != 0, guest NULL); NOT_SUPPORTED (no usable /dev/kvm: KVM missing, or it
+ * lacks split irqchip / user-space MSR exits); NO_MEMORY; or IO (another
+ * KVM failure, logged). */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_create(const zhv_guest_config_t *config,
+                                             zhv_guest_t **guest);
+
+/* zhv_guest_destroy: drop the caller's reference. The guest (memory slots,
+ * traps, KVM VM) goes away when its last vCPU is destroyed too; at that point
+ * each trap cancels its own packets still queued on ports (user packets with
+ * the same key stay). Host memory that was mapped is never freed by libzhv.
+ * Any thread; NULL is a no-op. */
+void zhv_guest_destroy(zhv_guest_t *guest);
+
+/* clang-format off */
+#define ZHV_MAP_READ    (1u << 0)
+#define ZHV_MAP_WRITE   (1u << 1)
+#define ZHV_MAP_EXECUTE (1u << 2)
+#define ZHV_MAP_RWX     (ZHV_MAP_READ | ZHV_MAP_WRITE | ZHV_MAP_EXECUTE)
+/* clang-format on */
+
+/* zhv_guest_map: make host memory [host_addr, host_addr + size) the guest's
+ * RAM at guest-physical [gpa, gpa + size). gpa, host_addr and size must be
+ * page aligned and size non-zero; the range must lie inside the
+ * guest-physical address space and must not overlap an existing mapping.
+ * (flags) is ZHV_MAP_* and must include READ. Without WRITE the range is
+ * read-only to the guest (a write stops enter with ACCESS_DENIED). KVM
+ * cannot withhold execute permission, so EXECUTE is recorded (see
+ * zhv_guest_query) but not enforced. The caller keeps ownership of the host
+ * memory and must keep it mapped while the guest may use it. Any thread.
+ * Returns ZHV_OK, INVALID_ARGS (alignment, zero size, no READ, unknown
+ * flags), OUT_OF_RANGE (beyond the address space), ALREADY_EXISTS (overlap),
+ * NO_RESOURCES (KVM memory slots exhausted) or IO. */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_map(zhv_guest_t *guest, uint64_t gpa, void *host_addr,
+                                          uint64_t size, uint32_t flags);
+
+/* zhv_guest_unmap: remove all guest RAM in [gpa, gpa + size); parts of
+ * mappings outside the range stay. Unmapping a hole is not an error.
+ * Alignment as for zhv_guest_map. Any thread; vCPUs may be running.
+ * Returns ZHV_OK, INVALID_ARGS (alignment, zero size), OUT_OF_RANGE or IO. */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_unmap(zhv_guest_t *guest, uint64_t gpa, uint64_t size);
+
+/* zhv_guest_protect: set (flags) on every page of [gpa, gpa + size), which
+ * must be fully mapped. Same flag rules as zhv_guest_map. Returns ZHV_OK,
+ * INVALID_ARGS, OUT_OF_RANGE, NOT_FOUND (a page in the range is not mapped)
+ * or IO. */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_protect(zhv_guest_t *guest, uint64_t gpa, uint64_t size,
+                                              uint32_t flags);
+
+/* zhv_guest_query: the flags of the mapping at (gpa) into (flags). Any
+ * thread. Returns ZHV_OK or NOT_FOUND (not mapped). */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_query(zhv_guest_t *guest, uint64_t gpa, uint32_t *flags);
+
+/* zhv_guest_host_addr: a host pointer to guest-physical [gpa, gpa + len),
+ * which must lie inside one mapping (the checked accessor for device
+ * models). Any thread. Returns ZHV_OK, INVALID_ARGS (len 0 or overflow) or
+ * NOT_FOUND. The pointer stays valid while the mapping does. */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_host_addr(zhv_guest_t *guest, uint64_t gpa, uint64_t len,
+                                                void **host);
+
+/* ------------------------------------------------------------------------ */
+/* Traps.                                                                    */
+
+/* clang-format off */
+#define ZHV_TRAP_BELL 0u /* asynchronous: a write queues a packet on a port */
+#define ZHV_TRAP_MEM  1u /* synchronous: zhv_vcpu_enter() returns a packet */
+#define ZHV_TRAP_IO   2u /* synchronous, x86 I/O ports */
+/* clang-format on */
+
+/* zhv_guest_set_trap: trap guest accesses to [addr, addr + size).
+ * Validation, in Zircon's order (spec 1.3):
+ *  - MEM and IO take no port (port must be NULL), BELL needs one; unknown
+ *    kind: all INVALID_ARGS.
+ *  - IO: size 0, overflow, or addr + size > 0xFFFF: OUT_OF_RANGE.
+ *  - MEM/BELL: addr and size must be page aligned (INVALID_ARGS). Guest RAM
+ *    in the range is unmapped first (even if the trap is then rejected, as
+ *    in Zircon), so the range traps from now on; RAM mapped there later is
+ *    used as RAM. Size 0 or a range beyond the address space: INVALID_ARGS.
+ *  - Any overlap with a trap of the same space (MEM and BELL share one,
+ *    IO has its own): ALREADY_EXISTS.
+ * MEM and IO accesses stop zhv_vcpu_enter() with a packet whose key is
+ * (key). A BELL write queues {key, ZHV_PKT_TYPE_GUEST_BELL, addr} on (port)
+ * and the vCPU goes on running; each trap has 256 packets in flight at most
+ * (a vCPU that needs a 257th waits until one is dequeued). A BELL read stops
+ * enter with NOT_SUPPORTED. Traps stay until the guest is destroyed. Any
+ * thread. Returns ZHV_OK or an error above; NO_MEMORY. */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_set_trap(zhv_guest_t *guest, uint32_t kind, uint64_t addr,
+                                               uint64_t size, zhv_port_t *port, uint64_t key);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics (Zircon's ZX_INFO_GUEST_STATS, summed over the guest's vCPUs). */
+
+typedef struct {
+	uint64_t vm_entries;      /* KVM_RUN calls */
+	uint64_t vm_exits;        /* KVM_RUN returns */
+	uint64_t interrupts;      /* events libzhv injected or signalled */
+	uint64_t kicks;           /* enter calls that returned CANCELED */
+	uint64_t signal_exits;    /* KVM_RUN interrupted by a signal */
+	uint64_t io_exits;        /* port I/O */
+	uint64_t mmio_exits;      /* MEM/BELL traps and other MMIO */
+	uint64_t bell_packets;    /* BELL packets queued */
+	uint64_t rdmsr_exits;     /* MSR reads handled by libzhv's policy */
+	uint64_t wrmsr_exits;     /* MSR writes handled by libzhv's policy */
+	uint64_t msr_gp_injected; /* unhandled MSR accesses that got #GP */
+	uint64_t hlt_exits;       /* HLT in user space (0 with KVM's LAPIC) */
+	uint64_t shutdown_exits;  /* triple faults */
+	uint64_t emulation_failures;
+	uint64_t other_exits;
+} zhv_guest_stats_t;
+
+/* zhv_guest_get_stats: a snapshot of the counters. Any thread. */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_get_stats(zhv_guest_t *guest, zhv_guest_stats_t *stats);
+
+/* ------------------------------------------------------------------------ */
+/* vCPUs.                                                                    */
+
+typedef struct zhv_vcpu zhv_vcpu_t;
+
+/* clang-format off */
+/* Options for zhv_vcpu_create. 0 is Zircon's behaviour. */
+#define ZHV_VCPU_OPT_WAIT_SIPI  (1u << 0) /* AP waits for the guest's INIT/SIPI */
+#define ZHV_VCPU_OPT_APIC_RESET (1u << 1) /* local APIC in its power-on state */
+/* clang-format on */
+
+/* zhv_vcpu_create: create a vCPU of (guest) bound to the calling thread.
+ *
+ * vCPU ids come from a per-guest round-robin allocator starting at 1, as in
+ * Zircon; the vCPU with id 1 is the bootstrap processor (BSP). The APIC ID
+ * (CPUID, x2APIC ID register, IPI destinations) is id - 1. The limit is the
+ * guest's max_vcpus (KVM's maximum by default, well beyond Zircon's 63).
+ *
+ * Initial state (spec 2.2) with options 0:
+ *  - BSP: 64-bit long mode at RIP = (entry), CR0 = PE|ET|WP|PG, CR3 = 0,
+ *    CR4 = PAE|PGE|OSFXSR|OSXSAVE|FSGSBASE, EFER = SCE|LME|LMA|NXE, flat
+ *    16-bit-limit segments with selector 0 (CS has L=1), GDTR/IDTR base 0
+ *    limit 0xFFFF, RFLAGS = 0x2, all GPRs 0.
+ *  - AP: real mode with CS.selector = entry >> 4, CS.base = entry (as
+ *    Zircon does: entry is meant to be a SIPI page), IP = 0, CR0 = ET|WP.
+ *  - The local APIC is enabled in x2APIC mode and software-enabled (SVR
+ *    0x1FF), so interrupts are deliverable at once, as in Zircon.
+ * ZHV_VCPU_OPT_APIC_RESET leaves the local APIC in its architectural
+ * power-on state instead (xAPIC mode at 0xFEE00000, SVR 0xFF): what a PC
+ * operating system expects. ZHV_VCPU_OPT_WAIT_SIPI (not for the BSP) creates
+ * an AP in wait-for-SIPI state with a power-on APIC: zhv_vcpu_enter() blocks
+ * in KVM until the guest starts it with INIT/SIPI through its APIC (or the
+ * vCPU is kicked); (entry) is ignored.
+ *
+ * Returns ZHV_OK; INVALID_ARGS (unknown options, WAIT_SIPI for the BSP,
+ * entry >= ZHV_GUEST_PHYS_SIZE, NULL arguments); NO_RESOURCES (the guest has
+ * its maximum of vCPUs); BAD_STATE (this thread already has a vCPU);
+ * NO_MEMORY; IO. */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_create(zhv_guest_t *guest, uint32_t options, uint64_t entry,
+                                            zhv_vcpu_t **vcpu);
+
+/* zhv_vcpu_destroy: destroy (vcpu) and free its id. The creating thread is
+ * free to create another vCPU afterwards. Any thread, but the vCPU must not
+ * be inside zhv_vcpu_enter() (kick it and let enter return first). Works
+ * after the creating thread has exited. NULL is a no-op. */
+void zhv_vcpu_destroy(zhv_vcpu_t *vcpu);
+
+/* zhv_vcpu_enter: run the guest until an exit that needs the caller.
+ *
+ * Returns ZHV_OK with (packet) filled (ZHV_PKT_TYPE_GUEST_MEM or _IO; the
+ * packet is zeroed first, so unused fields read 0). Exits libzhv handles
+ * itself (BELL writes, MSR policy, CPUID, interrupts, HLT) never return.
+ * Errors (packet undefined):
+ *  - CANCELED: zhv_vcpu_kick() was called since the last CANCELED; once per
+ *    kick, however many kicks came. Enter again to resume the guest.
+ *  - BAD_STATE: wrong thread; a BELL trap's port is closed (the store is
+ *    skipped); KVM refused to enter (invalid guest state).
+ *  - NOT_FOUND: the guest accessed a port without an IO trap, or guest-
+ *    physical memory with neither RAM nor a trap (RIP not advanced).
+ *  - OUT_OF_RANGE: a memory access beyond the guest-physical address space.
+ *  - ACCESS_DENIED: a write to read-only guest RAM.
+ *  - NOT_SUPPORTED: triple fault (shutdown), string/REP port I/O, a BELL
+ *    read, or an instruction KVM cannot emulate. The decoded instruction
+ *    and the registers are sent to the log callback.
+ *  - INTERNAL / IO: an unexpected KVM failure (logged).
+ * After an error the vCPU stays usable: fix the state and enter again. */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_enter(zhv_vcpu_t *vcpu, zhv_packet_t *packet);
+
+/* zhv_vcpu_kick: make the current zhv_vcpu_enter() of (vcpu), or the next
+ * one, return CANCELED exactly once. A kick is never lost and never counted
+ * twice. Any thread; async-signal-safe. Returns ZHV_OK or INVALID_ARGS. */
+zhv_status_t zhv_vcpu_kick(zhv_vcpu_t *vcpu);
+
+/* zhv_vcpu_interrupt: raise (vector) in (vcpu). Any thread.
+ *  - 32..255: a fixed, edge-triggered interrupt to the vCPU's local APIC
+ *    (wakes a HLT). It is accepted by the APIC as on hardware: dropped if
+ *    the APIC is software-disabled, held in the IRR while the guest has
+ *    interrupts masked.
+ *  - 2: an NMI (wakes a HLT).
+ *  - 0..20 except 2: an exception, held in libzhv's per-vCPU tracker and
+ *    injected at the next entry (Zircon's encodings; error code 0 for 8, 10,
+ *    11, 12, 13, 14, 17; #BP and #OF as software exceptions). Priorities as
+ *    Zircon's: an NMI or an interrupt the guest can take at that entry goes
+ *    first, and pending exceptions are dropped once something else was
+ *    delivered. Only one exception per entry.
+ * Returns ZHV_OK; INVALID_ARGS (21..31: Zircon accepts them and fails the
+ * next enter, libzhv refuses them up front); OUT_OF_RANGE (vector > 255). */
+zhv_status_t zhv_vcpu_interrupt(zhv_vcpu_t *vcpu, uint32_t vector);
+
+/* State kinds for zhv_vcpu_read_state / zhv_vcpu_write_state. */
+typedef enum {
+	ZHV_VCPU_STATE = 0,  /* zhv_vcpu_state_t: Zircon's GPRs + RFLAGS */
+	ZHV_VCPU_IO = 1,     /* zhv_vcpu_io_t: answer to an IN (write only) */
+	ZHV_VCPU_MEM = 2,    /* zhv_vcpu_mem_t: answer to a MEM read (write only) */
+	ZHV_VCPU_SREGS = 3,  /* zhv_vcpu_sregs_t: segments, control regs */
+	ZHV_VCPU_FPU = 4,    /* zhv_vcpu_fpu_t: XSAVE image and XCR0 */
+	ZHV_VCPU_MSRS = 5,   /* zhv_vcpu_msrs_t: model-specific registers */
+	ZHV_VCPU_EVENTS = 6, /* zhv_vcpu_events_t: pending events, run state */
+	ZHV_VCPU_LAPIC = 7,  /* zhv_vcpu_lapic_t: local APIC register page */
+	ZHV_VCPU_REGS = 8,   /* zhv_vcpu_regs_t: all GPRs, RIP, full RFLAGS */
+} zhv_vcpu_state_kind_t;
+
+/* ZHV_VCPU_STATE: exactly Zircon's zx_vcpu_state_t (136 bytes). Read: 15
+ * GPRs, RSP, and RFLAGS masked to CF|PF|AF|ZF|SF|TF|DF|OF|NT|AC|ID (IF and
+ * the reserved bit are never reported). Write: GPRs and RSP; RFLAGS only if
+ * the given rflags has bit 1 set, and then only those user bits change. */
+typedef struct {
+	uint64_t rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rflags;
+} zhv_vcpu_state_t;
+
+#define ZHV_RFLAGS_USER_MASK 0x244DD5ull
+
+/* ZHV_VCPU_IO: answer to a pending IN. access_size must be 1, 2 or 4; that
+ * many bytes of data go to the low bytes of RAX. */
+typedef struct {
+	uint8_t access_size;
+	uint8_t reserved[3];
+	union {
+		uint8_t u8;
+		uint16_t u16;
+		uint32_t u32;
+		uint8_t data[4];
+	};
+} zhv_vcpu_io_t;
+
+/* ZHV_VCPU_MEM: answer to a pending MEM-trap read (the value the guest's
+ * load receives). access_size must match the packet's (1, 2, 4 or 8). */
+typedef struct {
+	uint8_t access_size;
+	uint8_t reserved[7];
+	uint64_t data;
+} zhv_vcpu_mem_t;
+
+/* ZHV_VCPU_REGS: the full general register file (what a debugger or a
+ * snapshot needs; no masking). */
+typedef struct {
+	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rip, rflags;
+} zhv_vcpu_regs_t;
+
+typedef struct {
+	uint64_t base;
+	uint32_t limit;
+	uint16_t selector;
+	uint8_t type; /* 4-bit descriptor type */
+	uint8_t present, dpl, db, s, l, g, avl, unusable, reserved;
+} zhv_segment_t;
+
+typedef struct {
+	uint64_t base;
+	uint16_t limit;
+	uint16_t reserved[3];
+} zhv_dtable_t;
+
+/* ZHV_VCPU_SREGS: segment, descriptor-table and control registers. Writing
+ * it can switch the vCPU to any mode (e.g. start an AP directly in 64-bit
+ * mode, or a multiboot kernel in 32-bit protected mode). */
+typedef struct {
+	zhv_segment_t cs, ds, es, fs, gs, ss, tr, ldt;
+	zhv_dtable_t gdt, idt;
+	uint64_t cr0, cr2, cr3, cr4, cr8;
+	uint64_t efer;
+	uint64_t apic_base;
+} zhv_vcpu_sregs_t;
+
+/* ZHV_VCPU_FPU: the XSAVE image (legacy FXSAVE area, header, extended
+ * components in the standard format) and XCR0. */
+typedef struct {
+	uint64_t xcr0;
+	uint64_t reserved;
+	uint8_t xsave[4096];
+} zhv_vcpu_fpu_t;
+
+#define ZHV_VCPU_MSRS_MAX 256u
+
+typedef struct {
+	uint32_t index;
+	uint32_t reserved;
+	uint64_t value;
+} zhv_msr_entry_t;
+
+/* ZHV_VCPU_MSRS: read fills the values of entries[0..count); read with
+ * count == 0 lists every MSR a snapshot must save (KVM's saved-MSR list)
+ * with its value. Write sets entries[0..count). count <= ZHV_VCPU_MSRS_MAX.
+ * A read or write of an MSR KVM does not have fails with NOT_SUPPORTED. */
+typedef struct {
+	uint32_t count;
+	uint32_t reserved;
+	zhv_msr_entry_t entries[ZHV_VCPU_MSRS_MAX];
+} zhv_vcpu_msrs_t;
+
+/* clang-format off */
+#define ZHV_MP_STATE_RUNNABLE      0u
+#define ZHV_MP_STATE_UNINITIALIZED 1u /* waiting for INIT */
+#define ZHV_MP_STATE_INIT_RECEIVED 2u /* waiting for SIPI */
+#define ZHV_MP_STATE_HALTED        3u
+#define ZHV_MP_STATE_SIPI_RECEIVED 4u
+/* clang-format on */
+
+/* ZHV_VCPU_EVENTS: events in flight at the vCPU boundary, its run state and
+ * libzhv's tracker of exceptions not yet injected: everything a snapshot
+ * needs besides the other kinds. */
+typedef struct {
+	uint8_t exception_injected, exception_pending, exception_nr;
+	uint8_t exception_has_error_code;
+	uint32_t exception_error_code;
+	uint8_t interrupt_injected, interrupt_nr, interrupt_soft;
+	uint8_t interrupt_shadow; /* STI / MOV-SS blocking */
+	uint8_t nmi_injected, nmi_pending, nmi_masked;
+	uint8_t reserved0;
+	uint32_t sipi_vector;
+	uint32_t mp_state; /* ZHV_MP_STATE_* */
+	uint32_t tracker_pending; /* bit v: exception v waits in libzhv (v < 32) */
+	uint32_t reserved1;
+} zhv_vcpu_events_t;
+
+/* ZHV_VCPU_LAPIC: the local APIC register page as KVM keeps it (x2APIC IDs
+ * in 32-bit format). */
+typedef struct {
+	uint8_t regs[1024];
+} zhv_vcpu_lapic_t;
+
+/* zhv_vcpu_read_state: copy state (kind) of (vcpu) into (buf), which must be
+ * exactly the size of that kind's struct. Only on the vCPU's thread. Returns
+ * ZHV_OK; BAD_STATE (other thread; checked first); INVALID_ARGS (unknown or
+ * write-only kind, wrong size, NULL buf, bad MSR count); NOT_SUPPORTED; IO. */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_read_state(zhv_vcpu_t *vcpu, uint32_t kind, void *buf,
+                                                size_t len);
+
+/* zhv_vcpu_write_state: set state (kind) of (vcpu) from (buf) (size as for
+ * read). Only on the vCPU's thread. ZHV_VCPU_IO needs access_size 1, 2 or 4
+ * (INVALID_ARGS otherwise). Returns as zhv_vcpu_read_state. */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_write_state(zhv_vcpu_t *vcpu, uint32_t kind,
+                                                 const void *buf, size_t len);
+
+/* clang-format off */
+#define ZHV_VCPU_INFO_FLAG_KICKED (1u << 0)
+/* Why the last zhv_vcpu_enter() call ended. */
+#define ZHV_EXIT_NONE          0u
+#define ZHV_EXIT_PACKET        1u /* returned a packet */
+#define ZHV_EXIT_CANCELED      2u
+#define ZHV_EXIT_SHUTDOWN      3u /* triple fault */
+#define ZHV_EXIT_EMULATION     4u /* instruction KVM could not emulate */
+#define ZHV_EXIT_UNHANDLED_IO  5u
+#define ZHV_EXIT_UNHANDLED_MEM 6u
+#define ZHV_EXIT_ERROR         7u /* other error */
+/* clang-format on */
+
+typedef struct {
+	uint32_t flags;     /* ZHV_VCPU_INFO_FLAG_* */
+	uint32_t id;        /* vCPU id (1 = BSP) */
+	uint32_t apic_id;   /* id - 1 */
+	uint32_t last_exit; /* ZHV_EXIT_* */
+	uint64_t last_exit_addr; /* port or GPA of an unhandled access */
+} zhv_vcpu_info_t;
+
+/* zhv_vcpu_get_info: flags (KICKED while a kick is pending), ids and the
+ * reason the last enter ended. Any thread. Returns ZHV_OK or INVALID_ARGS. */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_get_info(zhv_vcpu_t *vcpu, zhv_vcpu_info_t *info);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZHV_H */

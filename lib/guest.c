@@ -1,0 +1,260 @@
+/* guest.c: guests (KVM VMs), their address space calls, traps and stats. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "zhv_priv.h"
+
+/* Number of IOAPIC pins KVM routes in split-irqchip mode (the VMM's IOAPIC
+ * owns them; libzhv only needs the in-kernel local APICs). */
+#define SPLIT_IRQCHIP_PINS 24
+
+static zhv_status_t enable_cap(int vm_fd, uint32_t cap, uint64_t arg0, const char *name)
+{
+	struct kvm_enable_cap c = {.cap = cap, .args = {arg0}};
+	int e = zhv_ioctl(vm_fd, KVM_ENABLE_CAP, &c);
+	if (e < 0) {
+		zhv_log(ZHV_LOG_ERROR, "KVM_ENABLE_CAP(%s): %s", name, strerror(-e));
+		return ZHV_ERR_NOT_SUPPORTED;
+	}
+	return ZHV_OK;
+}
+
+static zhv_status_t vm_setup(zhv_guest_t *g)
+{
+	g->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (g->kvm_fd < 0)
+		return ZHV_ERR_NOT_SUPPORTED;
+	if (zhv_ioctl(g->kvm_fd, KVM_GET_API_VERSION, NULL) != KVM_API_VERSION)
+		return ZHV_ERR_NOT_SUPPORTED;
+	int sz = zhv_ioctl(g->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, NULL);
+	if (sz <= 0)
+		return ZHV_ERR_NOT_SUPPORTED;
+	g->run_size = (size_t)sz;
+
+	int fd;
+	do
+		fd = ioctl(g->kvm_fd, KVM_CREATE_VM, 0);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		zhv_log(ZHV_LOG_ERROR, "KVM_CREATE_VM: %s", strerror(errno));
+		return zhv_status_from_errno(errno);
+	}
+	g->vm_fd = fd;
+
+	zhv_status_t st = enable_cap(fd, KVM_CAP_SPLIT_IRQCHIP, SPLIT_IRQCHIP_PINS, "SPLIT_IRQCHIP");
+	if (st == ZHV_OK)
+		st = enable_cap(fd, KVM_CAP_X2APIC_API,
+		                KVM_X2APIC_API_USE_32BIT_IDS |
+		                        KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK,
+		                "X2APIC_API");
+	/* MSRs KVM does not know come to us (msr.c), where Zircon's policy
+	 * answers or the guest gets #GP. */
+	if (st == ZHV_OK)
+		st = enable_cap(fd, KVM_CAP_X86_USER_SPACE_MSR,
+		                KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER,
+		                "X86_USER_SPACE_MSR");
+	return st;
+}
+
+zhv_status_t zhv_guest_create(const zhv_guest_config_t *config, zhv_guest_t **out)
+{
+	if (!out || (config && config->options != 0))
+		return ZHV_ERR_INVALID_ARGS;
+
+	zhv_guest_t *g = calloc(1, sizeof(*g));
+	if (!g)
+		return ZHV_ERR_NO_MEMORY;
+	g->kvm_fd = g->vm_fd = -1;
+	atomic_init(&g->refs, 1);
+	pthread_mutex_init(&g->vcpu_lock, NULL);
+	trap_map_init(&g->traps);
+
+	zhv_status_t st = vm_setup(g);
+	if (st != ZHV_OK)
+		goto err;
+
+	int max = zhv_ioctl(g->kvm_fd, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_MAX_VCPUS);
+	if (max <= 0)
+		max = zhv_ioctl(g->kvm_fd, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_NR_VCPUS);
+	if (max <= 0)
+		max = 1;
+	g->max_vcpus = (uint32_t)max;
+	if (config && config->max_vcpus && config->max_vcpus < g->max_vcpus)
+		g->max_vcpus = config->max_vcpus;
+
+	int slots = zhv_ioctl(g->kvm_fd, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_NR_MEMSLOTS);
+	if (slots <= 0)
+		slots = 32;
+	st = memory_init(&g->mem, g->vm_fd, (uint32_t)slots);
+	if (st != ZHV_OK)
+		goto err;
+	st = id_alloc_init(&g->ids, 1, g->max_vcpus + 1);
+	if (st != ZHV_OK)
+		goto err_mem;
+	g->kvm_vcpus = calloc(g->max_vcpus, sizeof(*g->kvm_vcpus));
+	if (!g->kvm_vcpus) {
+		st = ZHV_ERR_NO_MEMORY;
+		goto err_ids;
+	}
+	for (uint32_t i = 0; i < g->max_vcpus; i++)
+		g->kvm_vcpus[i].fd = -1;
+	st = cpuid_build_policy(g->kvm_fd, &g->cpuid);
+	if (st != ZHV_OK)
+		goto err_vcpus;
+	g->xcr0 = cpuid_xcr0_supported(g->cpuid) & 0x7; /* x87 | SSE | AVX, as Zircon */
+	*out = g;
+	return ZHV_OK;
+
+err_vcpus:
+	free(g->kvm_vcpus);
+err_ids:
+	id_alloc_destroy(&g->ids);
+err_mem:
+	memory_destroy(&g->mem);
+err:
+	if (g->vm_fd >= 0)
+		close(g->vm_fd);
+	if (g->kvm_fd >= 0)
+		close(g->kvm_fd);
+	trap_map_destroy(&g->traps);
+	pthread_mutex_destroy(&g->vcpu_lock);
+	free(g);
+	return st;
+}
+
+void guest_ref(zhv_guest_t *g)
+{
+	atomic_fetch_add(&g->refs, 1);
+}
+
+void guest_unref(zhv_guest_t *g)
+{
+	if (atomic_fetch_sub(&g->refs, 1) != 1)
+		return;
+	/* Traps cancel their own queued packets first (spec 1.3). */
+	trap_map_release_ports(&g->traps);
+	trap_map_destroy(&g->traps);
+	for (uint32_t i = 0; i < g->max_vcpus; i++) {
+		if (g->kvm_vcpus[i].fd < 0)
+			continue;
+		munmap(g->kvm_vcpus[i].run, g->run_size);
+		close(g->kvm_vcpus[i].fd);
+	}
+	free(g->kvm_vcpus);
+	close(g->vm_fd);
+	close(g->kvm_fd);
+	memory_destroy(&g->mem);
+	id_alloc_destroy(&g->ids);
+	free(g->cpuid);
+	pthread_mutex_destroy(&g->vcpu_lock);
+	free(g);
+}
+
+void zhv_guest_destroy(zhv_guest_t *g)
+{
+	if (g)
+		guest_unref(g);
+}
+
+zhv_status_t zhv_guest_map(zhv_guest_t *g, uint64_t gpa, void *host, uint64_t size, uint32_t flags)
+{
+	if (!g)
+		return ZHV_ERR_INVALID_ARGS;
+	return memory_map(&g->mem, gpa, host, size, flags);
+}
+
+zhv_status_t zhv_guest_unmap(zhv_guest_t *g, uint64_t gpa, uint64_t size)
+{
+	if (!g)
+		return ZHV_ERR_INVALID_ARGS;
+	return memory_unmap(&g->mem, gpa, size);
+}
+
+zhv_status_t zhv_guest_protect(zhv_guest_t *g, uint64_t gpa, uint64_t size, uint32_t flags)
+{
+	if (!g)
+		return ZHV_ERR_INVALID_ARGS;
+	return memory_protect(&g->mem, gpa, size, flags);
+}
+
+zhv_status_t zhv_guest_query(zhv_guest_t *g, uint64_t gpa, uint32_t *flags)
+{
+	if (!g || !flags)
+		return ZHV_ERR_INVALID_ARGS;
+	uint32_t f;
+	if (!memory_lookup(&g->mem, gpa & ~(ZHV_PAGE_SIZE - 1), 1, &f))
+		return ZHV_ERR_NOT_FOUND;
+	*flags = f;
+	return ZHV_OK;
+}
+
+zhv_status_t zhv_guest_host_addr(zhv_guest_t *g, uint64_t gpa, uint64_t len, void **host)
+{
+	if (!g || !host || len == 0 || gpa + len < gpa)
+		return ZHV_ERR_INVALID_ARGS;
+	void *p = memory_lookup(&g->mem, gpa, len, NULL);
+	if (!p)
+		return ZHV_ERR_NOT_FOUND;
+	*host = p;
+	return ZHV_OK;
+}
+
+zhv_status_t zhv_guest_set_trap(zhv_guest_t *g, uint32_t kind, uint64_t addr, uint64_t size,
+                                zhv_port_t *port, uint64_t key)
+{
+	if (!g)
+		return ZHV_ERR_INVALID_ARGS;
+	switch (kind) {
+	case ZHV_TRAP_MEM:
+		if (port)
+			return ZHV_ERR_INVALID_ARGS;
+		break;
+	case ZHV_TRAP_BELL:
+		if (!port)
+			return ZHV_ERR_INVALID_ARGS;
+		break;
+	case ZHV_TRAP_IO:
+		if (port)
+			return ZHV_ERR_INVALID_ARGS;
+		return trap_map_insert(&g->traps, kind, addr, size, NULL, key);
+	default:
+		return ZHV_ERR_INVALID_ARGS;
+	}
+	if ((addr | size) & (ZHV_PAGE_SIZE - 1))
+		return ZHV_ERR_INVALID_ARGS;
+	/* As in Zircon, RAM under the range goes first, even if the insertion
+	 * then fails (spec 1.3 step 4). */
+	zhv_status_t st = memory_unmap(&g->mem, addr, size);
+	if (st != ZHV_OK)
+		return st;
+	return trap_map_insert(&g->traps, kind, addr, size, port, key);
+}
+
+zhv_status_t zhv_guest_get_stats(zhv_guest_t *g, zhv_guest_stats_t *s)
+{
+	if (!g || !s)
+		return ZHV_ERR_INVALID_ARGS;
+#define LOAD(f) s->f = atomic_load_explicit(&g->stats.f, memory_order_relaxed)
+	LOAD(vm_entries);
+	LOAD(vm_exits);
+	LOAD(interrupts);
+	LOAD(kicks);
+	LOAD(signal_exits);
+	LOAD(io_exits);
+	LOAD(mmio_exits);
+	LOAD(bell_packets);
+	LOAD(rdmsr_exits);
+	LOAD(wrmsr_exits);
+	LOAD(msr_gp_injected);
+	LOAD(hlt_exits);
+	LOAD(shutdown_exits);
+	LOAD(emulation_failures);
+	LOAD(other_exits);
+#undef LOAD
+	return ZHV_OK;
+}

@@ -1,0 +1,338 @@
+/* memory.c: a guest's physical address space as a sorted list of regions,
+ * each backed by one KVM memory slot.
+ *
+ * KVM cannot resize or move a slot, so unmapping or protecting part of a
+ * region deletes its slot and installs new slots for the parts that stay.
+ * During that short window a vCPU touching those parts exits with
+ * KVM_EXIT_MMIO; the exit handler then finds the RAM here and performs the
+ * access itself (exit.c), so the guest never sees the hole. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zhv_priv.h"
+
+#define PAGE_MASK (ZHV_PAGE_SIZE - 1)
+
+zhv_status_t memory_init(struct guest_memory *m, int vm_fd, uint32_t nr_slots)
+{
+	memset(m, 0, sizeof(*m));
+	m->vm_fd = vm_fd;
+	m->nr_slots = nr_slots;
+	m->slot_bits = calloc((nr_slots + 63) / 64, sizeof(uint64_t));
+	if (!m->slot_bits)
+		return ZHV_ERR_NO_MEMORY;
+	pthread_rwlock_init(&m->lock, NULL);
+	return ZHV_OK;
+}
+
+void memory_destroy(struct guest_memory *m)
+{
+	/* The slots go away with the VM file descriptor. */
+	free(m->regions);
+	free(m->slot_bits);
+	pthread_rwlock_destroy(&m->lock);
+	memset(m, 0, sizeof(*m));
+}
+
+static int slot_alloc(struct guest_memory *m)
+{
+	for (uint32_t i = 0; i < m->nr_slots; i++) {
+		if (!(m->slot_bits[i / 64] & (1ull << (i % 64)))) {
+			m->slot_bits[i / 64] |= 1ull << (i % 64);
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+static void slot_free(struct guest_memory *m, int slot)
+{
+	if (slot >= 0)
+		m->slot_bits[slot / 64] &= ~(1ull << (slot % 64));
+}
+
+/* Install (r) into KVM: a slot unless the region grants no access at all.
+ * KVM can withhold writes (KVM_MEM_READONLY) but not reads or execution. */
+static zhv_status_t region_install(struct guest_memory *m, struct mem_region *r)
+{
+	r->slot = -1;
+	if (!(r->flags & (ZHV_MAP_READ | ZHV_MAP_WRITE)))
+		return ZHV_OK;
+	int slot = slot_alloc(m);
+	if (slot < 0)
+		return ZHV_ERR_NO_RESOURCES;
+	struct kvm_userspace_memory_region kr = {
+		.slot = (uint32_t)slot,
+		.flags = (r->flags & ZHV_MAP_WRITE) ? 0 : KVM_MEM_READONLY,
+		.guest_phys_addr = r->gpa,
+		.memory_size = r->size,
+		.userspace_addr = (uintptr_t)r->hva,
+	};
+	int e = zhv_ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr);
+	if (e < 0) {
+		slot_free(m, slot);
+		zhv_log(ZHV_LOG_ERROR, "KVM_SET_USER_MEMORY_REGION(gpa=%#llx size=%#llx): %s",
+		        (unsigned long long)r->gpa, (unsigned long long)r->size, strerror(-e));
+		return e == -EEXIST ? ZHV_ERR_ALREADY_EXISTS : zhv_status_from_errno(e);
+	}
+	r->slot = slot;
+	return ZHV_OK;
+}
+
+static void region_uninstall(struct guest_memory *m, struct mem_region *r)
+{
+	if (r->slot < 0)
+		return;
+	struct kvm_userspace_memory_region kr = {
+		.slot = (uint32_t)r->slot,
+		.guest_phys_addr = r->gpa,
+		.memory_size = 0,
+	};
+	/* Deleting a slot cannot fail for a slot we created. */
+	(void)zhv_ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr);
+	slot_free(m, r->slot);
+	r->slot = -1;
+}
+
+static zhv_status_t regions_reserve(struct guest_memory *m, size_t extra)
+{
+	if (m->count + extra <= m->cap)
+		return ZHV_OK;
+	size_t cap = m->cap ? m->cap * 2 : 8;
+	while (cap < m->count + extra)
+		cap *= 2;
+	struct mem_region *n = realloc(m->regions, cap * sizeof(*n));
+	if (!n)
+		return ZHV_ERR_NO_MEMORY;
+	m->regions = n;
+	m->cap = cap;
+	return ZHV_OK;
+}
+
+/* Index of the first region that ends after (gpa). */
+static size_t first_after(const struct guest_memory *m, uint64_t gpa)
+{
+	size_t lo = 0, hi = m->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->regions[mid].gpa + m->regions[mid].size <= gpa)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void regions_insert_at(struct guest_memory *m, size_t i, const struct mem_region *r)
+{
+	memmove(&m->regions[i + 1], &m->regions[i], (m->count - i) * sizeof(*r));
+	m->regions[i] = *r;
+	m->count++;
+}
+
+static void regions_remove_at(struct guest_memory *m, size_t i)
+{
+	memmove(&m->regions[i], &m->regions[i + 1], (m->count - i - 1) * sizeof(m->regions[0]));
+	m->count--;
+}
+
+static zhv_status_t check_range(uint64_t gpa, uint64_t size)
+{
+	if (size == 0 || (gpa & PAGE_MASK) || (size & PAGE_MASK))
+		return ZHV_ERR_INVALID_ARGS;
+	if (gpa + size < gpa || gpa + size > ZHV_GUEST_PHYS_SIZE)
+		return ZHV_ERR_OUT_OF_RANGE;
+	return ZHV_OK;
+}
+
+static bool flags_valid(uint32_t flags)
+{
+	return flags != 0 && !(flags & ~(uint32_t)ZHV_MAP_RWX);
+}
+
+zhv_status_t memory_map(struct guest_memory *m, uint64_t gpa, void *hva, uint64_t size,
+                        uint32_t flags)
+{
+	zhv_status_t st = check_range(gpa, size);
+	if (st != ZHV_OK)
+		return st;
+	if (!hva || ((uintptr_t)hva & PAGE_MASK) || !flags_valid(flags))
+		return ZHV_ERR_INVALID_ARGS;
+
+	pthread_rwlock_wrlock(&m->lock);
+	size_t i = first_after(m, gpa);
+	if (i < m->count && m->regions[i].gpa < gpa + size) {
+		st = ZHV_ERR_ALREADY_EXISTS;
+		goto out;
+	}
+	st = regions_reserve(m, 1);
+	if (st != ZHV_OK)
+		goto out;
+	struct mem_region r = {.gpa = gpa, .size = size, .hva = hva, .flags = flags};
+	st = region_install(m, &r);
+	if (st == ZHV_OK)
+		regions_insert_at(m, i, &r);
+out:
+	pthread_rwlock_unlock(&m->lock);
+	return st;
+}
+
+/* Split so that no region straddles (at). Caller holds the write lock and
+ * has reserved room for one more region. */
+static zhv_status_t split_at(struct guest_memory *m, uint64_t at)
+{
+	size_t i = first_after(m, at);
+	if (i >= m->count)
+		return ZHV_OK;
+	struct mem_region *r = &m->regions[i];
+	if (r->gpa >= at)
+		return ZHV_OK;
+	struct mem_region left = *r, right = *r;
+	left.size = at - r->gpa;
+	right.gpa = at;
+	right.size = r->gpa + r->size - at;
+	right.hva = r->hva + left.size;
+	region_uninstall(m, r);
+	zhv_status_t st = region_install(m, &left);
+	if (st == ZHV_OK)
+		st = region_install(m, &right);
+	if (st != ZHV_OK) {
+		/* Put the original back; only slot exhaustion gets here. */
+		region_uninstall(m, &left);
+		(void)region_install(m, r);
+		return st;
+	}
+	m->regions[i] = left;
+	regions_insert_at(m, i + 1, &right);
+	return ZHV_OK;
+}
+
+zhv_status_t memory_unmap(struct guest_memory *m, uint64_t gpa, uint64_t size)
+{
+	zhv_status_t st = check_range(gpa, size);
+	if (st != ZHV_OK)
+		return st == ZHV_ERR_OUT_OF_RANGE ? ZHV_ERR_INVALID_ARGS : st;
+
+	pthread_rwlock_wrlock(&m->lock);
+	st = regions_reserve(m, 2);
+	if (st == ZHV_OK)
+		st = split_at(m, gpa);
+	if (st == ZHV_OK)
+		st = split_at(m, gpa + size);
+	if (st == ZHV_OK) {
+		size_t i = first_after(m, gpa);
+		while (i < m->count && m->regions[i].gpa < gpa + size) {
+			region_uninstall(m, &m->regions[i]);
+			regions_remove_at(m, i);
+		}
+	}
+	pthread_rwlock_unlock(&m->lock);
+	return st;
+}
+
+zhv_status_t memory_protect(struct guest_memory *m, uint64_t gpa, uint64_t size, uint32_t flags)
+{
+	zhv_status_t st = check_range(gpa, size);
+	if (st != ZHV_OK)
+		return st;
+	if (!flags_valid(flags))
+		return ZHV_ERR_INVALID_ARGS;
+
+	pthread_rwlock_wrlock(&m->lock);
+	/* The whole range must be mapped. */
+	uint64_t cur = gpa;
+	for (size_t i = first_after(m, gpa); i < m->count && cur < gpa + size; i++) {
+		if (m->regions[i].gpa != cur)
+			break;
+		cur = m->regions[i].gpa + m->regions[i].size;
+	}
+	if (cur < gpa + size) {
+		st = ZHV_ERR_NOT_FOUND;
+		goto out;
+	}
+	st = regions_reserve(m, 2);
+	if (st == ZHV_OK)
+		st = split_at(m, gpa);
+	if (st == ZHV_OK)
+		st = split_at(m, gpa + size);
+	if (st != ZHV_OK)
+		goto out;
+	for (size_t i = first_after(m, gpa); i < m->count && m->regions[i].gpa < gpa + size; i++) {
+		struct mem_region *r = &m->regions[i];
+		bool reinstall = ((r->flags ^ flags) & (ZHV_MAP_READ | ZHV_MAP_WRITE)) != 0;
+		uint32_t old = r->flags;
+		if (reinstall)
+			region_uninstall(m, r);
+		r->flags = flags;
+		if (reinstall) {
+			st = region_install(m, r);
+			if (st != ZHV_OK) {
+				r->flags = old;
+				(void)region_install(m, r);
+				goto out;
+			}
+		}
+	}
+out:
+	pthread_rwlock_unlock(&m->lock);
+	return st;
+}
+
+static const struct mem_region *find_locked(const struct guest_memory *m, uint64_t gpa,
+                                            uint64_t len)
+{
+	size_t i = first_after(m, gpa);
+	if (i >= m->count)
+		return NULL;
+	const struct mem_region *r = &m->regions[i];
+	if (r->gpa > gpa || gpa + len > r->gpa + r->size)
+		return NULL;
+	return r;
+}
+
+void *memory_lookup(struct guest_memory *m, uint64_t gpa, uint64_t len, uint32_t *flags)
+{
+	if (len == 0 || gpa + len < gpa)
+		return NULL;
+	pthread_rwlock_rdlock(&m->lock);
+	const struct mem_region *r = find_locked(m, gpa, len);
+	void *p = r ? r->hva + (gpa - r->gpa) : NULL;
+	if (r && flags)
+		*flags = r->flags;
+	pthread_rwlock_unlock(&m->lock);
+	return p;
+}
+
+/* Copy page by page, since a range may span regions. */
+bool memory_read(struct guest_memory *m, uint64_t gpa, void *buf, size_t len)
+{
+	uint8_t *out = buf;
+	while (len) {
+		size_t n = ZHV_PAGE_SIZE - (gpa & PAGE_MASK);
+		if (n > len)
+			n = len;
+		uint8_t *p = memory_lookup(m, gpa, n, NULL);
+		if (!p)
+			return false;
+		memcpy(out, p, n);
+		out += n, gpa += n, len -= n;
+	}
+	return true;
+}
+
+bool memory_write(struct guest_memory *m, uint64_t gpa, const void *buf, size_t len)
+{
+	const uint8_t *in = buf;
+	while (len) {
+		size_t n = ZHV_PAGE_SIZE - (gpa & PAGE_MASK);
+		if (n > len)
+			n = len;
+		uint8_t *p = memory_lookup(m, gpa, n, NULL);
+		if (!p)
+			return false;
+		memcpy(p, in, n);
+		in += n, gpa += n, len -= n;
+	}
+	return true;
+}

@@ -1,0 +1,686 @@
+/* vcpu_state.c: a vCPU's initial state (spec 2.2) and the state kinds of
+ * zhv_vcpu_read_state / zhv_vcpu_write_state (spec 1.8). */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "zhv_priv.h"
+
+/* clang-format off */
+#define CR0_PE   (1ull << 0)
+#define CR0_ET   (1ull << 4)
+#define CR0_WP   (1ull << 16)
+#define CR0_PG   (1ull << 31)
+#define CR4_PAE  (1ull << 5)
+#define CR4_PGE  (1ull << 7)
+#define CR4_OSFXSR  (1ull << 9)
+#define CR4_FSGSBASE (1ull << 16)
+#define CR4_OSXSAVE (1ull << 18)
+#define EFER_SCE (1ull << 0)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+#define EFER_NXE (1ull << 11)
+#define APIC_BASE_ADDR  0xfee00000ull
+#define APIC_BASE_BSP   (1ull << 8)
+#define APIC_BASE_EXTD  (1ull << 10)
+#define APIC_BASE_EN    (1ull << 11)
+#define APIC_REG_SVR    0xf0
+#define MSR_IA32_APICBASE 0x1b
+/* clang-format on */
+
+static zhv_status_t vcpu_ioctl(zhv_vcpu_t *v, unsigned long req, void *arg, const char *name)
+{
+	int e = zhv_ioctl(v->fd, req, arg);
+	if (e < 0) {
+		zhv_log(ZHV_LOG_ERROR, "vcpu %u: %s: %s", v->id, name, strerror(-e));
+		return e == -EINVAL ? ZHV_ERR_INVALID_ARGS : ZHV_ERR_IO;
+	}
+	return ZHV_OK;
+}
+#define VCPU_IOCTL(v, req, arg) vcpu_ioctl((v), (req), (arg), #req)
+
+/* ---- initial state ---------------------------------------------------------- */
+
+static void seg_flat16(struct kvm_segment *s, uint8_t type, uint16_t sel, uint64_t base)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = base;
+	s->limit = 0xffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+}
+
+static bool cpuid_has(const struct kvm_cpuid2 *c, uint32_t fn, int reg, int bit)
+{
+	for (uint32_t i = 0; i < c->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (e->function != fn || e->index != 0)
+			continue;
+		uint32_t r = reg == 0 ? e->eax : reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
+		return (r >> bit) & 1;
+	}
+	return false;
+}
+
+static zhv_status_t set_msr(zhv_vcpu_t *v, uint32_t index, uint64_t value)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[1];
+	} m = {.h = {.nmsrs = 1}, .e = {{.index = index, .data = value}}};
+	int r = zhv_ioctl(v->fd, KVM_SET_MSRS, &m);
+	return r == 1 ? ZHV_OK : ZHV_ERR_IO;
+}
+
+/* MSRs a reused KVM vCPU gets back at their power-on value (0 unless
+ * noted). KVM keeps the others consistent across INIT itself. */
+static const struct {
+	uint32_t index;
+	uint64_t value;
+} reset_msrs[] = {
+	{0x174, 0}, {0x175, 0}, {0x176, 0},                /* SYSENTER_CS/ESP/EIP */
+	{0x277, 0x0007040600070406ull},                    /* PAT */
+	{0x6e0, 0},                                        /* TSC_DEADLINE */
+	{0xc0000081, 0}, {0xc0000082, 0}, {0xc0000083, 0}, /* STAR, LSTAR, CSTAR */
+	{0xc0000084, 0}, {0xc0000102, 0}, {0xc0000103, 0}, /* FMASK, KGSBASE, TSC_AUX */
+	{0x4b564d00, 0}, {0x4b564d01, 0}, {0x11, 0}, {0x12, 0}, /* kvmclock */
+	{0x4b564d02, 0}, {0x4b564d03, 0}, {0x4b564d04, 0}, /* async PF, steal, PV EOI */
+};
+
+static void reset_reused(zhv_vcpu_t *v)
+{
+	for (size_t i = 0; i < sizeof(reset_msrs) / sizeof(reset_msrs[0]); i++)
+		(void)set_msr(v, reset_msrs[i].index, reset_msrs[i].value); /* absent: skip */
+
+	struct kvm_fpu fpu;
+	memset(&fpu, 0, sizeof(fpu));
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	(void)zhv_ioctl(v->fd, KVM_SET_FPU, &fpu);
+
+	struct kvm_vcpu_events ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+	           KVM_VCPUEVENT_VALID_SHADOW;
+	(void)zhv_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
+}
+
+zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bool reused)
+{
+	zhv_guest_t *g = v->guest;
+	struct kvm_vcpu_slot *slot = &g->kvm_vcpus[v->apic_id];
+	bool bsp = v->id == 1;
+	zhv_status_t st;
+
+	if (!reused) {
+		st = VCPU_IOCTL(v, KVM_GET_LAPIC, &slot->lapic_reset);
+		if (st != ZHV_OK)
+			return st;
+	}
+	st = cpuid_set_vcpu(g->cpuid, v->fd, v->apic_id);
+	if (st != ZHV_OK)
+		return st;
+	if (reused)
+		reset_reused(v);
+
+	struct kvm_sregs sr;
+	st = VCPU_IOCTL(v, KVM_GET_SREGS, &sr);
+	if (st != ZHV_OK)
+		return st;
+	/* The APIC starts in xAPIC mode, as at power-on; Zircon's x2APIC mode
+	 * is switched on below, after the power-on page is restored. */
+	sr.apic_base = APIC_BASE_ADDR | APIC_BASE_EN | (bsp ? APIC_BASE_BSP : 0);
+
+	bool wait_sipi = options & ZHV_VCPU_OPT_WAIT_SIPI;
+	if (!wait_sipi || reused) {
+		/* Spec 2.2: flat segments with 16-bit limits, selector 0. */
+		bool has_xsave = cpuid_has(g->cpuid, 1, 2, 26);
+		bool has_fsgs = cpuid_has(g->cpuid, 7, 1, 0);
+		uint64_t cr4 = CR4_OSFXSR | (has_xsave ? CR4_OSXSAVE : 0) |
+		               (has_fsgs ? CR4_FSGSBASE : 0);
+		uint16_t sel = 0;
+		uint64_t base = 0;
+		if (wait_sipi) {
+			/* Reused AP that will wait for INIT: the reset
+			 * vector's state (INIT will load it again). */
+			sel = 0xf000;
+			base = 0xffff0000;
+			cr4 = 0;
+		} else if (!bsp) {
+			sel = (uint16_t)(entry >> 4);
+			base = entry;
+		}
+		seg_flat16(&sr.cs, 0xf, sel, base);
+		seg_flat16(&sr.ds, 0x3, 0, 0);
+		sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
+		memset(&sr.tr, 0, sizeof(sr.tr));
+		sr.tr.limit = 0xffff;
+		sr.tr.type = 11; /* busy 64-bit TSS */
+		sr.tr.present = 1;
+		memset(&sr.ldt, 0, sizeof(sr.ldt));
+		sr.ldt.limit = 0xffff;
+		sr.ldt.type = 2;
+		sr.ldt.present = 1;
+		sr.gdt.base = sr.idt.base = 0;
+		sr.gdt.limit = sr.idt.limit = 0xffff;
+		sr.cr2 = sr.cr3 = 0;
+		sr.cr8 = 0;
+		if (bsp && !wait_sipi) {
+			sr.cs.l = 1;
+			/* Zircon runs with CR0.NE set but shows the guest
+			 * PE|ET|WP|PG; KVM shows what we set. */
+			sr.cr0 = CR0_PE | CR0_ET | CR0_WP | CR0_PG;
+			sr.cr4 = cr4 | CR4_PAE | CR4_PGE;
+			sr.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+		} else {
+			sr.cr0 = wait_sipi ? 0x60000010 : (CR0_ET | CR0_WP);
+			sr.cr4 = cr4;
+			sr.efer = wait_sipi ? 0 : (EFER_SCE | EFER_NXE);
+		}
+	}
+	st = VCPU_IOCTL(v, KVM_SET_SREGS, &sr);
+	if (st != ZHV_OK && (sr.cr4 & (CR4_OSXSAVE | CR4_FSGSBASE))) {
+		/* Some KVMs refuse CR4 bits their CPUID view lacks. */
+		zhv_log(ZHV_LOG_WARN, "vcpu %u: KVM refused CR4 %#llx; retrying without "
+		        "OSXSAVE/FSGSBASE", v->id, (unsigned long long)sr.cr4);
+		sr.cr4 &= ~(CR4_OSXSAVE | CR4_FSGSBASE);
+		st = VCPU_IOCTL(v, KVM_SET_SREGS, &sr);
+	}
+	if (st != ZHV_OK)
+		return st;
+
+	if (!wait_sipi || reused) {
+		struct kvm_regs regs;
+		memset(&regs, 0, sizeof(regs));
+		regs.rflags = 0x2;
+		regs.rip = (bsp && !wait_sipi) ? entry : wait_sipi ? 0xfff0 : 0;
+		st = VCPU_IOCTL(v, KVM_SET_REGS, &regs);
+		if (st != ZHV_OK)
+			return st;
+	}
+	if (g->xcr0 & 1) {
+		struct kvm_xcrs xcrs;
+		memset(&xcrs, 0, sizeof(xcrs));
+		xcrs.nr_xcrs = 1;
+		xcrs.xcrs[0].xcr = 0;
+		xcrs.xcrs[0].value = g->xcr0;
+		if (zhv_ioctl(v->fd, KVM_SET_XCRS, &xcrs) < 0)
+			zhv_log(ZHV_LOG_WARN, "vcpu %u: KVM_SET_XCRS(%#llx) refused", v->id,
+			        (unsigned long long)g->xcr0);
+	}
+
+	if (reused) {
+		st = VCPU_IOCTL(v, KVM_SET_LAPIC, &slot->lapic_reset);
+		if (st != ZHV_OK)
+			return st;
+	}
+	if (!(options & (ZHV_VCPU_OPT_APIC_RESET | ZHV_VCPU_OPT_WAIT_SIPI))) {
+		/* Zircon: x2APIC mode, interrupts deliverable at once. */
+		st = set_msr(v, MSR_IA32_APICBASE,
+		             APIC_BASE_ADDR | APIC_BASE_EN | APIC_BASE_EXTD |
+		                     (bsp ? APIC_BASE_BSP : 0));
+		if (st != ZHV_OK) {
+			zhv_log(ZHV_LOG_ERROR, "vcpu %u: cannot enable x2APIC mode", v->id);
+			return st;
+		}
+		struct kvm_lapic_state la;
+		st = VCPU_IOCTL(v, KVM_GET_LAPIC, &la);
+		if (st != ZHV_OK)
+			return st;
+		uint32_t svr = 0x1ff;
+		memcpy(&la.regs[APIC_REG_SVR], &svr, sizeof(svr));
+		st = VCPU_IOCTL(v, KVM_SET_LAPIC, &la);
+		if (st != ZHV_OK)
+			return st;
+	}
+
+	struct kvm_mp_state mp = {
+		.mp_state = wait_sipi ? KVM_MP_STATE_UNINITIALIZED : KVM_MP_STATE_RUNNABLE,
+	};
+	return VCPU_IOCTL(v, KVM_SET_MP_STATE, &mp);
+}
+
+/* ---- completing I/O ---------------------------------------------------------- */
+
+zhv_status_t vcpu_complete_pending(zhv_vcpu_t *v)
+{
+	if (v->pending == PENDING_NONE)
+		return ZHV_OK;
+	/* KVM finishes an I/O or MMIO exit at the start of the next KVM_RUN;
+	 * with immediate_exit set it then returns at once (EINTR) without
+	 * running the guest (KVM API: "immediate_exit"). */
+	struct kvm_run *run = v->run;
+	uint8_t saved = __atomic_load_n(&run->immediate_exit, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int r = ioctl(v->fd, KVM_RUN, 0);
+	int e = errno;
+	/* A kick that arrived meanwhile must still stop the next entry: keep
+	 * immediate_exit set if it was. */
+	if (!saved)
+		__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (atomic_load(&v->kicked))
+		__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	v->pending = PENDING_NONE;
+	if (r < 0 && e != EINTR) {
+		zhv_log(ZHV_LOG_ERROR, "vcpu %u: completing I/O: %s", v->id, strerror(e));
+		return ZHV_ERR_IO;
+	}
+	return ZHV_OK;
+}
+
+/* ---- conversions --------------------------------------------------------------- */
+
+static void seg_to_zhv(zhv_segment_t *o, const struct kvm_segment *s)
+{
+	memset(o, 0, sizeof(*o));
+	o->base = s->base;
+	o->limit = s->limit;
+	o->selector = s->selector;
+	o->type = s->type;
+	o->present = s->present;
+	o->dpl = s->dpl;
+	o->db = s->db;
+	o->s = s->s;
+	o->l = s->l;
+	o->g = s->g;
+	o->avl = s->avl;
+	o->unusable = s->unusable;
+}
+
+static void seg_from_zhv(struct kvm_segment *s, const zhv_segment_t *o)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = o->base;
+	s->limit = o->limit;
+	s->selector = o->selector;
+	s->type = o->type;
+	s->present = o->present;
+	s->dpl = o->dpl;
+	s->db = o->db;
+	s->s = o->s;
+	s->l = o->l;
+	s->g = o->g;
+	s->avl = o->avl;
+	s->unusable = o->unusable;
+}
+
+static zhv_status_t read_sregs(zhv_vcpu_t *v, zhv_vcpu_sregs_t *o)
+{
+	struct kvm_sregs s;
+	zhv_status_t st = VCPU_IOCTL(v, KVM_GET_SREGS, &s);
+	if (st != ZHV_OK)
+		return st;
+	memset(o, 0, sizeof(*o));
+	seg_to_zhv(&o->cs, &s.cs);
+	seg_to_zhv(&o->ds, &s.ds);
+	seg_to_zhv(&o->es, &s.es);
+	seg_to_zhv(&o->fs, &s.fs);
+	seg_to_zhv(&o->gs, &s.gs);
+	seg_to_zhv(&o->ss, &s.ss);
+	seg_to_zhv(&o->tr, &s.tr);
+	seg_to_zhv(&o->ldt, &s.ldt);
+	o->gdt.base = s.gdt.base;
+	o->gdt.limit = s.gdt.limit;
+	o->idt.base = s.idt.base;
+	o->idt.limit = s.idt.limit;
+	o->cr0 = s.cr0;
+	o->cr2 = s.cr2;
+	o->cr3 = s.cr3;
+	o->cr4 = s.cr4;
+	o->cr8 = s.cr8;
+	o->efer = s.efer;
+	o->apic_base = s.apic_base;
+	return ZHV_OK;
+}
+
+static zhv_status_t write_sregs(zhv_vcpu_t *v, const zhv_vcpu_sregs_t *o)
+{
+	struct kvm_sregs s;
+	/* Keep KVM's interrupt_bitmap (pending legacy interrupt). */
+	zhv_status_t st = VCPU_IOCTL(v, KVM_GET_SREGS, &s);
+	if (st != ZHV_OK)
+		return st;
+	seg_from_zhv(&s.cs, &o->cs);
+	seg_from_zhv(&s.ds, &o->ds);
+	seg_from_zhv(&s.es, &o->es);
+	seg_from_zhv(&s.fs, &o->fs);
+	seg_from_zhv(&s.gs, &o->gs);
+	seg_from_zhv(&s.ss, &o->ss);
+	seg_from_zhv(&s.tr, &o->tr);
+	seg_from_zhv(&s.ldt, &o->ldt);
+	s.gdt.base = o->gdt.base;
+	s.gdt.limit = o->gdt.limit;
+	s.idt.base = o->idt.base;
+	s.idt.limit = o->idt.limit;
+	s.cr0 = o->cr0;
+	s.cr2 = o->cr2;
+	s.cr3 = o->cr3;
+	s.cr4 = o->cr4;
+	s.cr8 = o->cr8;
+	s.efer = o->efer;
+	s.apic_base = o->apic_base;
+	return VCPU_IOCTL(v, KVM_SET_SREGS, &s);
+}
+
+static zhv_status_t read_msrs(zhv_vcpu_t *v, zhv_vcpu_msrs_t *o)
+{
+	if (o->count > ZHV_VCPU_MSRS_MAX)
+		return ZHV_ERR_INVALID_ARGS;
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[ZHV_VCPU_MSRS_MAX];
+	} *m = calloc(1, sizeof(*m));
+	if (!m)
+		return ZHV_ERR_NO_MEMORY;
+	uint32_t n = o->count;
+	zhv_status_t st = ZHV_OK;
+	if (n == 0) {
+		struct {
+			struct kvm_msr_list h;
+			uint32_t idx[ZHV_VCPU_MSRS_MAX];
+		} list = {.h = {.nmsrs = ZHV_VCPU_MSRS_MAX}};
+		int e = zhv_ioctl(v->guest->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list);
+		if (e < 0) {
+			st = ZHV_ERR_IO;
+			goto out;
+		}
+		n = list.h.nmsrs;
+		for (uint32_t i = 0; i < n; i++)
+			m->e[i].index = list.idx[i];
+	} else {
+		for (uint32_t i = 0; i < n; i++)
+			m->e[i].index = o->entries[i].index;
+	}
+	m->h.nmsrs = n;
+	int r = zhv_ioctl(v->fd, KVM_GET_MSRS, m);
+	if (r < 0 || (uint32_t)r != n) {
+		st = r < 0 ? ZHV_ERR_IO : ZHV_ERR_NOT_SUPPORTED;
+		goto out;
+	}
+	o->count = n;
+	for (uint32_t i = 0; i < n; i++) {
+		o->entries[i].index = m->e[i].index;
+		o->entries[i].reserved = 0;
+		o->entries[i].value = m->e[i].data;
+	}
+out:
+	free(m);
+	return st;
+}
+
+static zhv_status_t write_msrs(zhv_vcpu_t *v, const zhv_vcpu_msrs_t *o)
+{
+	if (o->count > ZHV_VCPU_MSRS_MAX)
+		return ZHV_ERR_INVALID_ARGS;
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[ZHV_VCPU_MSRS_MAX];
+	} *m = calloc(1, sizeof(*m));
+	if (!m)
+		return ZHV_ERR_NO_MEMORY;
+	m->h.nmsrs = o->count;
+	for (uint32_t i = 0; i < o->count; i++) {
+		m->e[i].index = o->entries[i].index;
+		m->e[i].data = o->entries[i].value;
+	}
+	int r = zhv_ioctl(v->fd, KVM_SET_MSRS, m);
+	free(m);
+	if (r < 0)
+		return ZHV_ERR_IO;
+	return (uint32_t)r == o->count ? ZHV_OK : ZHV_ERR_NOT_SUPPORTED;
+}
+
+static zhv_status_t read_events(zhv_vcpu_t *v, zhv_vcpu_events_t *o)
+{
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	zhv_status_t st = VCPU_IOCTL(v, KVM_GET_VCPU_EVENTS, &ev);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_GET_MP_STATE, &mp);
+	if (st != ZHV_OK)
+		return st;
+	memset(o, 0, sizeof(*o));
+	o->exception_injected = ev.exception.injected;
+	o->exception_pending = ev.exception.pending;
+	o->exception_nr = ev.exception.nr;
+	o->exception_has_error_code = ev.exception.has_error_code;
+	o->exception_error_code = ev.exception.error_code;
+	o->interrupt_injected = ev.interrupt.injected;
+	o->interrupt_nr = ev.interrupt.nr;
+	o->interrupt_soft = ev.interrupt.soft;
+	o->interrupt_shadow = ev.interrupt.shadow;
+	o->nmi_injected = ev.nmi.injected;
+	o->nmi_pending = ev.nmi.pending;
+	o->nmi_masked = ev.nmi.masked;
+	o->sipi_vector = ev.sipi_vector;
+	o->mp_state = mp.mp_state;
+	o->tracker_pending = irq_tracker_pending_mask(&v->tracker);
+	return ZHV_OK;
+}
+
+static zhv_status_t write_events(zhv_vcpu_t *v, const zhv_vcpu_events_t *o)
+{
+	if (o->mp_state > ZHV_MP_STATE_SIPI_RECEIVED)
+		return ZHV_ERR_INVALID_ARGS;
+	struct kvm_vcpu_events ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.exception.injected = o->exception_injected;
+	ev.exception.pending = o->exception_pending;
+	ev.exception.nr = o->exception_nr;
+	ev.exception.has_error_code = o->exception_has_error_code;
+	ev.exception.error_code = o->exception_error_code;
+	ev.interrupt.injected = o->interrupt_injected;
+	ev.interrupt.nr = o->interrupt_nr;
+	ev.interrupt.soft = o->interrupt_soft;
+	ev.interrupt.shadow = o->interrupt_shadow;
+	ev.nmi.injected = o->nmi_injected;
+	ev.nmi.pending = o->nmi_pending;
+	ev.nmi.masked = o->nmi_masked;
+	ev.sipi_vector = o->sipi_vector;
+	ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+	           KVM_VCPUEVENT_VALID_SHADOW;
+	zhv_status_t st = VCPU_IOCTL(v, KVM_SET_VCPU_EVENTS, &ev);
+	if (st != ZHV_OK)
+		return st;
+	struct kvm_mp_state mp = {.mp_state = o->mp_state};
+	st = VCPU_IOCTL(v, KVM_SET_MP_STATE, &mp);
+	if (st == ZHV_OK)
+		irq_tracker_set_mask(&v->tracker, o->tracker_pending);
+	return st;
+}
+
+static zhv_status_t read_fpu(zhv_vcpu_t *v, zhv_vcpu_fpu_t *o)
+{
+	struct kvm_xsave *xs = calloc(1, sizeof(*xs));
+	if (!xs)
+		return ZHV_ERR_NO_MEMORY;
+	zhv_status_t st = VCPU_IOCTL(v, KVM_GET_XSAVE, xs);
+	if (st == ZHV_OK) {
+		memset(o, 0, sizeof(*o));
+		memcpy(o->xsave, xs->region, sizeof(o->xsave));
+		struct kvm_xcrs xcrs;
+		memset(&xcrs, 0, sizeof(xcrs));
+		if (zhv_ioctl(v->fd, KVM_GET_XCRS, &xcrs) >= 0) {
+			for (uint32_t i = 0; i < xcrs.nr_xcrs; i++)
+				if (xcrs.xcrs[i].xcr == 0)
+					o->xcr0 = xcrs.xcrs[i].value;
+		}
+	}
+	free(xs);
+	return st;
+}
+
+static zhv_status_t write_fpu(zhv_vcpu_t *v, const zhv_vcpu_fpu_t *o)
+{
+	if (o->xcr0) {
+		struct kvm_xcrs xcrs;
+		memset(&xcrs, 0, sizeof(xcrs));
+		xcrs.nr_xcrs = 1;
+		xcrs.xcrs[0].value = o->xcr0;
+		zhv_status_t st = VCPU_IOCTL(v, KVM_SET_XCRS, &xcrs);
+		if (st != ZHV_OK)
+			return st;
+	}
+	struct kvm_xsave *xs = calloc(1, sizeof(*xs));
+	if (!xs)
+		return ZHV_ERR_NO_MEMORY;
+	memcpy(xs->region, o->xsave, sizeof(o->xsave));
+	zhv_status_t st = VCPU_IOCTL(v, KVM_SET_XSAVE, xs);
+	free(xs);
+	return st;
+}
+
+static const size_t kind_size[] = {
+	[ZHV_VCPU_STATE] = sizeof(zhv_vcpu_state_t),
+	[ZHV_VCPU_IO] = sizeof(zhv_vcpu_io_t),
+	[ZHV_VCPU_MEM] = sizeof(zhv_vcpu_mem_t),
+	[ZHV_VCPU_SREGS] = sizeof(zhv_vcpu_sregs_t),
+	[ZHV_VCPU_FPU] = sizeof(zhv_vcpu_fpu_t),
+	[ZHV_VCPU_MSRS] = sizeof(zhv_vcpu_msrs_t),
+	[ZHV_VCPU_EVENTS] = sizeof(zhv_vcpu_events_t),
+	[ZHV_VCPU_LAPIC] = sizeof(zhv_vcpu_lapic_t),
+	[ZHV_VCPU_REGS] = sizeof(zhv_vcpu_regs_t),
+};
+_Static_assert(sizeof(zhv_vcpu_state_t) == 136, "Zircon's zx_vcpu_state_t is 136 bytes");
+_Static_assert(sizeof(zhv_vcpu_io_t) == 8, "Zircon's zx_vcpu_io_t is 8 bytes");
+/* Zircon's packet is 48 bytes; ours carries the decoded MEM access too. */
+_Static_assert(sizeof(zhv_packet_t) == 56, "zhv_packet_t ABI");
+
+static bool kind_ok(uint32_t kind, size_t len)
+{
+	return kind < sizeof(kind_size) / sizeof(kind_size[0]) && kind_size[kind] == len;
+}
+
+zhv_status_t vcpu_state_read(zhv_vcpu_t *v, uint32_t kind, void *buf, size_t len)
+{
+	if (!kind_ok(kind, len) || kind == ZHV_VCPU_IO || kind == ZHV_VCPU_MEM)
+		return ZHV_ERR_INVALID_ARGS;
+	zhv_status_t st = vcpu_complete_pending(v);
+	if (st != ZHV_OK)
+		return st;
+	struct kvm_regs r;
+	switch (kind) {
+	case ZHV_VCPU_STATE: {
+		st = VCPU_IOCTL(v, KVM_GET_REGS, &r);
+		if (st != ZHV_OK)
+			return st;
+		zhv_vcpu_state_t *o = buf;
+		*o = (zhv_vcpu_state_t){
+			r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi,
+			r.r8,  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15,
+			r.rflags & ZHV_RFLAGS_USER_MASK,
+		};
+		return ZHV_OK;
+	}
+	case ZHV_VCPU_REGS: {
+		st = VCPU_IOCTL(v, KVM_GET_REGS, &r);
+		if (st != ZHV_OK)
+			return st;
+		zhv_vcpu_regs_t *o = buf;
+		*o = (zhv_vcpu_regs_t){
+			r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rsp, r.rbp,
+			r.r8,  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15,
+			r.rip, r.rflags,
+		};
+		return ZHV_OK;
+	}
+	case ZHV_VCPU_SREGS:
+		return read_sregs(v, buf);
+	case ZHV_VCPU_FPU:
+		return read_fpu(v, buf);
+	case ZHV_VCPU_MSRS:
+		return read_msrs(v, buf);
+	case ZHV_VCPU_EVENTS:
+		return read_events(v, buf);
+	case ZHV_VCPU_LAPIC:
+		return VCPU_IOCTL(v, KVM_GET_LAPIC, buf);
+	}
+	return ZHV_ERR_INVALID_ARGS;
+}
+
+static zhv_status_t write_io(zhv_vcpu_t *v, const zhv_vcpu_io_t *io)
+{
+	if (io->access_size != 1 && io->access_size != 2 && io->access_size != 4)
+		return ZHV_ERR_INVALID_ARGS;
+	struct kvm_run *run = v->run;
+	if (v->pending == PENDING_IO_IN) {
+		/* KVM copies this into RAX when it completes the IN. */
+		uint8_t *data = (uint8_t *)run + run->io.data_offset;
+		size_t n = io->access_size < run->io.size ? io->access_size : run->io.size;
+		memcpy(data, io->data, n);
+		return ZHV_OK;
+	}
+	/* No IN pending (Zircon does not check either): low bytes of RAX. */
+	struct kvm_regs r;
+	zhv_status_t st = vcpu_complete_pending(v);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_GET_REGS, &r);
+	if (st != ZHV_OK)
+		return st;
+	memcpy(&r.rax, io->data, io->access_size);
+	return VCPU_IOCTL(v, KVM_SET_REGS, &r);
+}
+
+zhv_status_t vcpu_state_write(zhv_vcpu_t *v, uint32_t kind, const void *buf, size_t len)
+{
+	if (!kind_ok(kind, len))
+		return ZHV_ERR_INVALID_ARGS;
+	if (kind == ZHV_VCPU_IO)
+		return write_io(v, buf);
+	if (kind == ZHV_VCPU_MEM) {
+		const zhv_vcpu_mem_t *m = buf;
+		if (v->pending != PENDING_MMIO_READ || m->access_size != v->run->mmio.len)
+			return v->pending != PENDING_MMIO_READ ? ZHV_ERR_BAD_STATE
+			                                       : ZHV_ERR_INVALID_ARGS;
+		memcpy(v->run->mmio.data, &m->data, m->access_size);
+		return ZHV_OK;
+	}
+	zhv_status_t st = vcpu_complete_pending(v);
+	if (st != ZHV_OK)
+		return st;
+	struct kvm_regs r;
+	switch (kind) {
+	case ZHV_VCPU_STATE: {
+		const zhv_vcpu_state_t *s = buf;
+		st = VCPU_IOCTL(v, KVM_GET_REGS, &r);
+		if (st != ZHV_OK)
+			return st;
+		r.rax = s->rax, r.rcx = s->rcx, r.rdx = s->rdx, r.rbx = s->rbx;
+		r.rsp = s->rsp, r.rbp = s->rbp, r.rsi = s->rsi, r.rdi = s->rdi;
+		r.r8 = s->r8, r.r9 = s->r9, r.r10 = s->r10, r.r11 = s->r11;
+		r.r12 = s->r12, r.r13 = s->r13, r.r14 = s->r14, r.r15 = s->r15;
+		/* Spec 1.8: RFLAGS only when the reserved-one bit is set, and
+		 * then only the user bits. */
+		if (s->rflags & 0x2)
+			r.rflags = (r.rflags & ~ZHV_RFLAGS_USER_MASK) |
+			           (s->rflags & ZHV_RFLAGS_USER_MASK);
+		return VCPU_IOCTL(v, KVM_SET_REGS, &r);
+	}
+	case ZHV_VCPU_REGS: {
+		const zhv_vcpu_regs_t *s = buf;
+		r = (struct kvm_regs){
+			.rax = s->rax, .rbx = s->rbx, .rcx = s->rcx, .rdx = s->rdx,
+			.rsi = s->rsi, .rdi = s->rdi, .rsp = s->rsp, .rbp = s->rbp,
+			.r8 = s->r8, .r9 = s->r9, .r10 = s->r10, .r11 = s->r11,
+			.r12 = s->r12, .r13 = s->r13, .r14 = s->r14, .r15 = s->r15,
+			.rip = s->rip, .rflags = s->rflags | 0x2,
+		};
+		return VCPU_IOCTL(v, KVM_SET_REGS, &r);
+	}
+	case ZHV_VCPU_SREGS:
+		return write_sregs(v, buf);
+	case ZHV_VCPU_FPU:
+		return write_fpu(v, buf);
+	case ZHV_VCPU_MSRS:
+		return write_msrs(v, buf);
+	case ZHV_VCPU_EVENTS:
+		return write_events(v, buf);
+	case ZHV_VCPU_LAPIC:
+		return VCPU_IOCTL(v, KVM_SET_LAPIC, (void *)buf);
+	}
+	return ZHV_ERR_INVALID_ARGS;
+}

@@ -1,0 +1,161 @@
+/* zhv_priv.h: libzhv's internal objects (guest, vCPU, memory map) and the
+ * helpers the library's files share. Nothing here is public API. */
+#ifndef ZHV_PRIV_H
+#define ZHV_PRIV_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "id_alloc.h"
+#include "irq_tracker.h"
+#include "trap_map.h"
+#include "zhv.h"
+
+/* ---- logging (log.c) ---------------------------------------------------- */
+void zhv_log(zhv_log_level_t level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+bool zhv_log_enabled(zhv_log_level_t level);
+
+/* ---- guest-physical memory (memory.c) ----------------------------------- */
+struct mem_region {
+	uint64_t gpa, size;
+	uint8_t *hva;
+	uint32_t flags; /* ZHV_MAP_* */
+	int slot;       /* KVM memory slot, -1 when none (no access) */
+};
+
+struct guest_memory {
+	pthread_rwlock_t lock;
+	struct mem_region *regions; /* sorted by gpa, non-overlapping */
+	size_t count, cap;
+	uint64_t *slot_bits; /* allocated KVM slot ids */
+	uint32_t nr_slots;
+	int vm_fd;
+};
+
+zhv_status_t memory_init(struct guest_memory *m, int vm_fd, uint32_t nr_slots);
+void memory_destroy(struct guest_memory *m);
+zhv_status_t memory_map(struct guest_memory *m, uint64_t gpa, void *hva, uint64_t size,
+                        uint32_t flags);
+zhv_status_t memory_unmap(struct guest_memory *m, uint64_t gpa, uint64_t size);
+zhv_status_t memory_protect(struct guest_memory *m, uint64_t gpa, uint64_t size, uint32_t flags);
+/* memory_lookup: host address of [gpa, gpa + len) inside one region, and its
+ * flags; NULL if not mapped. */
+void *memory_lookup(struct guest_memory *m, uint64_t gpa, uint64_t len, uint32_t *flags);
+/* memory_read / memory_write: copy to or from guest RAM; false if any byte
+ * is not mapped. */
+bool memory_read(struct guest_memory *m, uint64_t gpa, void *buf, size_t len);
+bool memory_write(struct guest_memory *m, uint64_t gpa, const void *buf, size_t len);
+
+/* ---- statistics --------------------------------------------------------- */
+struct guest_stats {
+	_Atomic uint64_t vm_entries, vm_exits, interrupts, kicks, signal_exits, io_exits,
+		mmio_exits, bell_packets, rdmsr_exits, wrmsr_exits, msr_gp_injected, hlt_exits,
+		shutdown_exits, emulation_failures, other_exits;
+};
+#define STAT_INC(guest, field) atomic_fetch_add_explicit(&(guest)->stats.field, 1, memory_order_relaxed)
+
+/* ---- guest (guest.c) ---------------------------------------------------- */
+
+/* A KVM vCPU cannot be destroyed before its VM: when a zhv vCPU goes away
+ * its KVM vCPU is parked here and reset when the same id is used again. */
+struct kvm_vcpu_slot {
+	int fd;
+	struct kvm_run *run;
+	struct kvm_lapic_state lapic_reset; /* its power-on LAPIC page */
+};
+
+struct zhv_guest {
+	atomic_int refs; /* the user's reference + one per vCPU */
+	int kvm_fd, vm_fd;
+	size_t run_size;
+	uint32_t max_vcpus;
+	struct id_alloc ids; /* vCPU ids: [1, max_vcpus + 1) */
+	struct trap_map traps;
+	struct guest_memory mem;
+	pthread_mutex_t vcpu_lock;
+	struct kvm_vcpu_slot *kvm_vcpus; /* indexed by APIC ID = id - 1 */
+	struct kvm_cpuid2 *cpuid;        /* the policy table (cpuid.c) */
+	uint64_t xcr0;                   /* initial XCR0 */
+	struct guest_stats stats;
+};
+
+void guest_ref(zhv_guest_t *guest);
+void guest_unref(zhv_guest_t *guest);
+
+/* ---- vCPU (vcpu.c) ------------------------------------------------------ */
+struct thread_binding;
+
+/* What the last exit left for KVM to finish at the next KVM_RUN. */
+enum pending_completion {
+	PENDING_NONE = 0,
+	PENDING_IO_IN,
+	PENDING_IO_OUT,
+	PENDING_MMIO_READ,
+	PENDING_MMIO_WRITE,
+};
+
+struct zhv_vcpu {
+	zhv_guest_t *guest;
+	uint32_t id;      /* 1 = BSP */
+	uint32_t apic_id; /* id - 1, also the KVM vcpu id */
+	int fd;
+	struct kvm_run *run;
+	struct thread_binding *binding;
+	atomic_bool kicked;   /* a kick waits to be reported */
+	atomic_bool in_enter; /* inside zhv_vcpu_enter */
+	struct irq_tracker tracker;
+	enum pending_completion pending;
+	uint32_t last_exit;
+	uint64_t last_exit_addr;
+};
+
+/* vcpu_poke: make the vCPU leave KVM_RUN soon (immediate_exit + signal).
+ * Any thread. */
+void vcpu_poke(zhv_vcpu_t *vcpu);
+
+/* ---- x86 policy (x86/cpuid.c, x86/msr.c, x86/vcpu_state.c) -------------- */
+/* cpuid_build_policy: KVM's supported table with Zircon's overrides. */
+zhv_status_t cpuid_build_policy(int kvm_fd, struct kvm_cpuid2 **out);
+/* cpuid_set_vcpu: install the policy on (vcpu_fd) for (apic_id). */
+zhv_status_t cpuid_set_vcpu(const struct kvm_cpuid2 *policy, int vcpu_fd, uint32_t apic_id);
+/* cpuid_xcr0_supported: XCR0 bits the policy allows. */
+uint64_t cpuid_xcr0_supported(const struct kvm_cpuid2 *policy);
+
+/* msr_policy_read / msr_policy_write: Zircon's answer for an MSR that KVM
+ * left to user space. Return true if handled (value in *value for reads),
+ * false if the guest gets #GP. */
+bool msr_policy_read(uint32_t index, uint64_t *value);
+bool msr_policy_write(uint32_t index, uint64_t value);
+
+/* vcpu_state_init: the initial architectural state of a new or reused
+ * vCPU (spec 2.2), per (options) and (entry). */
+zhv_status_t vcpu_state_init(zhv_vcpu_t *vcpu, uint32_t options, uint64_t entry, bool reused);
+zhv_status_t vcpu_state_read(zhv_vcpu_t *vcpu, uint32_t kind, void *buf, size_t len);
+zhv_status_t vcpu_state_write(zhv_vcpu_t *vcpu, uint32_t kind, const void *buf, size_t len);
+/* vcpu_complete_pending: let KVM finish the last I/O or MMIO exit (so the
+ * register state is what the guest sees after the instruction). */
+zhv_status_t vcpu_complete_pending(zhv_vcpu_t *vcpu);
+
+/* ---- exits (x86/exit.c) ------------------------------------------------- */
+enum exit_outcome {
+	EXIT_CONTINUE = 1, /* re-enter the guest */
+	EXIT_DELIVER = 2,  /* return the packet */
+};
+/* exit_handle: handle run->exit_reason. Returns EXIT_CONTINUE, EXIT_DELIVER
+ * or a (negative) zhv_status_t that ends the enter call. */
+int exit_handle(zhv_vcpu_t *vcpu, zhv_packet_t *packet);
+/* exit_inject_pending: before an entry, inject one tracked exception if
+ * Zircon's priorities allow (spec 4). */
+zhv_status_t exit_inject_pending(zhv_vcpu_t *vcpu);
+/* exit_dump: log registers and the decoded instruction at RIP. */
+void exit_dump(zhv_vcpu_t *vcpu, zhv_log_level_t level, const char *why);
+
+/* ioctl helper: retries EINTR for non-RUN ioctls, returns -errno on error. */
+int zhv_ioctl(int fd, unsigned long req, void *arg);
+zhv_status_t zhv_status_from_errno(int err);
+
+#endif /* ZHV_PRIV_H */
