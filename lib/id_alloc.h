@@ -16,6 +16,8 @@ struct id_alloc {
 	uint32_t min, max, next;
 };
 
+/* id_alloc_init: ids [min, max), all free, hint at min. Returns ZHV_OK,
+ * INVALID_ARGS (min >= max) or NO_MEMORY. */
 zhv_status_t id_alloc_init(struct id_alloc *a, uint32_t min, uint32_t max);
 void id_alloc_destroy(struct id_alloc *a);
 /* id_alloc_get: returns ZHV_OK with (*id), or NO_RESOURCES when full. */

@@ -16,7 +16,8 @@ struct irq_tracker {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	uint64_t bits[IRQ_TRACKER_VECTORS / 64];
-	bool signaled;    /* auto-reset event */
+	bool signaled;    /* auto-reset event: set by interrupt, reset by a
+	                   * wait that returns; waits test the bitmap itself */
 	bool canceled;    /* cancel pending for a waiter */
 	uint32_t waiters; /* threads blocked in irq_tracker_wait (under lock) */
 };
