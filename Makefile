@@ -37,13 +37,14 @@ TLIB_SRCS  := $(wildcard tests/lib/*.c)
 TLIB_OBJS  := $(TLIB_SRCS:%.c=$(BUILD)/%.o)
 
 EXAMPLE_BIN := $(BUILD)/examples/hello_guest
+TOOL_BINS   := $(BUILD)/tools/cpuid_report
 
 # Optional parts: each directory adds itself if present.
 -include vmm/build.mk
 -include bench/build.mk
 
 .PHONY: all lib tests test sanitize clean
-all: lib tests $(EXAMPLE_BIN) $(VMM_BIN) $(BENCH_BINS)
+all: lib tests $(EXAMPLE_BIN) $(TOOL_BINS) $(VMM_BIN) $(BENCH_BINS)
 lib: $(LIBZHV)
 tests: $(UNIT_BINS) $(CONF_BIN) $(VMM_TEST_BINS)
 
@@ -66,6 +67,9 @@ $(CONF_BIN): $(CONF_OBJS) $(TLIB_OBJS) $(LIBZHV)
 	$(CC) $(LDFLAGS) -o $@ $(CONF_OBJS) $(TLIB_OBJS) $(LIBZHV) $(LDLIBS)
 
 $(EXAMPLE_BIN): $(BUILD)/examples/hello_guest.o $(LIBZHV)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBZHV) $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIBZHV)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBZHV) $(LDLIBS)
 
 test: all

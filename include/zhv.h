@@ -224,13 +224,14 @@ ZHV_MUST_CHECK zhv_status_t zhv_port_create(uint32_t max_user_packets, zhv_port_
 void zhv_port_destroy(zhv_port_t *port);
 
 /* zhv_port_queue: queue a copy of (packet) (its type is forced to
- * ZHV_PKT_TYPE_USER). Any thread. Returns ZHV_OK, INVALID_ARGS, or
- * SHOULD_WAIT when the port already holds its maximum of user packets. */
+ * ZHV_PKT_TYPE_USER). Any thread. Returns ZHV_OK, INVALID_ARGS, NO_MEMORY,
+ * or SHOULD_WAIT when the port already holds its maximum of user packets. */
 ZHV_MUST_CHECK zhv_status_t zhv_port_queue(zhv_port_t *port, const zhv_packet_t *packet);
 
 /* zhv_port_wait: dequeue the oldest packet into (packet), waiting until
  * (deadline) (absolute, see zhv_deadline_after(); 0 polls). Any thread.
- * Returns ZHV_OK, TIMED_OUT, or INVALID_ARGS. */
+ * A negative deadline polls like 0. Returns ZHV_OK, TIMED_OUT, or
+ * INVALID_ARGS. */
 ZHV_MUST_CHECK zhv_status_t zhv_port_wait(zhv_port_t *port, zhv_time_t deadline,
                                           zhv_packet_t *packet);
 
@@ -288,7 +289,8 @@ ZHV_MUST_CHECK zhv_status_t zhv_guest_map(zhv_guest_t *guest, uint64_t gpa, void
 /* zhv_guest_unmap: remove all guest RAM in [gpa, gpa + size); parts of
  * mappings outside the range stay. Unmapping a hole is not an error.
  * Alignment as for zhv_guest_map. Any thread; vCPUs may be running.
- * Returns ZHV_OK, INVALID_ARGS (alignment, zero size), OUT_OF_RANGE or IO. */
+ * Returns ZHV_OK, INVALID_ARGS (alignment, zero size, or a range beyond the
+ * address space, as Zircon's VMAR unmap) or IO. */
 ZHV_MUST_CHECK zhv_status_t zhv_guest_unmap(zhv_guest_t *guest, uint64_t gpa, uint64_t size);
 
 /* zhv_guest_protect: set (flags) on every page of [gpa, gpa + size), which
@@ -450,6 +452,17 @@ zhv_status_t zhv_vcpu_kick(zhv_vcpu_t *vcpu);
  * Returns ZHV_OK; INVALID_ARGS (21..31: Zircon accepts them and fails the
  * next enter, libzhv refuses them up front); OUT_OF_RANGE (vector > 255). */
 zhv_status_t zhv_vcpu_interrupt(zhv_vcpu_t *vcpu, uint32_t vector);
+
+/* zhv_guest_signal_msi: deliver a message-signalled interrupt to the
+ * guest's local APICs, as a PCI device or an IOAPIC would: (address) is the
+ * MSI address (0xFEE00000 | destination << 12 | RH/DM bits; with more than
+ * 255 APIC IDs, bits 31:8 of the destination go in address bits 63:40) and
+ * (data) the MSI data (vector, delivery mode, level/trigger). KVM routes it
+ * by destination, logical or physical, and wakes halted vCPUs. Any thread.
+ * Returns ZHV_OK (also when no APIC accepted it, as on hardware),
+ * INVALID_ARGS or IO. */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_signal_msi(zhv_guest_t *guest, uint64_t address,
+                                                 uint32_t data);
 
 /* State kinds for zhv_vcpu_read_state / zhv_vcpu_write_state. */
 typedef enum {
