@@ -1,6 +1,8 @@
 # zhv: GNU make build. `make` builds libzhv, the zhv VMM, tests and benchmarks;
 # `make test` runs every test; `make sanitize` runs them under ASan + UBSan.
 
+.DEFAULT_GOAL := all
+
 BUILD   ?= build
 CC      ?= cc
 WERROR  ?= 1

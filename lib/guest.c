@@ -101,8 +101,6 @@ zhv_status_t zhv_guest_create(const zhv_guest_config_t *config, zhv_guest_t **ou
 		st = ZHV_ERR_NO_MEMORY;
 		goto err_ids;
 	}
-	for (uint32_t i = 0; i < g->max_vcpus; i++)
-		g->kvm_vcpus[i].fd = -1;
 	st = cpuid_build_policy(g->kvm_fd, &g->cpuid);
 	if (st != ZHV_OK)
 		goto err_vcpus;
@@ -140,10 +138,12 @@ void guest_unref(zhv_guest_t *g)
 	trap_map_release_ports(&g->traps);
 	trap_map_destroy(&g->traps);
 	for (uint32_t i = 0; i < g->max_vcpus; i++) {
-		if (g->kvm_vcpus[i].fd < 0)
+		struct kvm_vcpu_slot *s = g->kvm_vcpus[i];
+		if (!s)
 			continue;
-		munmap(g->kvm_vcpus[i].run, g->run_size);
-		close(g->kvm_vcpus[i].fd);
+		munmap(s->run, g->run_size);
+		close(s->fd);
+		free(s);
 	}
 	free(g->kvm_vcpus);
 	close(g->vm_fd);
@@ -232,7 +232,10 @@ zhv_status_t zhv_guest_set_trap(zhv_guest_t *g, uint32_t kind, uint64_t addr, ui
 	zhv_status_t st = memory_unmap(&g->mem, addr, size);
 	if (st != ZHV_OK)
 		return st;
-	return trap_map_insert(&g->traps, kind, addr, size, port, key);
+	st = trap_map_insert(&g->traps, kind, addr, size, port, key);
+	if (st == ZHV_OK && kind == ZHV_TRAP_MEM)
+		__atomic_store_n(&g->sync_regs, true, __ATOMIC_RELAXED);
+	return st;
 }
 
 zhv_status_t zhv_guest_get_stats(zhv_guest_t *g, zhv_guest_stats_t *s)
@@ -257,4 +260,18 @@ zhv_status_t zhv_guest_get_stats(zhv_guest_t *g, zhv_guest_stats_t *s)
 	LOAD(other_exits);
 #undef LOAD
 	return ZHV_OK;
+}
+
+zhv_status_t zhv_guest_signal_msi(zhv_guest_t *g, uint64_t address, uint32_t data)
+{
+	if (!g || (uint32_t)(address >> 20) != 0xfee)
+		return ZHV_ERR_INVALID_ARGS;
+	struct kvm_msi msi = {
+		.address_lo = (uint32_t)address,
+		.address_hi = (uint32_t)(address >> 32),
+		.data = data,
+	};
+	STAT_INC(g, interrupts);
+	int r = zhv_ioctl(g->vm_fd, KVM_SIGNAL_MSI, &msi);
+	return r < 0 ? zhv_status_from_errno(r) : ZHV_OK;
 }

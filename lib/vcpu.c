@@ -98,46 +98,43 @@ static bool on_vcpu_thread(const zhv_vcpu_t *vcpu)
 
 /* ---- creation ------------------------------------------------------------ */
 
-/* Get the KVM vCPU for (apic_id): a parked one or a new one. */
-static zhv_status_t kvm_vcpu_get(zhv_guest_t *g, uint32_t apic_id, int *fd, struct kvm_run **run,
+/* The KVM vCPU for (apic_id): the one left by an earlier vCPU with that id
+ * (ids are unique among live vCPUs, so it is free) or a new one. */
+static zhv_status_t kvm_vcpu_get(zhv_guest_t *g, uint32_t apic_id, struct kvm_vcpu_slot **out,
                                  bool *reused)
 {
-	struct kvm_vcpu_slot *s = &g->kvm_vcpus[apic_id];
 	pthread_mutex_lock(&g->vcpu_lock);
-	if (s->fd >= 0) {
-		*fd = s->fd;
-		*run = s->run;
+	struct kvm_vcpu_slot *s = g->kvm_vcpus[apic_id];
+	pthread_mutex_unlock(&g->vcpu_lock);
+	if (s) {
+		*out = s;
 		*reused = true;
-		s->fd = -1; /* taken */
-		s->run = NULL;
-		pthread_mutex_unlock(&g->vcpu_lock);
 		return ZHV_OK;
 	}
-	pthread_mutex_unlock(&g->vcpu_lock);
-
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return ZHV_ERR_NO_MEMORY;
 	int vfd = ioctl(g->vm_fd, KVM_CREATE_VCPU, (unsigned long)apic_id);
 	if (vfd < 0) {
 		int e = errno;
+		free(s);
 		zhv_log(ZHV_LOG_ERROR, "KVM_CREATE_VCPU(%u): %s", apic_id, strerror(e));
 		return e == EINVAL ? ZHV_ERR_NO_RESOURCES : zhv_status_from_errno(e);
 	}
 	void *r = mmap(NULL, g->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vfd, 0);
 	if (r == MAP_FAILED) {
 		close(vfd);
+		free(s);
 		return ZHV_ERR_NO_MEMORY;
 	}
-	*fd = vfd;
-	*run = r;
+	s->fd = vfd;
+	s->run = r;
+	pthread_mutex_lock(&g->vcpu_lock);
+	g->kvm_vcpus[apic_id] = s;
+	pthread_mutex_unlock(&g->vcpu_lock);
+	*out = s;
 	*reused = false;
 	return ZHV_OK;
-}
-
-static void kvm_vcpu_park(zhv_guest_t *g, uint32_t apic_id, int fd, struct kvm_run *run)
-{
-	pthread_mutex_lock(&g->vcpu_lock);
-	g->kvm_vcpus[apic_id].fd = fd;
-	g->kvm_vcpus[apic_id].run = run;
-	pthread_mutex_unlock(&g->vcpu_lock);
 }
 
 zhv_status_t zhv_vcpu_create(zhv_guest_t *g, uint32_t options, uint64_t entry, zhv_vcpu_t **out)
@@ -175,12 +172,14 @@ zhv_status_t zhv_vcpu_create(zhv_guest_t *g, uint32_t options, uint64_t entry, z
 	v->apic_id = id - 1;
 	irq_tracker_init(&v->tracker);
 	bool reused = false;
-	st = kvm_vcpu_get(g, v->apic_id, &v->fd, &v->run, &reused);
+	st = kvm_vcpu_get(g, v->apic_id, &v->slot, &reused);
 	if (st != ZHV_OK)
 		goto err_vcpu;
+	v->fd = v->slot->fd;
+	v->run = v->slot->run;
 	st = vcpu_state_init(v, options, entry, reused);
 	if (st != ZHV_OK)
-		goto err_kvm;
+		goto err_vcpu;
 
 	guest_ref(g);
 	atomic_fetch_add(&b->refs, 1);
@@ -191,8 +190,6 @@ zhv_status_t zhv_vcpu_create(zhv_guest_t *g, uint32_t options, uint64_t entry, z
 	*out = v;
 	return ZHV_OK;
 
-err_kvm:
-	kvm_vcpu_park(g, v->apic_id, v->fd, v->run);
 err_vcpu:
 	irq_tracker_destroy(&v->tracker);
 	free(v);
@@ -214,7 +211,6 @@ void zhv_vcpu_destroy(zhv_vcpu_t *v)
 	zhv_guest_t *g = v->guest;
 	/* Leave the KVM vCPU quiet for its next user: no stale kick. */
 	v->run->immediate_exit = 0;
-	kvm_vcpu_park(g, v->apic_id, v->fd, v->run);
 	(void)id_alloc_put(&g->ids, v->id);
 	irq_tracker_destroy(&v->tracker);
 	free(v);
@@ -318,6 +314,11 @@ zhv_status_t zhv_vcpu_enter(zhv_vcpu_t *v, zhv_packet_t *packet)
 			break;
 
 		STAT_INC(g, vm_entries);
+		/* With MEM traps, KVM hands back the registers with each exit
+		 * (sync_regs) instead of costing two ioctls per MEM packet. */
+		run->kvm_valid_regs = __atomic_load_n(&g->sync_regs, __ATOMIC_RELAXED)
+		                              ? KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS
+		                              : 0;
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		v->pending = PENDING_NONE;
 		if (r < 0) {

@@ -61,7 +61,8 @@ struct guest_stats {
 /* ---- guest (guest.c) ---------------------------------------------------- */
 
 /* A KVM vCPU cannot be destroyed before its VM: when a zhv vCPU goes away
- * its KVM vCPU is parked here and reset when the same id is used again. */
+ * its KVM vCPU stays in its slot and is reset when the same id is used
+ * again. Slots are allocated on first use. */
 struct kvm_vcpu_slot {
 	int fd;
 	struct kvm_run *run;
@@ -77,7 +78,8 @@ struct zhv_guest {
 	struct trap_map traps;
 	struct guest_memory mem;
 	pthread_mutex_t vcpu_lock;
-	struct kvm_vcpu_slot *kvm_vcpus; /* indexed by APIC ID = id - 1 */
+	struct kvm_vcpu_slot **kvm_vcpus; /* indexed by APIC ID = id - 1 */
+	bool sync_regs; /* MEM traps exist: have KVM_RUN return the registers */
 	struct kvm_cpuid2 *cpuid;        /* the policy table (cpuid.c) */
 	uint64_t xcr0;                   /* initial XCR0 */
 	struct guest_stats stats;
@@ -104,6 +106,7 @@ struct zhv_vcpu {
 	uint32_t apic_id; /* id - 1, also the KVM vcpu id */
 	int fd;
 	struct kvm_run *run;
+	struct kvm_vcpu_slot *slot;
 	struct thread_binding *binding;
 	atomic_bool kicked;   /* a kick waits to be reported */
 	atomic_bool in_enter; /* inside zhv_vcpu_enter */

@@ -60,11 +60,18 @@ static bool xlate(void *opaque, uint64_t linear, uint64_t *gpa)
 	return pagewalk_translate(opaque, linear, gpa);
 }
 
+/* Registers at the exit: from sync_regs if KVM_RUN returned them, else by
+ * ioctl (each costs about as much as an exit on some hosts). */
 static zhv_status_t insn_ctx_load(zhv_vcpu_t *v, struct insn_ctx *c)
 {
-	if (zhv_ioctl(v->fd, KVM_GET_REGS, &c->regs) < 0 ||
-	    zhv_ioctl(v->fd, KVM_GET_SREGS, &c->sregs) < 0)
+	const uint64_t both = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	if ((v->run->kvm_valid_regs & both) == both) {
+		c->regs = v->run->s.regs.regs;
+		c->sregs = v->run->s.regs.sregs;
+	} else if (zhv_ioctl(v->fd, KVM_GET_REGS, &c->regs) < 0 ||
+	           zhv_ioctl(v->fd, KVM_GET_SREGS, &c->sregs) < 0) {
 		return ZHV_ERR_IO;
+	}
 	const struct kvm_sregs *s = &c->sregs;
 	c->walk = (struct pagewalk_ctx){
 		.cr0 = s->cr0, .cr3 = s->cr3, .cr4 = s->cr4, .efer = s->efer,

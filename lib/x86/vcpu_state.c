@@ -26,6 +26,8 @@
 #define APIC_BASE_BSP   (1ull << 8)
 #define APIC_BASE_EXTD  (1ull << 10)
 #define APIC_BASE_EN    (1ull << 11)
+#define APIC_REG_ID     0x20
+#define APIC_REG_LDR    0xd0
 #define APIC_REG_SVR    0xf0
 #define MSR_IA32_APICBASE 0x1b
 /* clang-format on */
@@ -112,7 +114,7 @@ static void reset_reused(zhv_vcpu_t *v)
 zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bool reused)
 {
 	zhv_guest_t *g = v->guest;
-	struct kvm_vcpu_slot *slot = &g->kvm_vcpus[v->apic_id];
+	struct kvm_vcpu_slot *slot = v->slot;
 	bool bsp = v->id == 1;
 	zhv_status_t st;
 
@@ -131,9 +133,11 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 	st = VCPU_IOCTL(v, KVM_GET_SREGS, &sr);
 	if (st != ZHV_OK)
 		return st;
-	/* The APIC starts in xAPIC mode, as at power-on; Zircon's x2APIC mode
-	 * is switched on below, after the power-on page is restored. */
-	sr.apic_base = APIC_BASE_ADDR | APIC_BASE_EN | (bsp ? APIC_BASE_BSP : 0);
+	/* Zircon's vCPUs run their APIC in x2APIC mode from the start; with
+	 * APIC_RESET or WAIT_SIPI it stays in its power-on xAPIC mode. */
+	bool x2apic = !(options & (ZHV_VCPU_OPT_APIC_RESET | ZHV_VCPU_OPT_WAIT_SIPI));
+	sr.apic_base = APIC_BASE_ADDR | APIC_BASE_EN | (bsp ? APIC_BASE_BSP : 0) |
+	               (x2apic && !reused ? APIC_BASE_EXTD : 0);
 
 	bool wait_sipi = options & ZHV_VCPU_OPT_WAIT_SIPI;
 	if (!wait_sipi || reused) {
@@ -214,32 +218,37 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 	}
 
 	if (reused) {
+		/* Back to the power-on page (xAPIC mode, as apic_base now). */
 		st = VCPU_IOCTL(v, KVM_SET_LAPIC, &slot->lapic_reset);
+		if (st == ZHV_OK && x2apic)
+			st = set_msr(v, MSR_IA32_APICBASE,
+			             APIC_BASE_ADDR | APIC_BASE_EN | APIC_BASE_EXTD |
+			                     (bsp ? APIC_BASE_BSP : 0));
 		if (st != ZHV_OK)
 			return st;
 	}
-	if (!(options & (ZHV_VCPU_OPT_APIC_RESET | ZHV_VCPU_OPT_WAIT_SIPI))) {
-		/* Zircon: x2APIC mode, interrupts deliverable at once. */
-		st = set_msr(v, MSR_IA32_APICBASE,
-		             APIC_BASE_ADDR | APIC_BASE_EN | APIC_BASE_EXTD |
-		                     (bsp ? APIC_BASE_BSP : 0));
-		if (st != ZHV_OK) {
-			zhv_log(ZHV_LOG_ERROR, "vcpu %u: cannot enable x2APIC mode", v->id);
-			return st;
-		}
-		struct kvm_lapic_state la;
-		st = VCPU_IOCTL(v, KVM_GET_LAPIC, &la);
-		if (st != ZHV_OK)
-			return st;
-		uint32_t svr = 0x1ff;
+	if (x2apic) {
+		/* Zircon: interrupts deliverable at once (SVR enabled). The
+		 * page is the power-on one in x2APIC format: 32-bit ID, LDR
+		 * derived from it (SDM 10.12.10.2). */
+		struct kvm_lapic_state la = slot->lapic_reset;
+		uint32_t id = v->apic_id, svr = 0x1ff;
+		uint32_t ldr = ((id >> 4) << 16) | (1u << (id & 0xf));
+		memcpy(&la.regs[APIC_REG_ID], &id, sizeof(id));
+		memcpy(&la.regs[APIC_REG_LDR], &ldr, sizeof(ldr));
 		memcpy(&la.regs[APIC_REG_SVR], &svr, sizeof(svr));
 		st = VCPU_IOCTL(v, KVM_SET_LAPIC, &la);
 		if (st != ZHV_OK)
 			return st;
 	}
 
+	/* KVM makes vCPU 0 runnable and the others wait for INIT; set the
+	 * state only where that differs from what we want. */
+	bool want_runnable = !wait_sipi;
+	if (!reused && bsp && want_runnable)
+		return ZHV_OK;
 	struct kvm_mp_state mp = {
-		.mp_state = wait_sipi ? KVM_MP_STATE_UNINITIALIZED : KVM_MP_STATE_RUNNABLE,
+		.mp_state = want_runnable ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED,
 	};
 	return VCPU_IOCTL(v, KVM_SET_MP_STATE, &mp);
 }
