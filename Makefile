@@ -45,7 +45,7 @@ TOOL_BINS   := $(BUILD)/tools/cpuid_report
 -include vmm/build.mk
 -include bench/build.mk
 
-.PHONY: all lib tests test sanitize clean
+.PHONY: all lib tests test sanitize clean deps run
 all: lib tests $(EXAMPLE_BIN) $(TOOL_BINS) $(VMM_BIN) $(BENCH_BINS)
 lib: $(LIBZHV)
 tests: $(UNIT_BINS) $(CONF_BIN) $(VMM_TEST_BINS)
@@ -79,6 +79,10 @@ test: all
 
 sanitize:
 	$(MAKE) BUILD=build-san SAN=1 test
+
+# The Debian packages the build and tests need (run as root or with sudo).
+deps:
+	apt-get install -y build-essential libzydis-dev libcmocka-dev
 
 clean:
 	rm -rf build build-san
