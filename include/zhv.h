@@ -275,10 +275,11 @@ void zhv_guest_destroy(zhv_guest_t *guest);
  * RAM at guest-physical [gpa, gpa + size). gpa, host_addr and size must be
  * page aligned and size non-zero; the range must lie inside the
  * guest-physical address space and must not overlap an existing mapping.
- * (flags) is ZHV_MAP_* and must include READ. Without WRITE the range is
- * read-only to the guest (a write stops enter with ACCESS_DENIED). KVM
- * cannot withhold execute permission, so EXECUTE is recorded (see
- * zhv_guest_query) but not enforced. The caller keeps ownership of the host
+ * (flags) is ZHV_MAP_* and must include READ (KVM cannot make RAM
+ * write-only or inaccessible). Without WRITE the range is read-only to the
+ * guest (a write stops enter with ACCESS_DENIED). KVM cannot withhold
+ * execute permission, so EXECUTE is recorded (see zhv_guest_query) but not
+ * enforced. The caller keeps ownership of the host
  * memory and must keep it mapped while the guest may use it. Any thread.
  * Returns ZHV_OK, INVALID_ARGS (alignment, zero size, no READ, unknown
  * flags), OUT_OF_RANGE (beyond the address space), ALREADY_EXISTS (overlap),
@@ -357,7 +358,8 @@ typedef struct {
 	uint64_t msr_gp_injected; /* unhandled MSR accesses that got #GP */
 	uint64_t hlt_exits;       /* HLT in user space (0 with KVM's LAPIC) */
 	uint64_t shutdown_exits;  /* triple faults */
-	uint64_t emulation_failures;
+	uint64_t emulation_failures; /* instructions neither KVM nor libzhv ran */
+	uint64_t emulated_by_libzhv; /* instructions KVM could not emulate, libzhv did */
 	uint64_t other_exits;
 } zhv_guest_stats_t;
 
@@ -422,12 +424,19 @@ void zhv_vcpu_destroy(zhv_vcpu_t *vcpu);
  *  - BAD_STATE: wrong thread; a BELL trap's port is closed (the store is
  *    skipped); KVM refused to enter (invalid guest state).
  *  - NOT_FOUND: the guest accessed a port without an IO trap, or guest-
- *    physical memory with neither RAM nor a trap (RIP not advanced).
+ *    physical memory with neither RAM nor a trap. The access is dropped as
+ *    on a PC bus: a write has no effect, a read returns all-ones, and
+ *    entering again resumes after the instruction (Zircon leaves RIP on
+ *    it, which makes the error permanent). zhv_vcpu_get_info() gives the
+ *    port or address.
  *  - OUT_OF_RANGE: a memory access beyond the guest-physical address space.
  *  - ACCESS_DENIED: a write to read-only guest RAM.
- *  - NOT_SUPPORTED: triple fault (shutdown), string/REP port I/O, a BELL
- *    read, or an instruction KVM cannot emulate. The decoded instruction
- *    and the registers are sent to the log callback.
+ *  - NOT_SUPPORTED: triple fault (shutdown), a BELL read, or an
+ *    instruction neither KVM nor libzhv can emulate (libzhv itself runs
+ *    STAC, CLAC, INT3, INT n and FWAIT when KVM's emulator cannot). The
+ *    decoded instruction and the registers are sent to the log callback.
+ * String and REP port I/O (INS/OUTS) produce one IO packet per element;
+ * answer each IN element with ZHV_VCPU_IO before entering again.
  *  - INTERNAL / IO: an unexpected KVM failure (logged).
  * After an error the vCPU stays usable: fix the state and enter again. */
 ZHV_MUST_CHECK zhv_status_t zhv_vcpu_enter(zhv_vcpu_t *vcpu, zhv_packet_t *packet);

@@ -257,6 +257,7 @@ zhv_status_t zhv_guest_get_stats(zhv_guest_t *g, zhv_guest_stats_t *s)
 	LOAD(hlt_exits);
 	LOAD(shutdown_exits);
 	LOAD(emulation_failures);
+	LOAD(emulated_by_libzhv);
 	LOAD(other_exits);
 #undef LOAD
 	return ZHV_OK;

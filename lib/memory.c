@@ -52,13 +52,11 @@ static void slot_free(struct guest_memory *m, int slot)
 		m->slot_bits[slot / 64] &= ~(1ull << (slot % 64));
 }
 
-/* Install (r) into KVM: a slot unless the region grants no access at all.
- * KVM can withhold writes (KVM_MEM_READONLY) but not reads or execution. */
+/* Install (r) into KVM. KVM can withhold writes (KVM_MEM_READONLY) but
+ * not reads or execution. */
 static zhv_status_t region_install(struct guest_memory *m, struct mem_region *r)
 {
 	r->slot = -1;
-	if (!(r->flags & (ZHV_MAP_READ | ZHV_MAP_WRITE)))
-		return ZHV_OK;
 	int slot = slot_alloc(m);
 	if (slot < 0)
 		return ZHV_ERR_NO_RESOURCES;
@@ -146,9 +144,11 @@ static zhv_status_t check_range(uint64_t gpa, uint64_t size)
 	return ZHV_OK;
 }
 
+/* READ is required: KVM cannot withhold reads (no write-only or
+ * no-access RAM). */
 static bool flags_valid(uint32_t flags)
 {
-	return flags != 0 && !(flags & ~(uint32_t)ZHV_MAP_RWX);
+	return (flags & ZHV_MAP_READ) && !(flags & ~(uint32_t)ZHV_MAP_RWX);
 }
 
 zhv_status_t memory_map(struct guest_memory *m, uint64_t gpa, void *hva, uint64_t size,
@@ -243,8 +243,8 @@ zhv_status_t memory_protect(struct guest_memory *m, uint64_t gpa, uint64_t size,
 	/* The whole range must be mapped. */
 	uint64_t cur = gpa;
 	for (size_t i = first_after(m, gpa); i < m->count && cur < gpa + size; i++) {
-		if (m->regions[i].gpa != cur)
-			break;
+		if (m->regions[i].gpa > cur)
+			break; /* a hole */
 		cur = m->regions[i].gpa + m->regions[i].size;
 	}
 	if (cur < gpa + size) {
@@ -260,7 +260,7 @@ zhv_status_t memory_protect(struct guest_memory *m, uint64_t gpa, uint64_t size,
 		goto out;
 	for (size_t i = first_after(m, gpa); i < m->count && m->regions[i].gpa < gpa + size; i++) {
 		struct mem_region *r = &m->regions[i];
-		bool reinstall = ((r->flags ^ flags) & (ZHV_MAP_READ | ZHV_MAP_WRITE)) != 0;
+		bool reinstall = ((r->flags ^ flags) & ZHV_MAP_WRITE) != 0;
 		uint32_t old = r->flags;
 		if (reinstall)
 			region_uninstall(m, r);

@@ -309,6 +309,10 @@ zhv_status_t zhv_vcpu_enter(zhv_vcpu_t *v, zhv_packet_t *packet)
 			st = ZHV_ERR_CANCELED;
 			break;
 		}
+		if (exit_io_next_element(v, packet)) {
+			st = ZHV_OK; /* next element of a string I/O */
+			break;
+		}
 		st = exit_inject_pending(v);
 		if (st != ZHV_OK)
 			break;

@@ -54,7 +54,7 @@ bool memory_write(struct guest_memory *m, uint64_t gpa, const void *buf, size_t 
 struct guest_stats {
 	_Atomic uint64_t vm_entries, vm_exits, interrupts, kicks, signal_exits, io_exits,
 		mmio_exits, bell_packets, rdmsr_exits, wrmsr_exits, msr_gp_injected, hlt_exits,
-		shutdown_exits, emulation_failures, other_exits;
+		shutdown_exits, emulation_failures, emulated_by_libzhv, other_exits;
 };
 #define STAT_INC(guest, field) atomic_fetch_add_explicit(&(guest)->stats.field, 1, memory_order_relaxed)
 
@@ -112,6 +112,11 @@ struct zhv_vcpu {
 	atomic_bool in_enter; /* inside zhv_vcpu_enter */
 	struct irq_tracker tracker;
 	enum pending_completion pending;
+	/* A string or REP port access KVM handed over in one exit with
+	 * io.count elements: one packet per element, (rep_index) the one the
+	 * caller holds now. */
+	uint32_t rep_index, rep_count;
+	uint64_t rep_key;
 	uint32_t last_exit;
 	uint64_t last_exit_addr;
 };
@@ -151,6 +156,9 @@ enum exit_outcome {
 /* exit_handle: handle run->exit_reason. Returns EXIT_CONTINUE, EXIT_DELIVER
  * or a (negative) zhv_status_t that ends the enter call. */
 int exit_handle(zhv_vcpu_t *vcpu, zhv_packet_t *packet);
+/* exit_io_next_element: if a string I/O exit has elements left, fill
+ * (packet) with the next one and return true. */
+bool exit_io_next_element(zhv_vcpu_t *vcpu, zhv_packet_t *packet);
 /* exit_inject_pending: before an entry, inject one tracked exception if
  * Zircon's priorities allow (spec 4). */
 zhv_status_t exit_inject_pending(zhv_vcpu_t *vcpu);

@@ -157,38 +157,63 @@ void exit_dump(zhv_vcpu_t *v, zhv_log_level_t level, const char *why)
 
 /* ---- port I/O ------------------------------------------------------------------- */
 
-static int handle_io(zhv_vcpu_t *v, zhv_packet_t *pkt)
+/* The IO packet for element (i) of the current I/O exit. */
+static void io_packet(zhv_vcpu_t *v, zhv_packet_t *pkt, uint64_t key, uint32_t i)
 {
 	struct kvm_run *run = v->run;
-	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	const uint8_t *data = (const uint8_t *)run + run->io.data_offset + (size_t)i * run->io.size;
 	bool in = run->io.direction == KVM_EXIT_IO_IN;
-	STAT_INC(v->guest, io_exits);
-
-	v->pending = in ? PENDING_IO_IN : PENDING_IO_OUT;
-	if (in) /* an IN nobody answers reads 0 */
-		memset(data, 0, (size_t)run->io.size * run->io.count);
-	const struct trap *t = trap_map_find(&v->guest->traps, ZHV_TRAP_IO, run->io.port);
-	if (run->io.count != 1) {
-		v->last_exit = ZHV_EXIT_UNHANDLED_IO;
-		v->last_exit_addr = run->io.port;
-		exit_dump(v, ZHV_LOG_ERROR, "string or REP port I/O is not supported");
-		return ZHV_ERR_NOT_SUPPORTED;
-	}
-	if (!t) {
-		v->last_exit = ZHV_EXIT_UNHANDLED_IO;
-		v->last_exit_addr = run->io.port;
-		zhv_log(ZHV_LOG_DEBUG, "vcpu %u: %s of port %#x (size %u) has no IO trap", v->id,
-		        in ? "IN" : "OUT", run->io.port, run->io.size);
-		return ZHV_ERR_NOT_FOUND;
-	}
-	pkt->key = t->key;
+	memset(pkt, 0, sizeof(*pkt));
+	pkt->key = key;
 	pkt->type = ZHV_PKT_TYPE_GUEST_IO;
 	pkt->guest_io.port = run->io.port;
 	pkt->guest_io.access_size = run->io.size;
 	pkt->guest_io.input = in;
 	if (!in)
 		memcpy(pkt->guest_io.data, data, run->io.size > 4 ? 4 : run->io.size);
+}
+
+static int handle_io(zhv_vcpu_t *v, zhv_packet_t *pkt)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool in = run->io.direction == KVM_EXIT_IO_IN;
+	size_t bytes = (size_t)run->io.size * run->io.count;
+	STAT_INC(v->guest, io_exits);
+
+	v->pending = in ? PENDING_IO_IN : PENDING_IO_OUT;
+	v->rep_index = v->rep_count = 0;
+	const struct trap *t = trap_map_find(&v->guest->traps, ZHV_TRAP_IO, run->io.port);
+	if (!t || run->io.size > 4 || bytes > 4096) {
+		/* Nobody's port: reads see all-ones, as on a PC bus. */
+		if (in && bytes <= 4096)
+			memset(data, 0xff, bytes);
+		v->last_exit = ZHV_EXIT_UNHANDLED_IO;
+		v->last_exit_addr = run->io.port;
+		zhv_log(ZHV_LOG_DEBUG, "vcpu %u: %s of port %#x (size %u) has no IO trap", v->id,
+		        in ? "IN" : "OUT", run->io.port, run->io.size);
+		return ZHV_ERR_NOT_FOUND;
+	}
+	if (in) /* an IN the caller does not answer reads 0 */
+		memset(data, 0, bytes);
+	if (run->io.count > 1) {
+		/* INS/OUTS: KVM batched the elements; one packet each. */
+		v->rep_count = run->io.count;
+		v->rep_key = t->key;
+	}
+	io_packet(v, pkt, t->key, 0);
 	return EXIT_DELIVER;
+}
+
+bool exit_io_next_element(zhv_vcpu_t *v, zhv_packet_t *pkt)
+{
+	if (v->rep_index + 1 >= v->rep_count) {
+		v->rep_index = v->rep_count = 0;
+		return false;
+	}
+	v->rep_index++;
+	io_packet(v, pkt, v->rep_key, v->rep_index);
+	return true;
 }
 
 /* ---- MMIO: MEM and BELL traps ----------------------------------------------------- */
@@ -276,6 +301,8 @@ static int handle_mmio(zhv_vcpu_t *v, zhv_packet_t *pkt)
 	}
 
 	v->last_exit_addr = gpa;
+	if (!write) /* what a read of nothing returns, as on a PC bus */
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 	if (gpa >= ZHV_GUEST_PHYS_SIZE) {
 		v->last_exit = ZHV_EXIT_UNHANDLED_MEM;
 		return ZHV_ERR_OUT_OF_RANGE;
@@ -339,11 +366,70 @@ static int handle_shutdown(zhv_vcpu_t *v, zhv_packet_t *pkt)
 	return ZHV_ERR_NOT_SUPPORTED;
 }
 
+/* Instructions some KVMs cannot emulate (kvm_pvm runs all guest CPL0 code
+ * in KVM's emulator, which lacks these) and that libzhv can finish with a
+ * register update or an event injection. Returns true if it did. */
+static bool fallback_emulate(zhv_vcpu_t *v)
+{
+	struct insn_ctx c;
+	uint8_t b[15];
+	size_t n;
+	struct decode_insn insn;
+	if (insn_ctx_load(v, &c) != ZHV_OK || !decode_at_rip(&c, &insn, b, &n))
+		return false;
+	struct kvm_regs r = c.regs;
+	int inject = -1; /* vector to deliver after the instruction */
+	bool exception = false;
+	unsigned len = insn.length;
+	if (len == 3 && b[0] == 0x0f && b[1] == 0x01 && b[2] == 0xcb) {
+		r.rflags |= 1ull << 18; /* STAC: set AC */
+	} else if (len == 3 && b[0] == 0x0f && b[1] == 0x01 && b[2] == 0xca) {
+		r.rflags &= ~(1ull << 18); /* CLAC: clear AC */
+	} else if (len == 1 && b[0] == 0x9b) {
+		/* FWAIT: no x87 exception can be pending (no FPU state is
+		 * ever unmasked by libzhv's guests' emulated code). */
+	} else if (len == 1 && b[0] == 0xcc) {
+		inject = 3; /* INT3: #BP, a trap: RIP after the instruction */
+		exception = true;
+	} else if (len == 2 && b[0] == 0xcd) {
+		inject = b[1]; /* INT n at CPL0 */
+		exception = b[1] < 32;
+	} else {
+		return false;
+	}
+	r.rip += len;
+	if (zhv_ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+		return false;
+	if (inject >= 0) {
+		struct kvm_vcpu_events ev;
+		if (zhv_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+			return false;
+		if (exception) {
+			ev.exception.injected = 1;
+			ev.exception.nr = (uint8_t)inject;
+			ev.exception.has_error_code = 0;
+		} else {
+			ev.interrupt.injected = 1;
+			ev.interrupt.nr = (uint8_t)inject;
+			ev.interrupt.soft = 0;
+		}
+		ev.flags = 0;
+		if (zhv_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+			return false;
+	}
+	STAT_INC(v->guest, emulated_by_libzhv);
+	zhv_log(ZHV_LOG_DEBUG, "vcpu %u: libzhv emulated %s at %#llx", v->id, insn.text,
+	        (unsigned long long)c.regs.rip);
+	return true;
+}
+
 static int handle_internal_error(zhv_vcpu_t *v, zhv_packet_t *pkt)
 {
 	struct kvm_run *run = v->run;
 	(void)pkt;
 	char why[160];
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && fallback_emulate(v))
+		return EXIT_CONTINUE;
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
 		STAT_INC(v->guest, emulation_failures);
 		v->last_exit = ZHV_EXIT_EMULATION;

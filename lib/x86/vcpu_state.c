@@ -56,18 +56,6 @@ static void seg_flat16(struct kvm_segment *s, uint8_t type, uint16_t sel, uint64
 	s->s = 1;
 }
 
-static bool cpuid_has(const struct kvm_cpuid2 *c, uint32_t fn, int reg, int bit)
-{
-	for (uint32_t i = 0; i < c->nent; i++) {
-		const struct kvm_cpuid_entry2 *e = &c->entries[i];
-		if (e->function != fn || e->index != 0)
-			continue;
-		uint32_t r = reg == 0 ? e->eax : reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
-		return (r >> bit) & 1;
-	}
-	return false;
-}
-
 static zhv_status_t set_msr(zhv_vcpu_t *v, uint32_t index, uint64_t value)
 {
 	struct {
@@ -141,11 +129,11 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 
 	bool wait_sipi = options & ZHV_VCPU_OPT_WAIT_SIPI;
 	if (!wait_sipi || reused) {
-		/* Spec 2.2: flat segments with 16-bit limits, selector 0. */
-		bool has_xsave = cpuid_has(g->cpuid, 1, 2, 26);
-		bool has_fsgs = cpuid_has(g->cpuid, 7, 1, 0);
-		uint64_t cr4 = CR4_OSFXSR | (has_xsave ? CR4_OSXSAVE : 0) |
-		               (has_fsgs ? CR4_FSGSBASE : 0);
+		/* Spec 2.2: flat segments with 16-bit limits, selector 0.
+		 * OSXSAVE and FSGSBASE are tried even when KVM's supported
+		 * CPUID omits XSAVE/FSGSBASE (some KVMs still give them to
+		 * the guest); KVM_SET_SREGS refusing them is handled below. */
+		uint64_t cr4 = CR4_OSFXSR | CR4_OSXSAVE | CR4_FSGSBASE;
 		uint16_t sel = 0;
 		uint64_t base = 0;
 		if (wait_sipi) {
@@ -217,8 +205,11 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 			        (unsigned long long)g->xcr0);
 	}
 
-	if (reused) {
-		/* Back to the power-on page (xAPIC mode, as apic_base now). */
+	if (reused || !x2apic) {
+		/* Back to the power-on page (xAPIC mode, as apic_base now).
+		 * For a new vCPU this also makes KVM rebuild its APIC-ID map:
+		 * KVM reset the APIC before the vCPU was online, so until some
+		 * APIC state changes, IPIs (INIT/SIPI too) cannot find it. */
 		st = VCPU_IOCTL(v, KVM_SET_LAPIC, &slot->lapic_reset);
 		if (st == ZHV_OK && x2apic)
 			st = set_msr(v, MSR_IA32_APICBASE,
@@ -617,8 +608,10 @@ static zhv_status_t write_io(zhv_vcpu_t *v, const zhv_vcpu_io_t *io)
 		return ZHV_ERR_INVALID_ARGS;
 	struct kvm_run *run = v->run;
 	if (v->pending == PENDING_IO_IN) {
-		/* KVM copies this into RAX when it completes the IN. */
-		uint8_t *data = (uint8_t *)run + run->io.data_offset;
+		/* KVM copies this into RAX (or, for INS, memory) when it
+		 * completes the IN. */
+		uint8_t *data = (uint8_t *)run + run->io.data_offset +
+		                (size_t)v->rep_index * run->io.size;
 		size_t n = io->access_size < run->io.size ? io->access_size : run->io.size;
 		memcpy(data, io->data, n);
 		return ZHV_OK;

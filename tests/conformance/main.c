@@ -1,0 +1,18 @@
+/* main.c: the conformance suite's entry point. Usage:
+ *   conformance [NAME-SUBSTRING...]
+ * runs every test, or those whose name contains one of the arguments, and
+ * prints TAP. See tests/lib/harness.h for the environment variables. */
+#include "suites.h"
+
+static const struct zt_test *const suites[] = {
+	zt_common_tests,
+	zt_x86_tests,
+	zt_beyond_tests,
+	zt_api_tests,
+	zt_aspace_tests,
+};
+
+int main(int argc, char **argv)
+{
+	return zt_main(argc, argv, suites, sizeof(suites) / sizeof(suites[0]));
+}

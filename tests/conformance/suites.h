@@ -1,0 +1,13 @@
+/* suites.h: the test tables of the conformance suite (one per file). */
+#ifndef ZT_SUITES_H
+#define ZT_SUITES_H
+
+#include "../lib/harness.h"
+
+extern const struct zt_test zt_common_tests[]; /* common_test.c: spec 6.2 */
+extern const struct zt_test zt_x86_tests[];    /* x86_test.c: spec 6.3 */
+extern const struct zt_test zt_beyond_tests[]; /* beyond_test.c: ours */
+extern const struct zt_test zt_api_tests[];    /* api_test.c: argument checks */
+extern const struct zt_test zt_aspace_tests[]; /* aspace_test.c: spec 6.4 */
+
+#endif /* ZT_SUITES_H */

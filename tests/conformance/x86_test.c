@@ -1,0 +1,773 @@
+/* x86_test.c: Zircon's x86-64 hypervisor tests (spec 6.3, tests 14-34) on
+ * libzhv. Guest code: x86_guest.S (same order). Where a test differs from
+ * Zircon's, a comment says why. Skips are allowed only for a named quirk
+ * of kvm-on-this-machine.md, detected at run time. */
+#include <cpuid.h>
+#include <inttypes.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "suites.h"
+
+ZT_GUEST_CODE(vcpu_read_write_state);
+ZT_GUEST_CODE(vcpu_interrupt);
+ZT_GUEST_CODE(vcpu_ipi);
+ZT_GUEST_CODE(vcpu_hlt);
+ZT_GUEST_CODE(vcpu_pause);
+ZT_GUEST_CODE(vcpu_write_cr0);
+ZT_GUEST_CODE(vcpu_write_invalid_cr0);
+ZT_GUEST_CODE(vcpu_compat_mode);
+ZT_GUEST_CODE(vcpu_syscall);
+ZT_GUEST_CODE(vcpu_sysenter);
+ZT_GUEST_CODE(vcpu_sysenter_compat);
+ZT_GUEST_CODE(vcpu_vmcall_invalid_number);
+ZT_GUEST_CODE(vcpu_vmcall_invalid_cpl);
+ZT_GUEST_CODE(vcpu_extended_registers);
+ZT_GUEST_CODE(guest_set_trap_with_io);
+ZT_GUEST_CODE(cpuid_features);
+
+extern const char vcpu_interrupt_exit[], vcpu_interrupt_start_isr_2_exit[],
+	vcpu_interrupt_start_isr_16_exit[], vcpu_interrupt_start_isr_32_exit[];
+extern const char vcpu_ipi_ap[];
+extern const char vcpu_hlt_start_isr_32_exit[];
+extern const char vcpu_write_invalid_cr0_start_isr_13_exit[];
+extern const char vcpu_compat_mode_exit[];
+extern const char vcpu_syscall_ring3[], vcpu_syscall_done[];
+extern const char vcpu_sysenter_sysexit[], vcpu_sysenter_ring3[], vcpu_sysenter_done[];
+extern const char vcpu_sysenter_compat_sysexit[], vcpu_sysenter_compat_ring3[],
+	vcpu_sysenter_compat_done[];
+extern const char vcpu_vmcall_invalid_number_vmcall[], vcpu_vmcall_invalid_number_exit[];
+extern const char vcpu_vmcall_invalid_cpl_vmcall[], vcpu_vmcall_invalid_cpl_exit[];
+extern const char guest_set_trap_with_io_exit[];
+
+/* The address of handler n's exit store (<start>_isr_<n>_exit). */
+#define ISR_EXIT(start, isr_exit) ZT_GUEST_ADDR(start, isr_exit)
+
+#define RFLAGS_CF (1u << 0)
+#define RFLAGS_AC (1u << 18)
+
+/* 14. VcpuReadWriteState: registers written before enter are what the
+ * guest sees; read back after, each is doubled; RFLAGS reads CF|AC (IF and
+ * the reserved bit 1 are never reported). rflags = 0 leaves RFLAGS alone. */
+static void test_vcpu_read_write_state(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_read_write_state_start, vcpu_read_write_state_end);
+	zhv_vcpu_state_t s = {
+		.rax = 1, .rcx = 2, .rdx = 3, .rbx = 4, .rsp = 5, .rbp = 6, .rsi = 7, .rdi = 8,
+		.r8 = 9, .r9 = 10, .r10 = 11, .r11 = 12, .r12 = 13, .r13 = 14, .r14 = 15, .r15 = 16,
+		.rflags = 0,
+	};
+	ZT_ASSERT_OK(zhv_vcpu_write_state(tc.vcpu, ZHV_VCPU_STATE, &s, sizeof(s)));
+	zt_enter_and_clean_exit(&tc);
+
+	s = zt_read_state(tc.vcpu);
+	ZT_EXPECT_EQ(s.rax, 2);
+	ZT_EXPECT_EQ(s.rcx, 4);
+	ZT_EXPECT_EQ(s.rdx, 6);
+	ZT_EXPECT_EQ(s.rbx, 8);
+	ZT_EXPECT_EQ(s.rsp, 10);
+	ZT_EXPECT_EQ(s.rbp, 12);
+	ZT_EXPECT_EQ(s.rsi, 14);
+	ZT_EXPECT_EQ(s.rdi, 16);
+	ZT_EXPECT_EQ(s.r8, 18);
+	ZT_EXPECT_EQ(s.r9, 20);
+	ZT_EXPECT_EQ(s.r10, 22);
+	ZT_EXPECT_EQ(s.r11, 24);
+	ZT_EXPECT_EQ(s.r12, 26);
+	ZT_EXPECT_EQ(s.r13, 28);
+	ZT_EXPECT_EQ(s.r14, 30);
+	ZT_EXPECT_EQ(s.r15, 32);
+	ZT_EXPECT_EQ(s.rflags, RFLAGS_CF | RFLAGS_AC);
+	zt_case_destroy(&tc);
+}
+
+/* Tests 15-19 share this: set up vcpu_interrupt, enter once (the guest
+ * loads its IDT and enables interrupts), raise (v1) then (v2) (v2 < 0: only
+ * v1), enter: the handler of (want) must exit with RAX = want. */
+static void interrupt_case(struct zt_case *tc, int v1, int v2, uint32_t want, const char *isr)
+{
+	zt_setup_guest(tc, vcpu_interrupt_start, vcpu_interrupt_end);
+	tc->interrupts_enabled = true;
+	zt_enter_clean_exit_at(tc, ZT_GUEST_ADDR(vcpu_interrupt_start, vcpu_interrupt_exit));
+
+	ZT_ASSERT_OK(zhv_vcpu_interrupt(tc->vcpu, (uint32_t)v1));
+	if (v2 >= 0)
+		ZT_ASSERT_OK(zhv_vcpu_interrupt(tc->vcpu, (uint32_t)v2));
+	zt_enter_clean_exit_at(tc, ISR_EXIT(vcpu_interrupt_start, isr));
+	ZT_EXPECT_EQ(zt_read_state(tc->vcpu).rax, want);
+}
+
+/* 15. VcpuInterrupt: vector 32 reaches IDT[32]. */
+static void test_vcpu_interrupt(void)
+{
+	struct zt_case tc;
+	interrupt_case(&tc, INTERRUPT_VECTOR, -1, INTERRUPT_VECTOR,
+	               vcpu_interrupt_start_isr_32_exit);
+	zt_case_destroy(&tc);
+}
+
+/* 16. VcpuInterruptPriority: exception 16 then interrupt 32 queued: the
+ * interrupt wins. Ours (Zircon's TODO): the exception was then dropped
+ * from libzhv's tracker, as zhv.h documents. */
+static void test_vcpu_interrupt_priority(void)
+{
+	struct zt_case tc;
+	interrupt_case(&tc, EXCEPTION_VECTOR, INTERRUPT_VECTOR, INTERRUPT_VECTOR,
+	               vcpu_interrupt_start_isr_32_exit);
+	zhv_vcpu_events_t ev;
+	ZT_ASSERT_OK(zhv_vcpu_read_state(tc.vcpu, ZHV_VCPU_EVENTS, &ev, sizeof(ev)));
+	ZT_EXPECT_EQ(ev.tracker_pending & (1u << EXCEPTION_VECTOR), 0);
+	ZT_EXPECT_EQ(ev.exception_pending, 0);
+	ZT_EXPECT_EQ(ev.exception_injected, 0);
+	zt_case_destroy(&tc);
+}
+
+/* 17. VcpuNmi: vector 2 is delivered as an NMI through IDT[2]. */
+static void test_vcpu_nmi(void)
+{
+	struct zt_case tc;
+	interrupt_case(&tc, NMI_VECTOR, -1, NMI_VECTOR, vcpu_interrupt_start_isr_2_exit);
+	zt_case_destroy(&tc);
+}
+
+/* 18. VcpuNmiPriority: interrupt 32 then NMI queued: the NMI wins. Ours
+ * (Zircon's TODO): interrupt 32 is still pending in the local APIC's IRR
+ * (the NMI handler exits with IF = 0). */
+static void test_vcpu_nmi_priority(void)
+{
+	struct zt_case tc;
+	interrupt_case(&tc, INTERRUPT_VECTOR, NMI_VECTOR, NMI_VECTOR,
+	               vcpu_interrupt_start_isr_2_exit);
+	zhv_vcpu_lapic_t lapic;
+	ZT_ASSERT_OK(zhv_vcpu_read_state(tc.vcpu, ZHV_VCPU_LAPIC, &lapic, sizeof(lapic)));
+	uint32_t irr1;
+	memcpy(&irr1, &lapic.regs[0x200 + (INTERRUPT_VECTOR / 32) * 0x10], sizeof(irr1));
+	ZT_EXPECT_EQ(irr1 & (1u << (INTERRUPT_VECTOR % 32)), 1u << (INTERRUPT_VECTOR % 32));
+	zt_case_destroy(&tc);
+}
+
+/* 19. VcpuException: vector 16 is injected as a hardware exception (#MF,
+ * no error code) through IDT[16]. */
+static void test_vcpu_exception(void)
+{
+	struct zt_case tc;
+	interrupt_case(&tc, EXCEPTION_VECTOR, -1, EXCEPTION_VECTOR,
+	               vcpu_interrupt_start_isr_16_exit);
+	zt_case_destroy(&tc);
+}
+
+/* 20. VcpuIpi.
+ * Adaptation: libzhv uses KVM's local APIC, which delivers IPIs itself;
+ * there are no VCPU packets. We check the architectural outcome instead.
+ * Five vCPUs: the BSP (APIC ID 0) on this thread and four APs (APIC IDs
+ * 1-4) on their own threads, put into 64-bit mode with write_state, each
+ * halting with interrupts on. The BSP writes Zircon's ten ICR values; after
+ * each it does an IO-trap OUT and we check (waiting up to 5 s, then 20 ms
+ * more for stragglers) that exactly the vCPUs the ICR names counted the
+ * IPI (vector 0x66) or NMI. Architectural destinations, as KVM implements
+ * them: an NMI to "self" or "all including self" reaches the sender too
+ * (Zircon drops self from NMIs), 0xFFFFFFFF is the x2APIC broadcast, 64
+ * names nobody. */
+#define IPI_NCPUS 5
+#define IPI_NAPS (IPI_NCPUS - 1)
+
+struct ipi_ap {
+	struct zt_case *tc;
+	const zhv_vcpu_sregs_t *tmpl;
+	unsigned index;
+	zhv_vcpu_t *vcpu;
+	sem_t created;
+	zhv_status_t status;
+};
+
+static void *ipi_ap_thread(void *arg)
+{
+	struct ipi_ap *ap = arg;
+	ZT_ASSERT_OK(zhv_vcpu_create(ap->tc->guest, 0, 0, &ap->vcpu));
+	zhv_vcpu_info_t info;
+	ZT_ASSERT_OK(zhv_vcpu_get_info(ap->vcpu, &info));
+	zt_vcpu_set_long_mode(ap->vcpu, ap->tmpl, ZT_GUEST_ADDR(vcpu_ipi_start, vcpu_ipi_ap),
+	                      GUEST_AP_STACK_TOP(info.apic_id));
+	sem_post(&ap->created);
+	zhv_packet_t p;
+	ap->status = zhv_vcpu_enter(ap->vcpu, &p);
+	if (ap->status != ZHV_ERR_CANCELED) {
+		zt_diag("AP %u (APIC ID %u): enter returned %s", ap->index, info.apic_id,
+		        zhv_status_string(ap->status));
+		if (ap->status == ZHV_OK)
+			zt_diag("AP packet type %u", p.type);
+		zt_dump_vcpu(ap->vcpu);
+	}
+	return NULL;
+}
+
+struct ipi_expect {
+	struct zt_case *tc;
+	uint32_t ipi[IPI_NCPUS], nmi[IPI_NCPUS];
+};
+
+static bool ipi_counts_match(void *arg)
+{
+	struct ipi_expect *e = arg;
+	for (unsigned i = 0; i < IPI_NCPUS; i++) {
+		if (zt_guest_load32(e->tc, GUEST_COUNT_A + 4 * i) != e->ipi[i] ||
+		    zt_guest_load32(e->tc, GUEST_COUNT_B + 4 * i) != e->nmi[i])
+			return false;
+	}
+	return true;
+}
+
+static bool ipi_aps_ready(void *arg)
+{
+	struct zt_case *tc = arg;
+	for (unsigned i = 1; i < IPI_NCPUS; i++)
+		if (zt_guest_load32(tc, GUEST_FLAGS + 4 * i) != 1)
+			return false;
+	return true;
+}
+
+static void test_vcpu_ipi(void)
+{
+	static const struct {
+		const char *what;
+		bool nmi;
+		uint8_t mask; /* bit i: APIC ID i receives it */
+	} steps[10] = {
+		{"fixed, all including self", false, 0x1F},
+		{"fixed, self", false, 0x01},
+		{"fixed, all excluding self", false, 0x1E},
+		{"fixed, destination 2", false, 0x04},
+		{"fixed, destination 0xFFFFFFFF (broadcast)", false, 0x1F},
+		{"fixed, destination 64 (nobody)", false, 0x00},
+		{"NMI, all including self", true, 0x1F},
+		{"NMI, self", true, 0x01},
+		{"NMI, all excluding self", true, 0x1E},
+		{"NMI, destination 2", true, 0x04},
+	};
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_ipi_start, vcpu_ipi_end);
+	ZT_ASSERT_OK(zhv_guest_set_trap(tc.guest, ZHV_TRAP_IO, TRAP_PORT, 1, NULL, TRAP_KEY));
+	zhv_vcpu_sregs_t tmpl = zt_read_sregs(tc.vcpu);
+
+	struct ipi_ap aps[IPI_NAPS];
+	zt_thread_t *threads[IPI_NAPS];
+	for (unsigned i = 0; i < IPI_NAPS; i++) {
+		memset(&aps[i], 0, sizeof(aps[i]));
+		aps[i].tc = &tc;
+		aps[i].tmpl = &tmpl;
+		aps[i].index = i;
+		sem_init(&aps[i].created, 0, 0);
+		threads[i] = zt_thread_start(ipi_ap_thread, &aps[i]);
+		/* One at a time: vCPU ids (APIC IDs) 1..4 in order. */
+		ZT_ASSERT(zt_sem_wait_ms(&aps[i].created, 10000));
+	}
+	if (!zt_wait_until_ms(ipi_aps_ready, &tc, 10000)) {
+		for (unsigned i = 0; i < IPI_NCPUS; i++)
+			zt_diag("ready[%u] = %u", i, zt_guest_load32(&tc, GUEST_FLAGS + 4 * i));
+		ZT_ASSERT(!"the APs did not all start");
+	}
+
+	struct ipi_expect e;
+	memset(&e, 0, sizeof(e));
+	e.tc = &tc;
+	for (unsigned k = 0; k < 10; k++) {
+		for (unsigned i = 0; i < IPI_NCPUS; i++) {
+			if (!(steps[k].mask & (1u << i)))
+				continue;
+			if (steps[k].nmi)
+				e.nmi[i]++;
+			else
+				e.ipi[i]++;
+		}
+		/* What the BSP waits for before its OUT. */
+		zt_guest_store32(&tc, GUEST_MISC + 0, e.ipi[0]);
+		zt_guest_store32(&tc, GUEST_MISC + 8, e.nmi[0]);
+
+		zhv_packet_t p;
+		memset(&p, 0, sizeof(p));
+		zhv_status_t st = zhv_vcpu_enter(tc.vcpu, &p);
+		if (st != ZHV_OK || p.type != ZHV_PKT_TYPE_GUEST_IO || p.guest_io.port != TRAP_PORT) {
+			zt_diag("step %u (%s): enter returned %s, packet type %u (want the IO "
+			        "trap)",
+			        k + 1, steps[k].what, zhv_status_string(st), p.type);
+			zt_dump_vcpu(tc.vcpu);
+			zt_fail_now();
+		}
+		bool ok = zt_wait_until_ms(ipi_counts_match, &e, 5000);
+		zt_sleep_ms(20);
+		ok = ok && ipi_counts_match(&e);
+		if (!ok) {
+			zt_diag("step %u (%s): wrong receivers", k + 1, steps[k].what);
+			for (unsigned i = 0; i < IPI_NCPUS; i++)
+				zt_diag("  APIC ID %u: IPIs %u (want %u), NMIs %u (want %u)", i,
+				        zt_guest_load32(&tc, GUEST_COUNT_A + 4 * i), e.ipi[i],
+				        zt_guest_load32(&tc, GUEST_COUNT_B + 4 * i), e.nmi[i]);
+			zt_fail_now();
+		}
+	}
+	zt_enter_and_clean_exit(&tc);
+
+	for (unsigned i = 0; i < IPI_NAPS; i++)
+		ZT_ASSERT_OK(zhv_vcpu_kick(aps[i].vcpu));
+	for (unsigned i = 0; i < IPI_NAPS; i++) {
+		zt_thread_join(threads[i]);
+		ZT_EXPECT_STATUS(aps[i].status, ZHV_ERR_CANCELED);
+		zhv_vcpu_destroy(aps[i].vcpu);
+	}
+	zt_case_destroy(&tc);
+}
+
+/* 21. VcpuHlt: the guest halts with interrupts on; another thread raises
+ * vector 32 (after 20 ms, so normally during the HLT; test 15 covers
+ * "before"); handler 32 exits. */
+static void *hlt_interrupt_thread(void *arg)
+{
+	zt_sleep_ms(20);
+	ZT_EXPECT_OK(zhv_vcpu_interrupt(arg, INTERRUPT_VECTOR));
+	return NULL;
+}
+
+static void test_vcpu_hlt(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_hlt_start, vcpu_hlt_end);
+	tc.interrupts_enabled = true;
+	zt_thread_t *t = zt_thread_start(hlt_interrupt_thread, tc.vcpu);
+	zt_enter_clean_exit_at(&tc, ISR_EXIT(vcpu_hlt_start, vcpu_hlt_start_isr_32_exit));
+	ZT_EXPECT_EQ(zt_read_state(tc.vcpu).rax, INTERRUPT_VECTOR);
+	zt_thread_join(t);
+	zt_case_destroy(&tc);
+}
+
+/* 22. VcpuPause: PAUSE does not stop the guest. */
+static void test_vcpu_pause(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_pause_start, vcpu_pause_end);
+	zt_enter_clean_exit_at(&tc, GUEST_ENTRY + 2); /* pause is 2 bytes */
+	zt_case_destroy(&tc);
+}
+
+/* 23. VcpuWriteCr0: the BSP reads CR0 = PE|ET|WP|PG (libzhv shows the
+ * guest Zircon's CR0 read shadow) and reads back NE after setting it. */
+static void test_vcpu_write_cr0(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_write_cr0_start, vcpu_write_cr0_end);
+	zt_enter_and_clean_exit(&tc);
+	zhv_vcpu_state_t s = zt_read_state(tc.vcpu);
+	ZT_EXPECT_EQ(s.rbx, X86_CR0_PE | X86_CR0_ET | X86_CR0_WP | X86_CR0_PG);
+	ZT_EXPECT_EQ(s.rax, X86_CR0_PE | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG);
+	zt_case_destroy(&tc);
+}
+
+/* 24. VcpuWriteInvalidCr0: CD = 0 with NW = 1 gives the guest #GP. */
+static void test_vcpu_write_invalid_cr0(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_write_invalid_cr0_start, vcpu_write_invalid_cr0_end);
+	tc.interrupts_enabled = true;
+	zt_enter_clean_exit_at(&tc, ISR_EXIT(vcpu_write_invalid_cr0_start,
+	                                     vcpu_write_invalid_cr0_start_isr_13_exit));
+	ZT_EXPECT_EQ(zt_read_state(tc.vcpu).rax, GP_FAULT_VECTOR);
+	zt_case_destroy(&tc);
+}
+
+/* 25. VcpuCompatMode: 32-bit and 16-bit code segments in long mode. */
+static void test_vcpu_compat_mode(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_compat_mode_start, vcpu_compat_mode_end);
+	zt_enter_clean_exit_at(&tc, ZT_GUEST_ADDR(vcpu_compat_mode_start, vcpu_compat_mode_exit));
+	zhv_vcpu_state_t s = zt_read_state(tc.vcpu);
+	ZT_EXPECT_EQ(s.rbx, 1);
+	ZT_EXPECT_EQ(s.rcx, 2);
+	zt_case_destroy(&tc);
+}
+
+/* 26. VcpuSyscall: sysretq to ring 3, syscall back to ring 0.
+ * Skip (only) for kvm_pvm's quirk "syscall from CPL3 stays at CPL3"
+ * (kvm-on-this-machine.md section 1): the exit comes from LSTAR's code but
+ * CS is still the ring-3 selector. On a correct KVM it must be CPL0. Ours:
+ * RCX holds the return address syscall saved. */
+static void test_vcpu_syscall(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_syscall_start, vcpu_syscall_end);
+	tc.interrupts_enabled = true;
+	zt_enter_clean_exit_at(&tc, ZT_GUEST_ADDR(vcpu_syscall_start, vcpu_syscall_done));
+	zhv_vcpu_regs_t r = zt_read_regs(tc.vcpu);
+	ZT_EXPECT_EQ(r.rcx, ZT_GUEST_ADDR(vcpu_syscall_start, vcpu_syscall_ring3) + 2);
+	zhv_vcpu_sregs_t s = zt_read_sregs(tc.vcpu);
+	if (s.cs.dpl == 3 && (s.cs.selector & 3) == 3)
+		ZT_SKIP("kvm_pvm quirk: syscall from CPL3 stays at CPL3 (kvm-on-this-machine.md "
+		        "section 1; CS %#x at LSTAR)",
+		        s.cs.selector);
+	ZT_EXPECT_EQ(s.cs.selector, CODE_64_SELECTOR);
+	ZT_EXPECT_EQ(s.cs.dpl, 0);
+	ZT_EXPECT_EQ(s.ss.selector, DATA_SELECTOR);
+	zt_case_destroy(&tc);
+}
+
+/* If an init_interrupt_handling handler made the exit: which one, and
+ * where the exception came from. */
+static void print_handler_regs(zhv_vcpu_t *vcpu)
+{
+	zhv_vcpu_state_t s;
+	if (zhv_vcpu_read_state(vcpu, ZHV_VCPU_STATE, &s, sizeof(s)) == ZHV_OK)
+		zt_diag("if a handler exited: vector (RAX) %" PRIu64 ", error code (RBX) %#" PRIx64
+		        ", faulting RIP (RCX) %#" PRIx64,
+		        s.rax, s.rbx, s.rcx);
+}
+
+static bool host_is_amd(void)
+{
+	unsigned a, b, c, d;
+	__cpuid(0, a, b, c, d);
+	(void)a;
+	return b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163; /* "AuthenticAMD" */
+}
+
+/* Tests 27/28. Zircon runs on Intel, where SYSENTER/SYSEXIT work in long
+ * mode and the guest reaches (done) at CPL0. On an AMD CPU (the guest sees
+ * the host's vendor: libzhv does not change it) SYSENTER in long mode, 64-bit
+ * or compatibility, is an invalid opcode (AMD APM vol. 3, SYSENTER), so the
+ * architectural result there is: SYSEXIT reaches ring 3 (ring3_cs) and the
+ * SYSENTER raises #UD, which the guest's handler for vector 6 reports from
+ * the SYSENTER's address with the ring-3 CS in its frame. */
+static void sysenter_case(struct zt_case *tc, uint64_t sysenter_rip, uint64_t done_rip,
+                          uint16_t ring3_cs)
+{
+	zhv_packet_t p;
+	memset(&p, 0, sizeof(p));
+	zhv_status_t st = zhv_vcpu_enter(tc->vcpu, &p);
+	ZT_ASSERT_OK(st);
+	ZT_ASSERT_EQ(p.type, ZHV_PKT_TYPE_GUEST_MEM);
+	ZT_ASSERT_EQ(p.guest_mem.addr, EXIT_TEST_ADDR);
+	if (host_is_amd()) {
+		zhv_vcpu_state_t s = zt_read_state(tc->vcpu);
+		ZT_EXPECT_EQ(s.rax, 6);            /* #UD handler */
+		ZT_EXPECT_EQ(s.rcx, sysenter_rip); /* at the SYSENTER */
+		const uint64_t *frame = (const uint64_t *)(tc->mem + s.rsp);
+		ZT_EXPECT_EQ(frame[0], sysenter_rip);
+		ZT_EXPECT_EQ(frame[1], ring3_cs); /* SYSEXIT did reach ring 3 */
+		return;
+	}
+	if (p.guest_mem.rip != done_rip) {
+		zt_diag("exit at rip %#" PRIx64 " (want the exit at %#" PRIx64 ")", p.guest_mem.rip,
+		        done_rip);
+		print_handler_regs(tc->vcpu);
+		zt_dump_vcpu(tc->vcpu);
+		zt_fail_now();
+	}
+	zhv_vcpu_sregs_t s = zt_read_sregs(tc->vcpu);
+	ZT_EXPECT_EQ(s.cs.selector, CODE_64_SELECTOR);
+	ZT_EXPECT_EQ(s.cs.dpl, 0);
+}
+
+/* 27. VcpuSysenter: 64-bit sysexit to ring 3, sysenter back. */
+static void test_vcpu_sysenter(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_sysenter_start, vcpu_sysenter_end);
+	sysenter_case(&tc, ZT_GUEST_ADDR(vcpu_sysenter_start, vcpu_sysenter_ring3),
+	              ZT_GUEST_ADDR(vcpu_sysenter_start, vcpu_sysenter_done), 0x33);
+	zt_case_destroy(&tc);
+}
+
+/* 28. VcpuSysenterCompat: 32-bit sysexit to compatibility-mode ring 3,
+ * sysenter back. */
+static void test_vcpu_sysenter_compat(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_sysenter_compat_start, vcpu_sysenter_compat_end);
+	sysenter_case(&tc, ZT_GUEST_ADDR(vcpu_sysenter_compat_start, vcpu_sysenter_compat_ring3),
+	              ZT_GUEST_ADDR(vcpu_sysenter_compat_start, vcpu_sysenter_compat_done), 0x23);
+	zt_case_destroy(&tc);
+}
+
+/* Tests 29/30: enter under a watchdog that kicks the vCPU after 2 s. If
+ * enter comes back CANCELED with RIP still on the VMCALL, skip naming
+ * kvm_pvm's quirk "vmcall hangs" (kvm-on-this-machine.md section 2).
+ * Otherwise: a clean exit at (exit_rip) with RAX = (want) (KVM's hypercall
+ * ABI answers as Zircon does: -1000 unknown call, -1 not from CPL0). */
+struct vmcall_watchdog {
+	zhv_vcpu_t *vcpu;
+	sem_t stop;
+	atomic_bool kicked;
+};
+
+static void *vmcall_watchdog_thread(void *arg)
+{
+	struct vmcall_watchdog *w = arg;
+	if (!zt_sem_wait_ms(&w->stop, 2000)) {
+		atomic_store(&w->kicked, true);
+		zhv_vcpu_kick(w->vcpu);
+	}
+	return NULL;
+}
+
+static void vmcall_case(struct zt_case *tc, uint64_t vmcall_rip, uint64_t exit_rip, uint64_t want)
+{
+	struct vmcall_watchdog w;
+	memset(&w, 0, sizeof(w));
+	w.vcpu = tc->vcpu;
+	sem_init(&w.stop, 0, 0);
+	zt_thread_t *t = zt_thread_start(vmcall_watchdog_thread, &w);
+
+	zhv_packet_t p;
+	memset(&p, 0, sizeof(p));
+	zhv_status_t st = zhv_vcpu_enter(tc->vcpu, &p);
+	sem_post(&w.stop);
+	zt_thread_join(t);
+
+	if (st == ZHV_ERR_CANCELED && atomic_load(&w.kicked)) {
+		zhv_vcpu_regs_t r = zt_read_regs(tc->vcpu);
+		if (r.rip == vmcall_rip)
+			ZT_SKIP("kvm_pvm quirk: vmcall hangs (kvm-on-this-machine.md section 2; "
+			        "still on the VMCALL after 2 s)");
+		zt_diag("kicked after 2 s, but RIP %#" PRIx64 " is not the VMCALL (%#" PRIx64 ")",
+		        r.rip, vmcall_rip);
+		zt_dump_vcpu(tc->vcpu);
+		zt_fail_now();
+	}
+	if (st == ZHV_OK && p.type == ZHV_PKT_TYPE_GUEST_MEM && p.guest_mem.rip != exit_rip) {
+		/* The same quirk seen from ring 3: kvm_pvm runs CPL3 code
+		 * natively and its VMCALL never reaches KVM's hypercall
+		 * handler; the guest's #GP handler reports it at the VMCALL. */
+		zhv_vcpu_state_t s = zt_read_state(tc->vcpu);
+		if (s.rax == 13 && s.rcx == vmcall_rip)
+			ZT_SKIP("kvm_pvm quirk: no hypercall path (kvm-on-this-machine.md section 3; "
+			        "VMCALL at CPL3 raised #GP(0) instead of returning -KVM_EPERM)");
+	}
+	if (st != ZHV_OK || p.type != ZHV_PKT_TYPE_GUEST_MEM || p.guest_mem.addr != EXIT_TEST_ADDR ||
+	    p.guest_mem.rip != exit_rip) {
+		zt_diag("enter returned %s; packet type %u addr %#" PRIx64 " rip %#" PRIx64
+		        " (want the exit at %#" PRIx64 ")",
+		        zhv_status_string(st), p.type, p.guest_mem.addr, p.guest_mem.rip, exit_rip);
+		print_handler_regs(tc->vcpu);
+		zt_dump_vcpu(tc->vcpu);
+		zt_fail_now();
+	}
+	ZT_EXPECT_EQ(zt_read_state(tc->vcpu).rax, want);
+}
+
+/* 29. VcpuVmcallInvalidNumber. */
+static void test_vcpu_vmcall_invalid_number(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_vmcall_invalid_number_start, vcpu_vmcall_invalid_number_end);
+	vmcall_case(&tc,
+	            ZT_GUEST_ADDR(vcpu_vmcall_invalid_number_start,
+	                          vcpu_vmcall_invalid_number_vmcall),
+	            ZT_GUEST_ADDR(vcpu_vmcall_invalid_number_start, vcpu_vmcall_invalid_number_exit),
+	            (uint64_t)-KVM_ENOSYS);
+	zt_case_destroy(&tc);
+}
+
+/* 30. VcpuVmcallInvalidCpl. */
+static void test_vcpu_vmcall_invalid_cpl(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_vmcall_invalid_cpl_start, vcpu_vmcall_invalid_cpl_end);
+	vmcall_case(&tc,
+	            ZT_GUEST_ADDR(vcpu_vmcall_invalid_cpl_start, vcpu_vmcall_invalid_cpl_vmcall),
+	            ZT_GUEST_ADDR(vcpu_vmcall_invalid_cpl_start, vcpu_vmcall_invalid_cpl_exit),
+	            (uint64_t)-KVM_EPERM);
+	zt_case_destroy(&tc);
+}
+
+/* 31. VcpuExtendedRegisters.
+ * Adaptation: Zircon checks that the host's XMM0 survives a vcpu_enter
+ * syscall. For a library call that is meaningless (XMM registers are
+ * caller-saved in the SysV ABI, so libzhv may use them). We check both
+ * directions of isolation instead: the host fills XMM0-15 with junk right
+ * before enter, and the guest must still read its own XMM0 (RAX:RBX); after
+ * enter, no host XMM register may hold the guest's value; and the guest's
+ * XMM0 is visible through ZHV_VCPU_FPU (FXSAVE layout: XMM0 at byte 160). */
+zhv_status_t zt_enter_with_xmm(zhv_vcpu_t *vcpu, zhv_packet_t *packet, const uint8_t *xmm_in,
+                               uint8_t *xmm_out);
+__asm__(".text\n"
+        ".globl zt_enter_with_xmm\n"
+        ".type zt_enter_with_xmm, @function\n"
+        "zt_enter_with_xmm:\n"
+        "	push %rbx\n"
+        "	mov %rcx, %rbx\n"
+        "	movdqu 0x00(%rdx), %xmm0\n"
+        "	movdqu 0x10(%rdx), %xmm1\n"
+        "	movdqu 0x20(%rdx), %xmm2\n"
+        "	movdqu 0x30(%rdx), %xmm3\n"
+        "	movdqu 0x40(%rdx), %xmm4\n"
+        "	movdqu 0x50(%rdx), %xmm5\n"
+        "	movdqu 0x60(%rdx), %xmm6\n"
+        "	movdqu 0x70(%rdx), %xmm7\n"
+        "	movdqu 0x80(%rdx), %xmm8\n"
+        "	movdqu 0x90(%rdx), %xmm9\n"
+        "	movdqu 0xa0(%rdx), %xmm10\n"
+        "	movdqu 0xb0(%rdx), %xmm11\n"
+        "	movdqu 0xc0(%rdx), %xmm12\n"
+        "	movdqu 0xd0(%rdx), %xmm13\n"
+        "	movdqu 0xe0(%rdx), %xmm14\n"
+        "	movdqu 0xf0(%rdx), %xmm15\n"
+        "	call zhv_vcpu_enter@PLT\n"
+        "	movdqu %xmm0, 0x00(%rbx)\n"
+        "	movdqu %xmm1, 0x10(%rbx)\n"
+        "	movdqu %xmm2, 0x20(%rbx)\n"
+        "	movdqu %xmm3, 0x30(%rbx)\n"
+        "	movdqu %xmm4, 0x40(%rbx)\n"
+        "	movdqu %xmm5, 0x50(%rbx)\n"
+        "	movdqu %xmm6, 0x60(%rbx)\n"
+        "	movdqu %xmm7, 0x70(%rbx)\n"
+        "	movdqu %xmm8, 0x80(%rbx)\n"
+        "	movdqu %xmm9, 0x90(%rbx)\n"
+        "	movdqu %xmm10, 0xa0(%rbx)\n"
+        "	movdqu %xmm11, 0xb0(%rbx)\n"
+        "	movdqu %xmm12, 0xc0(%rbx)\n"
+        "	movdqu %xmm13, 0xd0(%rbx)\n"
+        "	movdqu %xmm14, 0xe0(%rbx)\n"
+        "	movdqu %xmm15, 0xf0(%rbx)\n"
+        "	pop %rbx\n"
+        "	ret\n"
+        ".size zt_enter_with_xmm, .-zt_enter_with_xmm\n");
+
+static void enter_with_xmm_clean(struct zt_case *tc, uint8_t out[256])
+{
+	uint8_t junk[256];
+	for (unsigned i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(0xA5 ^ i);
+	zhv_packet_t p;
+	memset(&p, 0, sizeof(p));
+	zhv_status_t st = zt_enter_with_xmm(tc->vcpu, &p, junk, out);
+	ZT_ASSERT_OK(st);
+	ZT_ASSERT_EQ(p.type, ZHV_PKT_TYPE_GUEST_MEM);
+	ZT_ASSERT_EQ(p.guest_mem.addr, EXIT_TEST_ADDR);
+}
+
+static void test_vcpu_extended_registers(void)
+{
+	static const uint64_t lo = 0x89abcdef01234567ull, hi = 0x76543210fedcba98ull;
+	struct zt_case tc;
+	zt_setup_guest(&tc, vcpu_extended_registers_start, vcpu_extended_registers_end);
+
+	/* Guest sets XMM0. */
+	uint8_t out[256];
+	enter_with_xmm_clean(&tc, out);
+	zhv_vcpu_fpu_t *fpu = calloc(1, sizeof(*fpu));
+	ZT_ASSERT(fpu != NULL);
+	ZT_ASSERT_OK(zhv_vcpu_read_state(tc.vcpu, ZHV_VCPU_FPU, fpu, sizeof(*fpu)));
+	uint64_t g[2];
+	memcpy(g, &fpu->xsave[160], sizeof(g));
+	ZT_EXPECT_EQ(g[0], lo);
+	ZT_EXPECT_EQ(g[1], hi);
+	free(fpu);
+
+	/* Guest reads XMM0 into RAX:RBX while the host's XMM0-15 held junk. */
+	enter_with_xmm_clean(&tc, out);
+	zhv_vcpu_state_t s = zt_read_state(tc.vcpu);
+	ZT_EXPECT_EQ(s.rax, lo);
+	ZT_EXPECT_EQ(s.rbx, hi);
+	for (unsigned i = 0; i < 16; i++) {
+		uint64_t h[2];
+		memcpy(h, &out[16 * i], sizeof(h));
+		if (h[0] == lo && h[1] == hi) {
+			zt_diag("host XMM%u holds the guest's XMM0 after enter", i);
+			zt_fail_later();
+		}
+	}
+
+	/* Guest disables SSE, then runs again. */
+	zt_enter_and_clean_exit(&tc);
+	zt_enter_and_clean_exit(&tc);
+	zt_case_destroy(&tc);
+}
+
+/* 32. VcpuWriteStateIoInvalidSize: ZHV_VCPU_IO takes access sizes 1, 2, 4. */
+static void test_vcpu_write_state_io_invalid_size(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, NULL, NULL);
+	zhv_vcpu_io_t io;
+	memset(&io, 0, sizeof(io));
+	static const uint8_t good[] = {1, 2, 4}, bad[] = {0, 3, 5, 255};
+	for (unsigned i = 0; i < sizeof(good); i++) {
+		io.access_size = good[i];
+		ZT_EXPECT_OK(zhv_vcpu_write_state(tc.vcpu, ZHV_VCPU_IO, &io, sizeof(io)));
+	}
+	for (unsigned i = 0; i < sizeof(bad); i++) {
+		io.access_size = bad[i];
+		ZT_EXPECT_STATUS(zhv_vcpu_write_state(tc.vcpu, ZHV_VCPU_IO, &io, sizeof(io)),
+		                 ZHV_ERR_INVALID_ARGS);
+	}
+	zt_case_destroy(&tc);
+}
+
+/* 33. GuestSetTrapWithIo: an OUT to a trapped port returns an IO packet;
+ * the next enter goes on after it. Ours: size, direction and data. */
+static void test_guest_set_trap_with_io(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, guest_set_trap_with_io_start, guest_set_trap_with_io_end);
+	ZT_ASSERT_OK(zhv_guest_set_trap(tc.guest, ZHV_TRAP_IO, TRAP_PORT, 1, NULL, TRAP_KEY));
+
+	zhv_packet_t p;
+	memset(&p, 0, sizeof(p));
+	ZT_ASSERT_OK(zhv_vcpu_enter(tc.vcpu, &p));
+	ZT_EXPECT_EQ(p.key, TRAP_KEY);
+	ZT_EXPECT_EQ(p.type, ZHV_PKT_TYPE_GUEST_IO);
+	ZT_EXPECT_EQ(p.guest_io.port, TRAP_PORT);
+	ZT_EXPECT_EQ(p.guest_io.access_size, 1);
+	ZT_EXPECT_EQ(p.guest_io.input, 0);
+	ZT_EXPECT_EQ(p.guest_io.u8, 0x5a);
+
+	zt_enter_clean_exit_at(&tc,
+	                       ZT_GUEST_ADDR(guest_set_trap_with_io_start, guest_set_trap_with_io_exit));
+	zt_case_destroy(&tc);
+}
+
+/* 34. CpuidFeatures: CPUID.1 ECX has X2APIC, TSC_DEADLINE, HYPERVISOR and
+ * not VMX, PDCM, MONITOR, TM2; EDX has SEP and not TM, ACPI. The guest
+ * checks; a failure exits at EXIT_TEST_FAILURE_ADDR. */
+static void test_cpuid_features(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, cpuid_features_start, cpuid_features_end);
+	zhv_packet_t p;
+	memset(&p, 0, sizeof(p));
+	ZT_ASSERT_OK(zhv_vcpu_enter(tc.vcpu, &p));
+	ZT_ASSERT_EQ(p.type, ZHV_PKT_TYPE_GUEST_MEM);
+	if (p.guest_mem.addr != EXIT_TEST_ADDR) {
+		zhv_vcpu_state_t s = zt_read_state(tc.vcpu);
+		zt_diag("CPUID.1: ECX %#" PRIx64 " EDX %#" PRIx64, s.rcx & 0xFFFFFFFF,
+		        s.rdx & 0xFFFFFFFF);
+	}
+	ZT_EXPECT_EQ(p.guest_mem.addr, EXIT_TEST_ADDR);
+	zt_case_destroy(&tc);
+}
+
+const struct zt_test zt_x86_tests[] = {
+	{"14_vcpu_read_write_state", test_vcpu_read_write_state},
+	{"15_vcpu_interrupt", test_vcpu_interrupt},
+	{"16_vcpu_interrupt_priority", test_vcpu_interrupt_priority},
+	{"17_vcpu_nmi", test_vcpu_nmi},
+	{"18_vcpu_nmi_priority", test_vcpu_nmi_priority},
+	{"19_vcpu_exception", test_vcpu_exception},
+	{"20_vcpu_ipi", test_vcpu_ipi},
+	{"21_vcpu_hlt", test_vcpu_hlt},
+	{"22_vcpu_pause", test_vcpu_pause},
+	{"23_vcpu_write_cr0", test_vcpu_write_cr0},
+	{"24_vcpu_write_invalid_cr0", test_vcpu_write_invalid_cr0},
+	{"25_vcpu_compat_mode", test_vcpu_compat_mode},
+	{"26_vcpu_syscall", test_vcpu_syscall},
+	{"27_vcpu_sysenter", test_vcpu_sysenter},
+	{"28_vcpu_sysenter_compat", test_vcpu_sysenter_compat},
+	{"29_vcpu_vmcall_invalid_number", test_vcpu_vmcall_invalid_number},
+	{"30_vcpu_vmcall_invalid_cpl", test_vcpu_vmcall_invalid_cpl},
+	{"31_vcpu_extended_registers", test_vcpu_extended_registers},
+	{"32_vcpu_write_state_io_invalid_size", test_vcpu_write_state_io_invalid_size},
+	{"33_guest_set_trap_with_io", test_guest_set_trap_with_io},
+	{"34_cpuid_features", test_cpuid_features},
+	{NULL, NULL},
+};
