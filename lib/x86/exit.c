@@ -366,6 +366,39 @@ static int handle_shutdown(zhv_vcpu_t *v, zhv_packet_t *pkt)
 	return ZHV_ERR_NOT_SUPPORTED;
 }
 
+/* IRET in 32-bit protected mode (KVM's emulator handles only real-mode
+ * IRET): the common case of a return to the same code segment, i.e. an
+ * interrupt handler of a 32-bit kernel returning to it (SDM vol. 2, IRET,
+ * "PROTECTED-MODE RETURN: same privilege level"). */
+static bool iret32_same_cs(zhv_vcpu_t *v, const struct insn_ctx *c)
+{
+	const struct kvm_sregs *s = &c->sregs;
+	uint64_t esp = s->ss.db ? (uint32_t)c->regs.rsp : (uint16_t)c->regs.rsp;
+	uint32_t frame[3]; /* EIP, CS, EFLAGS */
+	if (!s->cs.db || pagewalk_read(&c->walk, (s->ss.base + esp) & 0xffffffffull, frame,
+	                               sizeof(frame)) != sizeof(frame))
+		return false;
+	if ((uint16_t)frame[1] != s->cs.selector || (frame[2] & (1u << 17)) /* to VM86 */)
+		return false;
+	struct kvm_regs r = c->regs;
+	r.rip = frame[0];
+	/* At CPL0 every flag IRET can load changes, except VM, VIF, VIP. */
+	r.rflags = (frame[2] & 0x257fd7u) | 0x2;
+	esp += sizeof(frame);
+	r.rsp = s->ss.db ? esp : ((c->regs.rsp & ~0xffffull) | (esp & 0xffff));
+	if (zhv_ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+		return false;
+	/* IRET ends NMI blocking. */
+	struct kvm_vcpu_events ev;
+	if (zhv_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 && ev.nmi.masked) {
+		ev.nmi.masked = 0;
+		ev.flags = 0;
+		(void)zhv_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
+	}
+	STAT_INC(v->guest, emulated_by_libzhv);
+	return true;
+}
+
 /* Instructions some KVMs cannot emulate (kvm_pvm runs all guest CPL0 code
  * in KVM's emulator, which lacks these) and that libzhv can finish with a
  * register update or an event injection. Returns true if it did. */
@@ -394,6 +427,8 @@ static bool fallback_emulate(zhv_vcpu_t *v)
 	} else if (len == 2 && b[0] == 0xcd) {
 		inject = b[1]; /* INT n at CPL0 */
 		exception = b[1] < 32;
+	} else if (len == 1 && b[0] == 0xcf && c.mode == DECODE_MODE_PROT32) {
+		return iret32_same_cs(v, &c);
 	} else {
 		return false;
 	}

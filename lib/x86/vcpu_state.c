@@ -58,10 +58,14 @@ static void seg_flat16(struct kvm_segment *s, uint8_t type, uint16_t sel, uint64
 
 static zhv_status_t set_msr(zhv_vcpu_t *v, uint32_t index, uint64_t value)
 {
-	struct {
+	union {
 		struct kvm_msrs h;
-		struct kvm_msr_entry e[1];
-	} m = {.h = {.nmsrs = 1}, .e = {{.index = index, .data = value}}};
+		uint8_t buf[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} m;
+	memset(&m, 0, sizeof(m));
+	m.h.nmsrs = 1;
+	m.h.entries[0].index = index;
+	m.h.entries[0].data = value;
 	int r = zhv_ioctl(v->fd, KVM_SET_MSRS, &m);
 	return r == 1 ? ZHV_OK : ZHV_ERR_IO;
 }
@@ -366,23 +370,27 @@ static zhv_status_t write_sregs(zhv_vcpu_t *v, const zhv_vcpu_sregs_t *o)
 	return VCPU_IOCTL(v, KVM_SET_SREGS, &s);
 }
 
+/* A kvm_msrs with room for ZHV_VCPU_MSRS_MAX entries. */
+static struct kvm_msrs *msrs_alloc(void)
+{
+	return calloc(1, sizeof(struct kvm_msrs) + ZHV_VCPU_MSRS_MAX * sizeof(struct kvm_msr_entry));
+}
+
 static zhv_status_t read_msrs(zhv_vcpu_t *v, zhv_vcpu_msrs_t *o)
 {
 	if (o->count > ZHV_VCPU_MSRS_MAX)
 		return ZHV_ERR_INVALID_ARGS;
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e[ZHV_VCPU_MSRS_MAX];
-	} *m = calloc(1, sizeof(*m));
+	struct kvm_msrs *m = msrs_alloc();
 	if (!m)
 		return ZHV_ERR_NO_MEMORY;
 	uint32_t n = o->count;
 	zhv_status_t st = ZHV_OK;
 	if (n == 0) {
-		struct {
+		union {
 			struct kvm_msr_list h;
-			uint32_t idx[ZHV_VCPU_MSRS_MAX];
-		} list = {.h = {.nmsrs = ZHV_VCPU_MSRS_MAX}};
+			uint8_t buf[sizeof(struct kvm_msr_list) + ZHV_VCPU_MSRS_MAX * sizeof(uint32_t)];
+		} list;
+		list.h.nmsrs = ZHV_VCPU_MSRS_MAX;
 		int e = zhv_ioctl(v->guest->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list);
 		if (e < 0) {
 			st = ZHV_ERR_IO;
@@ -390,12 +398,12 @@ static zhv_status_t read_msrs(zhv_vcpu_t *v, zhv_vcpu_msrs_t *o)
 		}
 		n = list.h.nmsrs;
 		for (uint32_t i = 0; i < n; i++)
-			m->e[i].index = list.idx[i];
+			m->entries[i].index = list.h.indices[i];
 	} else {
 		for (uint32_t i = 0; i < n; i++)
-			m->e[i].index = o->entries[i].index;
+			m->entries[i].index = o->entries[i].index;
 	}
-	m->h.nmsrs = n;
+	m->nmsrs = n;
 	int r = zhv_ioctl(v->fd, KVM_GET_MSRS, m);
 	if (r < 0 || (uint32_t)r != n) {
 		st = r < 0 ? ZHV_ERR_IO : ZHV_ERR_NOT_SUPPORTED;
@@ -403,9 +411,9 @@ static zhv_status_t read_msrs(zhv_vcpu_t *v, zhv_vcpu_msrs_t *o)
 	}
 	o->count = n;
 	for (uint32_t i = 0; i < n; i++) {
-		o->entries[i].index = m->e[i].index;
+		o->entries[i].index = m->entries[i].index;
 		o->entries[i].reserved = 0;
-		o->entries[i].value = m->e[i].data;
+		o->entries[i].value = m->entries[i].data;
 	}
 out:
 	free(m);
@@ -416,16 +424,13 @@ static zhv_status_t write_msrs(zhv_vcpu_t *v, const zhv_vcpu_msrs_t *o)
 {
 	if (o->count > ZHV_VCPU_MSRS_MAX)
 		return ZHV_ERR_INVALID_ARGS;
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e[ZHV_VCPU_MSRS_MAX];
-	} *m = calloc(1, sizeof(*m));
+	struct kvm_msrs *m = msrs_alloc();
 	if (!m)
 		return ZHV_ERR_NO_MEMORY;
-	m->h.nmsrs = o->count;
+	m->nmsrs = o->count;
 	for (uint32_t i = 0; i < o->count; i++) {
-		m->e[i].index = o->entries[i].index;
-		m->e[i].data = o->entries[i].value;
+		m->entries[i].index = o->entries[i].index;
+		m->entries[i].data = o->entries[i].value;
 	}
 	int r = zhv_ioctl(v->fd, KVM_SET_MSRS, m);
 	free(m);

@@ -1,0 +1,464 @@
+/* acpi_test.c: unit tests of the ACPI tables, the PM1/PM timer registers and the MP table (dev/acpi.c, dev/mptable.c), without KVM. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../../vmm/dev/acpi.c"
+#include "../../vmm/dev/mptable.c"
+
+/* ---- stubs for what the devices call -------------------------------------- */
+
+#define TEST_RAM_SIZE (1u << 20)
+static uint8_t test_ram[TEST_RAM_SIZE];
+static int exit_calls, exit_kind_seen, exit_status_seen;
+
+void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	uint64_t limit = vm->low_ram < TEST_RAM_SIZE ? vm->low_ram : TEST_RAM_SIZE;
+	if (gpa > limit || len > limit - gpa)
+		return NULL;
+	return test_ram + gpa;
+}
+
+int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
+                 bus_access_fn fn, void *opaque, const char *name)
+{
+	(void)guest;
+	if (bus->count >= BUS_MAX_RANGES)
+		return -ENOSPC;
+	for (unsigned i = 0; i < bus->count; i++)
+		if (base < bus->ranges[i].base + bus->ranges[i].len && bus->ranges[i].base < base + len)
+			return -EEXIST;
+	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
+	return 0;
+}
+
+void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
+{
+	(void)vm;
+	exit_calls++;
+	exit_kind_seen = kind;
+	exit_status_seen = status;
+}
+
+void vm_irq_set(struct vm *vm, unsigned gsi, int level)
+{
+	(void)vm, (void)gsi, (void)level;
+}
+
+void vm_irq_pulse(struct vm *vm, unsigned gsi)
+{
+	(void)vm, (void)gsi;
+}
+
+void vm_log_unclaimed(struct vm *vm, const char *space, uint64_t addr, bool write,
+                      unsigned size)
+{
+	(void)vm, (void)space, (void)addr, (void)write, (void)size;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* Every machine stays reachable (devices have no destroy call), so that
+ * LeakSanitizer under `make sanitize` sees no leak. */
+static struct vm vms[32];
+static unsigned nvms;
+#define test_vm (vms[nvms - 1])
+
+static void make_vm(uint32_t ncpus)
+{
+	assert_true(nvms < sizeof(vms) / sizeof(vms[0]));
+	nvms++;
+	memset(test_ram, 0xA5, sizeof(test_ram)); /* garbage the tables must overwrite */
+	test_vm.ncpus = ncpus;
+	test_vm.ram_size = TEST_RAM_SIZE;
+	test_vm.low_ram = TEST_RAM_SIZE;
+	test_vm.io_bus.kind = ZHV_TRAP_IO;
+	test_vm.mmio_bus.kind = ZHV_TRAP_MEM;
+	exit_calls = 0;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static uint8_t sum(const uint8_t *p, size_t len)
+{
+	uint8_t s = 0;
+	for (size_t i = 0; i < len; i++)
+		s = (uint8_t)(s + p[i]);
+	return s;
+}
+
+static const uint8_t *gpa(uint64_t addr)
+{
+	assert_true(addr < TEST_RAM_SIZE);
+	return test_ram + addr;
+}
+
+/* A table at (addr): signature, whole-table checksum, inside the region. */
+static const uint8_t *table(uint64_t addr, const char *sig)
+{
+	const uint8_t *t = gpa(addr);
+	assert_memory_equal(t, sig, 4);
+	uint32_t len = get32(t + 4);
+	assert_true(len >= 36);
+	assert_true(addr >= ACPI_REGION_BASE && addr + len <= ACPI_REGION_BASE + ACPI_REGION_SIZE);
+	assert_int_equal(sum(t, len), 0);
+	return t;
+}
+
+static const uint8_t *rsdp(void)
+{
+	const uint8_t *r = gpa(ACPI_RSDP_ADDR);
+	assert_memory_equal(r, "RSD PTR ", 8);
+	assert_int_equal(sum(r, 20), 0);
+	assert_int_equal(r[15], 2);
+	assert_int_equal(get32(r + 20), 36);
+	assert_int_equal(sum(r, 36), 0);
+	return r;
+}
+
+/* The table with (sig) listed in the XSDT. */
+static const uint8_t *xsdt_find(const char *sig)
+{
+	const uint8_t *x = table(get64(rsdp() + 24), "XSDT");
+	uint32_t n = (get32(x + 4) - 36) / 8;
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *t = gpa(get64(x + 36 + 8 * i));
+		if (!memcmp(t, sig, 4))
+			return table(get64(x + 36 + 8 * i), sig);
+	}
+	fail_msg("%s not in the XSDT", sig);
+	return NULL;
+}
+
+static const struct bus_range *find_range(struct bus *bus, uint64_t addr)
+{
+	for (unsigned i = 0; i < bus->count; i++)
+		if (addr >= bus->ranges[i].base && addr < bus->ranges[i].base + bus->ranges[i].len)
+			return &bus->ranges[i];
+	return NULL;
+}
+
+static uint32_t io(uint16_t port, bool write, uint32_t value, unsigned size)
+{
+	const struct bus_range *r = find_range(&test_vm.io_bus, port);
+	assert_non_null(r);
+	uint8_t data[4];
+	for (unsigned i = 0; i < 4; i++)
+		data[i] = (uint8_t)(value >> (8 * i));
+	r->fn(r->opaque, port - r->base, write, data, size);
+	uint32_t v = 0;
+	for (unsigned i = 0; i < size; i++)
+		v |= (uint32_t)data[i] << (8 * i);
+	return v;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_rsdp_and_checksums(void **state)
+{
+	(void)state;
+	make_vm(1);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	const uint8_t *r = rsdp();
+	assert_true(ACPI_RSDP_ADDR >= 0xE0000 && ACPI_RSDP_ADDR < 0x100000);
+	assert_int_equal(ACPI_RSDP_ADDR % 16, 0);
+	/* RSDT and XSDT list the same tables. */
+	const uint8_t *rs = table(get32(r + 16), "RSDT");
+	const uint8_t *xs = table(get64(r + 24), "XSDT");
+	uint32_t n = (get32(xs + 4) - 36) / 8;
+	assert_int_equal(n, 2);
+	assert_int_equal((get32(rs + 4) - 36) / 4, n);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(get32(rs + 36 + 4 * i), get64(xs + 36 + 8 * i));
+	xsdt_find("FACP");
+	xsdt_find("APIC");
+}
+
+static void test_fadt_fields(void **state)
+{
+	(void)state;
+	make_vm(2);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	const uint8_t *f = xsdt_find("FACP");
+	assert_int_equal(get32(f + 4), 276);
+	assert_int_equal(f[8], 6);
+	assert_int_equal(get16(f + 46), 9);          /* SCI_INT */
+	assert_int_equal(get32(f + 56), 0x600);      /* PM1a_EVT_BLK */
+	assert_int_equal(get32(f + 64), 0x604);      /* PM1a_CNT_BLK */
+	assert_int_equal(get32(f + 76), 0x608);      /* PM_TMR_BLK */
+	assert_int_equal(f[88], 4);
+	assert_int_equal(f[89], 2);
+	assert_int_equal(f[91], 4);
+	uint32_t flags = get32(f + 112);
+	assert_int_equal(flags & (1u << 20), 0);     /* not HW_REDUCED */
+	assert_int_not_equal(flags & (1u << 8), 0);  /* 32-bit timer */
+	assert_int_not_equal(get16(f + 109) & 2, 0); /* 8042 present */
+	/* X_ fields agree with the 32-bit ones. */
+	assert_int_equal(f[148], 1);
+	assert_int_equal(get64(f + 152), 0x600);
+	assert_int_equal(get64(f + 176), 0x604);
+	assert_int_equal(get64(f + 212), 0x608);
+	assert_int_equal(get64(f + 140), get32(f + 40)); /* X_DSDT = DSDT */
+	/* Reset register: I/O port 0xcf9, value 6. */
+	assert_int_equal(f[116], 1);
+	assert_int_equal(get64(f + 120), 0xCF9);
+	assert_int_equal(f[128], 6);
+	/* FACS: 64-byte aligned, signature, length. */
+	uint32_t facs = get32(f + 36);
+	assert_int_equal(facs % 64, 0);
+	assert_memory_equal(gpa(facs), "FACS", 4);
+	assert_int_equal(get32(gpa(facs) + 4), 64);
+}
+
+static void test_dsdt_contents(void **state)
+{
+	(void)state;
+	make_vm(1);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	const uint8_t *f = xsdt_find("FACP");
+	const uint8_t *d = table(get64(f + 140), "DSDT");
+	uint32_t len = get32(d + 4);
+	assert_int_equal(d[8], 2);
+	/* Name (_S5_, Package (4) { 5, 5, 0, 0 }) at the start of the body. */
+	const uint8_t s5[] = {0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
+	                      0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00};
+	assert_memory_equal(d + 36, s5, sizeof(s5));
+	/* The root bridge: Device (PCI0) with EISAID PNP0A03. */
+	const uint8_t hid[] = {0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x0A, 0x03};
+	bool found_hid = false, found_prt = false;
+	for (uint32_t i = 36; i + sizeof(hid) <= len; i++) {
+		if (!memcmp(d + i, hid, sizeof(hid)))
+			found_hid = true;
+		if (!memcmp(d + i, "_PRT", 4))
+			found_prt = true;
+	}
+	assert_true(found_hid);
+	assert_true(found_prt);
+}
+
+/* MADT entries: (type 0 count, type 9 count), IDs = index, flags enabled. */
+static void check_madt(uint32_t ncpus)
+{
+	make_vm(ncpus);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	const uint8_t *m = xsdt_find("APIC");
+	uint32_t len = get32(m + 4);
+	assert_int_equal(get32(m + 36), 0xFEE00000u);
+	assert_int_equal(get32(m + 40) & 1, 1); /* PCAT_COMPAT */
+	uint32_t nlapic = 0, nx2apic = 0, nioapic = 0, niso = 0;
+	bool irq0_to_2 = false, sci_level = false;
+	uint64_t seen_ids = 0; /* IDs below 64 */
+	for (uint32_t off = 44; off < len;) {
+		const uint8_t *e = m + off;
+		assert_true(e[1] >= 2 && off + e[1] <= len);
+		switch (e[0]) {
+		case 0:
+			assert_int_equal(e[1], 8);
+			assert_int_equal(e[2], e[3]); /* UID = APIC ID */
+			assert_int_equal(e[3], nlapic);
+			assert_int_equal(get32(e + 4) & 1, 1);
+			if (e[3] < 64)
+				seen_ids |= 1ull << e[3];
+			nlapic++;
+			break;
+		case 9:
+			assert_int_equal(e[1], 16);
+			assert_int_equal(get32(e + 4), 255 + nx2apic);
+			assert_true(get32(e + 4) >= 255);
+			assert_int_equal(get32(e + 8) & 1, 1);
+			assert_int_equal(get32(e + 12), get32(e + 4));
+			nx2apic++;
+			break;
+		case 1:
+			assert_int_equal(e[1], 12);
+			assert_int_equal(get32(e + 4), 0xFEC00000u);
+			assert_int_equal(get32(e + 8), 0);
+			nioapic++;
+			break;
+		case 2:
+			assert_int_equal(e[1], 10);
+			if (e[3] == 0 && get32(e + 4) == 2)
+				irq0_to_2 = true;
+			if (e[3] == 9 && get32(e + 4) == 9 && get16(e + 8) == 0x000D)
+				sci_level = true;
+			niso++;
+			break;
+		default:
+			break;
+		}
+		off += e[1];
+	}
+	uint32_t want_lapic = ncpus < 255 ? ncpus : 255;
+	assert_int_equal(nlapic, want_lapic);
+	assert_int_equal(nx2apic, ncpus - want_lapic);
+	assert_int_equal(nioapic, 1);
+	assert_int_equal(niso, 2);
+	assert_true(irq0_to_2);
+	assert_true(sci_level);
+	uint32_t low = ncpus < 64 ? ncpus : 64;
+	assert_int_equal(seen_ids, low == 64 ? ~0ull : (1ull << low) - 1);
+}
+
+static void test_madt_1_cpu(void **state)
+{
+	(void)state;
+	check_madt(1);
+}
+
+static void test_madt_4_cpus(void **state)
+{
+	(void)state;
+	check_madt(4);
+}
+
+static void test_madt_300_cpus(void **state)
+{
+	(void)state;
+	check_madt(300);
+}
+
+static void test_pm1_poweroff(void **state)
+{
+	(void)state;
+	make_vm(1);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	/* SCI_EN reads set; SLP_TYP without SLP_EN, or another type, does nothing. */
+	assert_int_equal(io(0x604, false, 0, 2) & 1, 1);
+	io(0x604, true, 5 << 10, 2);
+	assert_int_equal(exit_calls, 0);
+	io(0x604, true, (3 << 10) | (1 << 13), 2);
+	assert_int_equal(exit_calls, 0);
+	assert_int_equal(io(0x604, false, 0, 2) & (1 << 13), 0); /* SLP_EN reads 0 */
+	/* S5: Linux writes SLP_TYP | SLP_EN as one word. */
+	io(0x604, true, (5 << 10) | (1 << 13) | 1, 2);
+	assert_int_equal(exit_calls, 1);
+	assert_int_equal(exit_kind_seen, VM_EXIT_POWEROFF);
+	assert_int_equal(exit_status_seen, 0);
+	/* PM1_STS is write-1-to-clear, PM1_EN read/write, garbage elsewhere is harmless. */
+	io(0x602, true, 0x0121, 2);
+	assert_int_equal(io(0x602, false, 0, 2), 0x0121);
+	io(0x600, true, 0xFFFF, 2);
+	assert_int_equal(io(0x600, false, 0, 2), 0);
+	io(0x606, true, 0xFFFFFFFF, 4);
+	io(0x608, true, 0xFFFFFFFF, 4);
+}
+
+static void test_pm_timer(void **state)
+{
+	(void)state;
+	make_vm(1);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	uint32_t t0 = io(0x608, false, 0, 4);
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	uint32_t t1 = io(0x608, false, 0, 4);
+	uint32_t d = t1 - t0; /* 20 ms at 3.579545 MHz: 71591 ticks, allow a slow host */
+	assert_true(d >= 71000);
+	assert_true(d < 71591 * 20);
+}
+
+static void test_no_room(void **state)
+{
+	(void)state;
+	make_vm(1);
+	test_vm.ncpus = 5000; /* MADT beyond 64 KiB */
+	assert_int_equal(acpi_create(&test_vm), -ENOSPC);
+	/* 512 KiB of RAM: no BIOS area to write the tables into. */
+	make_vm(1);
+	test_vm.low_ram = test_vm.ram_size = 0x80000;
+	assert_int_equal(acpi_create(&test_vm), -EFAULT);
+	assert_int_equal(mptable_create(&test_vm), -EFAULT);
+	assert_int_equal(test_vm.io_bus.count, 0);
+}
+
+static void test_mptable(void **state)
+{
+	(void)state;
+	make_vm(4);
+	assert_int_equal(mptable_create(&test_vm), 0);
+	/* The floating pointer at the start of the upper BIOS half. */
+	const uint8_t *fp = gpa(MPTABLE_REGION_BASE);
+	assert_memory_equal(fp, "_MP_", 4);
+	assert_int_equal(fp[8], 1);
+	assert_int_equal(fp[9], 4);
+	assert_int_equal(sum(fp, 16), 0);
+	uint32_t cfg = get32(fp + 4);
+	assert_true(cfg >= MPTABLE_REGION_BASE && cfg < 0x100000);
+	const uint8_t *t = gpa(cfg);
+	assert_memory_equal(t, "PCMP", 4);
+	uint16_t len = get16(t + 4);
+	assert_int_equal(sum(t, len), 0);
+	assert_true(cfg + len <= MPTABLE_REGION_BASE + MPTABLE_REGION_SIZE);
+	assert_int_equal(get32(t + 36), 0xFEE00000u);
+	uint16_t n = get16(t + 34);
+	unsigned cpus = 0, bps = 0, ioapics = 0;
+	int irq0_pin = -1, irq4_pin = -1, slot1_inta = -1;
+	const uint8_t *e = t + 44;
+	for (uint16_t i = 0; i < n; i++) {
+		assert_true(e < t + len);
+		if (e[0] == 0) {
+			assert_int_equal(e[1], cpus);
+			assert_int_not_equal(e[3] & 1, 0);
+			bps += (e[3] & 2) != 0;
+			cpus++;
+			e += 20;
+			continue;
+		}
+		if (e[0] == 2) {
+			assert_int_equal(get32(e + 4), 0xFEC00000u);
+			ioapics++;
+		}
+		if (e[0] == 3 && e[4] == 1 && e[5] == 0)
+			irq0_pin = e[7];
+		if (e[0] == 3 && e[4] == 1 && e[5] == 4)
+			irq4_pin = e[7];
+		if (e[0] == 3 && e[4] == 0 && e[5] == (1 << 2 | 0))
+			slot1_inta = e[7];
+		e += 8;
+	}
+	assert_ptr_equal(e, t + len);
+	assert_int_equal(cpus, 4);
+	assert_int_equal(bps, 1);
+	assert_int_equal(ioapics, 1);
+	assert_int_equal(irq0_pin, 2);
+	assert_int_equal(irq4_pin, 4);
+	assert_int_equal(slot1_inta, PCI_INTX_GSI(1, 0));
+	/* ACPI and MP tables side by side: neither overwrote the other. */
+	assert_int_equal(acpi_create(&test_vm), 0);
+	rsdp();
+	assert_memory_equal(gpa(MPTABLE_REGION_BASE), "_MP_", 4);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rsdp_and_checksums),
+		cmocka_unit_test(test_fadt_fields),
+		cmocka_unit_test(test_dsdt_contents),
+		cmocka_unit_test(test_madt_1_cpu),
+		cmocka_unit_test(test_madt_4_cpus),
+		cmocka_unit_test(test_madt_300_cpus),
+		cmocka_unit_test(test_pm1_poweroff),
+		cmocka_unit_test(test_pm_timer),
+		cmocka_unit_test(test_no_room),
+		cmocka_unit_test(test_mptable),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

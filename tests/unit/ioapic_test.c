@@ -1,0 +1,292 @@
+/* ioapic_test.c: unit tests of the IOAPIC model (dev/ioapic.c): registers, redirection entries, MSI encoding, masking, edge and level behaviour, ISA IRQ 0 on pin 2. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../../vmm/dev/ioapic.c"
+
+/* ---- stubs ------------------------------------------------------------------ */
+
+struct msi {
+	uint64_t addr;
+	uint32_t data;
+};
+static struct msi msis[64];
+static unsigned nmsi;
+
+zhv_status_t zhv_guest_signal_msi(zhv_guest_t *guest, uint64_t address, uint32_t data)
+{
+	assert_non_null(guest);
+	if (nmsi < sizeof(msis) / sizeof(msis[0]))
+		msis[nmsi] = (struct msi){address, data};
+	nmsi++;
+	return ZHV_OK;
+}
+
+int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
+                 bus_access_fn fn, void *opaque, const char *name)
+{
+	(void)guest;
+	if (bus->count >= BUS_MAX_RANGES)
+		return -ENOSPC;
+	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
+	return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* Every machine stays reachable (devices have no destroy call), so that
+ * LeakSanitizer under `make sanitize` sees no leak. */
+static struct vm vms[32];
+static unsigned nvms;
+#define test_vm (vms[nvms - 1])
+static struct ioapic *io;
+
+static int setup(void **state)
+{
+	(void)state;
+	assert_true(nvms < sizeof(vms) / sizeof(vms[0]));
+	nvms++;
+	test_vm.mmio_bus.kind = ZHV_TRAP_MEM;
+	test_vm.guest = (zhv_guest_t *)&test_vm; /* any non-NULL handle */
+	assert_int_equal(ioapic_create(&test_vm), 0);
+	io = test_vm.ioapic;
+	assert_non_null(io);
+	nmsi = 0;
+	return 0;
+}
+
+static void mmio(uint64_t off, bool write, uint8_t *data, unsigned size)
+{
+	const struct bus_range *r = &test_vm.mmio_bus.ranges[0];
+	r->fn(r->opaque, off, write, data, size);
+}
+
+static void mmio_w32(uint64_t off, uint32_t v)
+{
+	uint8_t d[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+	mmio(off, true, d, 4);
+}
+
+static uint32_t mmio_r32(uint64_t off)
+{
+	uint8_t d[4] = {0};
+	mmio(off, false, d, 4);
+	return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+}
+
+static uint32_t reg_read(uint32_t reg)
+{
+	mmio_w32(0x00, reg);
+	return mmio_r32(0x10);
+}
+
+static void reg_write(uint32_t reg, uint32_t v)
+{
+	mmio_w32(0x00, reg);
+	mmio_w32(0x10, v);
+}
+
+static void rte_write(unsigned pin, uint64_t e)
+{
+	reg_write(0x10 + 2 * pin + 1, (uint32_t)(e >> 32));
+	reg_write(0x10 + 2 * pin, (uint32_t)e);
+}
+
+static uint64_t rte_read(unsigned pin)
+{
+	return reg_read(0x10 + 2 * pin) | (uint64_t)reg_read(0x10 + 2 * pin + 1) << 32;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_registration_and_ids(void **state)
+{
+	(void)state;
+	assert_int_equal(test_vm.mmio_bus.count, 1);
+	assert_int_equal(test_vm.mmio_bus.ranges[0].base, VM_IOAPIC_BASE);
+	assert_int_equal(test_vm.mmio_bus.ranges[0].len, 0x1000);
+	assert_int_equal(reg_read(0x01), 0x00170020u); /* version 0x20, 24 pins */
+	assert_int_equal(reg_read(0x00), 0);
+	reg_write(0x00, 0xFFFFFFFFu);
+	assert_int_equal(reg_read(0x00), 0x0F000000u); /* only the ID bits */
+	reg_write(0x01, 0x12345678u);                 /* version is read-only */
+	assert_int_equal(reg_read(0x01), 0x00170020u);
+	assert_int_equal(mmio_r32(0x00), 0x01); /* IOREGSEL reads back */
+	assert_int_equal(reg_read(0x3F), 0);    /* past the table */
+}
+
+static void test_redirection_read_write(void **state)
+{
+	(void)state;
+	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++)
+		assert_int_equal(rte_read(pin), 0x10000); /* reset: masked */
+	rte_write(7, 0xFF00000000000000ull | 0x1FFFF);
+	/* Delivery status (12) and Remote-IRR (14) are read-only. */
+	assert_int_equal(rte_read(7), 0xFF00000000000000ull | 0x1AFFF);
+	rte_write(7, 0x0000000000000031ull);
+	assert_int_equal(rte_read(7), 0x31);
+	assert_int_equal(rte_read(6), 0x10000);
+	/* A byte write to IOREGSEL, then a 2-byte read of IOWIN. */
+	uint8_t sel = 0x10 + 2 * 7, d[2] = {0};
+	mmio(0x00, true, &sel, 1);
+	mmio(0x10, false, d, 2);
+	assert_int_equal(d[0], 0x31);
+	assert_int_equal(d[1], 0x00);
+}
+
+static void test_masked_does_not_deliver(void **state)
+{
+	(void)state;
+	ioapic_set_irq(io, 5, 1);
+	ioapic_set_irq(io, 5, 0);
+	assert_int_equal(nmsi, 0);
+	rte_write(5, 0x10035); /* masked, vector 0x35 */
+	ioapic_set_irq(io, 5, 1);
+	assert_int_equal(nmsi, 0);
+	/* An edge while masked is lost: unmasking does not deliver it. */
+	rte_write(5, 0x00035);
+	assert_int_equal(nmsi, 0);
+}
+
+static void test_edge_delivers_one_msi(void **state)
+{
+	(void)state;
+	rte_write(4, (3ull << 56) | 0x31); /* fixed, physical, dest 3 */
+	ioapic_set_irq(io, 4, 1);
+	assert_int_equal(nmsi, 1);
+	assert_int_equal(msis[0].addr, 0xFEE03000ull);
+	assert_int_equal(msis[0].data, 0x31);
+	ioapic_set_irq(io, 4, 1); /* still high: no new edge */
+	assert_int_equal(nmsi, 1);
+	ioapic_set_irq(io, 4, 0);
+	assert_int_equal(nmsi, 1);
+	ioapic_set_irq(io, 4, 1);
+	assert_int_equal(nmsi, 2);
+	/* Logical destination, lowest priority, NMI delivery modes. */
+	rte_write(3, (0x0Full << 56) | (1u << 11) | (1u << 8) | 0x41);
+	ioapic_set_irq(io, 3, 1);
+	assert_int_equal(nmsi, 3);
+	assert_int_equal(msis[2].addr, 0xFEE0F004ull);
+	assert_int_equal(msis[2].data, 0x141);
+	rte_write(9, (4u << 8) | 0x02);
+	ioapic_set_irq(io, 9, 1);
+	assert_int_equal(msis[3].data, 0x402);
+	/* Extended destination ID bits 55:49 go to MSI address bits 11:5. */
+	rte_write(10, (0x01ull << 56) | (0x05ull << 49) | 0x50);
+	ioapic_set_irq(io, 10, 1);
+	assert_int_equal(msis[4].addr, 0xFEE010A0ull);
+}
+
+static void test_level_remote_irr_and_eoi(void **state)
+{
+	(void)state;
+	rte_write(16, (1ull << 56) | (1u << 15) | (1u << 13) | 0x40); /* level, active low */
+	ioapic_set_irq(io, 16, 1);
+	assert_int_equal(nmsi, 1);
+	assert_int_equal(msis[0].addr, 0xFEE01000ull);
+	assert_int_equal(msis[0].data, 0xC040); /* trigger level | assert | vector */
+	assert_int_not_equal(rte_read(16) & (1u << 14), 0); /* Remote-IRR */
+	/* EOI register with the line still high: delivered again. */
+	mmio_w32(0x40, 0x40);
+	assert_int_equal(nmsi, 2);
+	assert_int_not_equal(rte_read(16) & (1u << 14), 0);
+	/* Line low, then EOI: Remote-IRR clears, nothing delivered. */
+	ioapic_set_irq(io, 16, 0);
+	mmio_w32(0x40, 0x40);
+	assert_int_equal(nmsi, 2);
+	assert_int_equal(rte_read(16) & (1u << 14), 0);
+	/* EOI of another vector leaves a set Remote-IRR alone. */
+	ioapic_set_irq(io, 16, 1);
+	assert_int_equal(nmsi, 3);
+	mmio_w32(0x40, 0x41);
+	assert_int_not_equal(rte_read(16) & (1u << 14), 0);
+	/* Edge-like: a new rising edge delivers even with Remote-IRR set. */
+	ioapic_set_irq(io, 16, 0);
+	ioapic_set_irq(io, 16, 1);
+	assert_int_equal(nmsi, 4);
+	/* Reprogramming to edge clears Remote-IRR. */
+	rte_write(16, 0x40);
+	assert_int_equal(rte_read(16) & (1u << 14), 0);
+}
+
+static void test_unmask_level_with_line_high(void **state)
+{
+	(void)state;
+	ioapic_set_irq(io, 17, 1);
+	rte_write(17, (1u << 16) | (1u << 15) | 0x51);
+	assert_int_equal(nmsi, 0);
+	rte_write(17, (1u << 15) | 0x51); /* unmask: the level is sampled */
+	assert_int_equal(nmsi, 1);
+	assert_int_equal(msis[0].data, 0xC051);
+}
+
+static void test_isa_irq0_is_pin2(void **state)
+{
+	(void)state;
+	rte_write(0, 0x20);
+	rte_write(2, 0x30);
+	ioapic_set_irq(io, 0, 1);
+	ioapic_set_irq(io, 0, 0);
+	assert_int_equal(nmsi, 1);
+	assert_int_equal(msis[0].data, 0x30);
+	ioapic_set_irq(io, 2, 1); /* GSI 2 is the same pin */
+	assert_int_equal(nmsi, 2);
+	assert_int_equal(msis[1].data, 0x30);
+}
+
+static void test_out_of_range_and_shutdown(void **state)
+{
+	(void)state;
+	ioapic_set_irq(io, 24, 1);
+	ioapic_set_irq(io, 1000, 1);
+	ioapic_set_irq(NULL, 4, 1);
+	assert_int_equal(nmsi, 0);
+	rte_write(4, 0x31);
+	ioapic_shutdown(io);
+	ioapic_set_irq(io, 4, 1);
+	assert_int_equal(nmsi, 0);
+}
+
+static void test_garbage(void **state)
+{
+	(void)state;
+	uint32_t x = 777;
+	for (unsigned i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		uint8_t data[8];
+		for (unsigned b = 0; b < 8; b++)
+			data[b] = (uint8_t)(x >> (b * 3));
+		unsigned size = 1u << (x % 4);
+		uint64_t off = (x >> 4) % 0x1000;
+		if (off + size > 0x1000)
+			off = 0x1000 - size;
+		if ((x >> 16) % 4 == 0)
+			off = (x >> 18) % 2 ? 0x10 : 0x00; /* hit the real registers often */
+		mmio(off, (x >> 20) & 1, data, size);
+		ioapic_set_irq(io, (x >> 8) % 40, (x >> 24) & 1);
+	}
+	/* Still answers correctly. */
+	assert_int_equal(reg_read(0x01), 0x00170020u);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_registration_and_ids, setup),
+		cmocka_unit_test_setup(test_redirection_read_write, setup),
+		cmocka_unit_test_setup(test_masked_does_not_deliver, setup),
+		cmocka_unit_test_setup(test_edge_delivers_one_msi, setup),
+		cmocka_unit_test_setup(test_level_remote_irr_and_eoi, setup),
+		cmocka_unit_test_setup(test_unmask_level_with_line_high, setup),
+		cmocka_unit_test_setup(test_isa_irq0_is_pin2, setup),
+		cmocka_unit_test_setup(test_out_of_range_and_shutdown, setup),
+		cmocka_unit_test_setup(test_garbage, setup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,314 @@
+/* uart_test.c: unit tests of the 16550A UART model (dev/uart16550.c): registers, DLAB, IIR priorities, receive buffer, interrupt line, garbage. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../../vmm/dev/uart16550.c"
+
+/* ---- stubs ------------------------------------------------------------------ */
+
+static int irq_level[VM_IOAPIC_PINS];
+static int irq_changes[VM_IOAPIC_PINS];
+
+int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
+                 bus_access_fn fn, void *opaque, const char *name)
+{
+	(void)guest;
+	for (unsigned i = 0; i < bus->count; i++)
+		if (base < bus->ranges[i].base + bus->ranges[i].len && bus->ranges[i].base < base + len)
+			return -EEXIST;
+	if (bus->count >= BUS_MAX_RANGES)
+		return -ENOSPC;
+	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
+	return 0;
+}
+
+void vm_irq_set(struct vm *vm, unsigned gsi, int level)
+{
+	(void)vm;
+	assert_true(gsi < VM_IOAPIC_PINS);
+	assert_true(level == 0 || level == 1);
+	assert_int_not_equal(irq_level[gsi], level); /* the UART only reports changes */
+	irq_level[gsi] = level;
+	irq_changes[gsi]++;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* Every machine stays reachable (devices have no destroy call), so that
+ * LeakSanitizer under `make sanitize` sees no leak. */
+static struct vm vms[32];
+static unsigned nvms;
+#define test_vm (vms[nvms - 1])
+static char *out_buf;
+static size_t out_len;
+static FILE *out;
+
+static struct uart *setup_com(unsigned index)
+{
+	assert_true(nvms < sizeof(vms) / sizeof(vms[0]));
+	nvms++;
+	memset(irq_level, 0, sizeof(irq_level));
+	memset(irq_changes, 0, sizeof(irq_changes));
+	test_vm.io_bus.kind = ZHV_TRAP_IO;
+	if (out)
+		fclose(out);
+	free(out_buf);
+	out_buf = NULL;
+	out = open_memstream(&out_buf, &out_len);
+	assert_non_null(out);
+	struct uart *u = uart16550_create(&test_vm, index, out);
+	assert_non_null(u);
+	return u;
+}
+
+static uint8_t rd(uint16_t reg)
+{
+	const struct bus_range *r = &test_vm.io_bus.ranges[0];
+	uint8_t v = 0x5A;
+	r->fn(r->opaque, reg, false, &v, 1);
+	return v;
+}
+
+static void wr(uint16_t reg, uint8_t v)
+{
+	const struct bus_range *r = &test_vm.io_bus.ranges[0];
+	r->fn(r->opaque, reg, true, &v, 1);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_reset_state(void **state)
+{
+	(void)state;
+	setup_com(0);
+	assert_int_equal(test_vm.io_bus.count, 1);
+	assert_int_equal(test_vm.io_bus.ranges[0].base, 0x3F8);
+	assert_int_equal(test_vm.io_bus.ranges[0].len, 8);
+	assert_int_equal(rd(UART_LSR), UART_LSR_THRE | UART_LSR_TEMT); /* idle: 0x60 */
+	assert_int_equal(rd(UART_IIR), UART_IIR_NO_INT);
+	assert_int_equal(rd(UART_IER), 0);
+	assert_int_equal(rd(UART_MSR) & 0xF0, 0xB0); /* DCD, DSR, CTS */
+	assert_int_equal(irq_changes[4], 0);
+}
+
+static void test_ports_and_irqs(void **state)
+{
+	(void)state;
+	static const uint16_t base[4] = {0x3F8, 0x2F8, 0x3E8, 0x2E8};
+	static const unsigned irq[4] = {4, 3, 4, 3};
+	for (unsigned i = 0; i < 4; i++) {
+		struct uart *u = setup_com(i);
+		assert_int_equal(test_vm.io_bus.ranges[0].base, base[i]);
+		assert_int_equal(u->irq, irq[i]);
+	}
+	assert_null(uart16550_create(&test_vm, 4, NULL));
+	/* The same port twice: the bus refuses, create fails cleanly. */
+	setup_com(0);
+	assert_null(uart16550_create(&test_vm, 0, NULL));
+}
+
+static void test_dlab_switching(void **state)
+{
+	(void)state;
+	setup_com(0);
+	wr(UART_IER, 0x05);
+	wr(UART_LCR, 0x83); /* DLAB on, 8N1 */
+	wr(UART_DLL, 0x01);
+	wr(UART_DLM, 0x02);
+	assert_int_equal(rd(UART_DLL), 0x01);
+	assert_int_equal(rd(UART_DLM), 0x02);
+	assert_int_equal(out_len, 0); /* DLL write did not transmit */
+	wr(UART_LCR, 0x03);
+	assert_int_equal(rd(UART_LCR), 0x03);
+	assert_int_equal(rd(UART_IER), 0x05); /* IER untouched by DLM */
+	wr(UART_IER, 0xFF);
+	assert_int_equal(rd(UART_IER), 0x0F); /* bits 7-4 read 0 */
+	wr(UART_LCR, 0x80);
+	assert_int_equal(rd(UART_DLL), 0x01);
+	assert_int_equal(rd(UART_DLM), 0x02);
+}
+
+static void test_transmit(void **state)
+{
+	(void)state;
+	setup_com(0);
+	const char *msg = "hello\n";
+	for (const char *p = msg; *p; p++) {
+		assert_int_not_equal(rd(UART_LSR) & UART_LSR_THRE, 0);
+		wr(UART_THR, (uint8_t)*p);
+	}
+	assert_int_equal(out_len, strlen(msg));
+	assert_memory_equal(out_buf, msg, strlen(msg));
+	assert_int_equal(rd(UART_SCR), 0);
+	wr(UART_SCR, 0xA5);
+	assert_int_equal(rd(UART_SCR), 0xA5);
+}
+
+static void test_rx_buffer(void **state)
+{
+	(void)state;
+	struct uart *u = setup_com(0);
+	assert_int_equal(rd(UART_LSR) & UART_LSR_DR, 0);
+	uart16550_input(u, (const uint8_t *)"abc", 3);
+	assert_int_not_equal(rd(UART_LSR) & UART_LSR_DR, 0);
+	assert_int_equal(rd(UART_RBR), 'a');
+	assert_int_equal(rd(UART_RBR), 'b');
+	assert_int_equal(rd(UART_RBR), 'c');
+	assert_int_equal(rd(UART_LSR) & UART_LSR_DR, 0);
+	/* Overflow: 1024 bytes fit, the rest is lost and OE is reported once. */
+	uint8_t big[1100];
+	for (unsigned i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)i;
+	uart16550_input(u, big, sizeof(big));
+	uint8_t lsr = rd(UART_LSR);
+	assert_int_not_equal(lsr & UART_LSR_OE, 0);
+	assert_int_equal(rd(UART_LSR) & UART_LSR_OE, 0);
+	unsigned n = 0;
+	while (rd(UART_LSR) & UART_LSR_DR) {
+		assert_int_equal(rd(UART_RBR), (uint8_t)n);
+		n++;
+	}
+	assert_int_equal(n, UART_RX_SIZE);
+	/* FCR clear-RX empties the buffer. */
+	uart16550_input(u, (const uint8_t *)"xy", 2);
+	wr(UART_FCR, UART_FCR_ENABLE | UART_FCR_CLEAR_RX);
+	assert_int_equal(rd(UART_LSR) & UART_LSR_DR, 0);
+	assert_int_equal(rd(UART_IIR) & 0xC0, 0xC0); /* FIFOs enabled */
+	wr(UART_FCR, 0);
+	assert_int_equal(rd(UART_IIR) & 0xC0, 0);
+}
+
+static void test_iir_priorities(void **state)
+{
+	(void)state;
+	struct uart *u = setup_com(0);
+	wr(UART_FCR, UART_FCR_ENABLE);
+	wr(UART_IER, UART_IER_RDI | UART_IER_THRI | UART_IER_RLSI | UART_IER_MSI);
+	assert_int_equal(rd(UART_IIR), 0xC0 | UART_IIR_THRI); /* enabling ETBEI raised THRE */
+	assert_int_equal(rd(UART_IIR), 0xC1);                 /* ...and reading IIR cleared it */
+	wr(UART_THR, 'x');                                    /* transmit: THRE again */
+	uint8_t fill[UART_RX_SIZE + 1] = {0};
+	uart16550_input(u, fill, sizeof(fill)); /* data plus an overrun */
+	assert_int_equal(rd(UART_IIR), 0xC0 | UART_IIR_RLSI);
+	rd(UART_LSR); /* clears OE */
+	assert_int_equal(rd(UART_IIR), 0xC0 | UART_IIR_RDI);
+	wr(UART_FCR, UART_FCR_ENABLE | UART_FCR_CLEAR_RX);
+	assert_int_equal(rd(UART_IIR), 0xC0 | UART_IIR_THRI);
+	/* Modem status: in loopback, toggling RTS changes CTS. */
+	wr(UART_MCR, UART_MCR_LOOP);
+	rd(UART_MSR); /* entering loopback changed the inputs: clear the deltas */
+	assert_int_equal(rd(UART_IIR), 0xC1); /* THRE was consumed above */
+	wr(UART_MCR, UART_MCR_LOOP | UART_MCR_RTS);
+	assert_int_equal(rd(UART_IIR), 0xC0 | UART_IIR_MSI);
+	uint8_t msr = rd(UART_MSR);
+	assert_int_equal(msr & (UART_MSR_DCTS | UART_MSR_CTS), UART_MSR_DCTS | UART_MSR_CTS);
+	assert_int_equal(rd(UART_IIR), 0xC1);
+}
+
+static void test_irq_line(void **state)
+{
+	(void)state;
+	struct uart *u = setup_com(0);
+	wr(UART_IER, UART_IER_RDI);
+	assert_int_equal(irq_level[4], 0);
+	uart16550_input(u, (const uint8_t *)"q", 1);
+	assert_int_equal(irq_level[4], 1);
+	assert_int_equal(rd(UART_RBR), 'q');
+	assert_int_equal(irq_level[4], 0);
+	/* THRE: raised by enabling it, lowered by reading IIR, raised by THR. */
+	wr(UART_IER, UART_IER_RDI | UART_IER_THRI);
+	assert_int_equal(irq_level[4], 1);
+	rd(UART_IIR);
+	assert_int_equal(irq_level[4], 0);
+	wr(UART_THR, '.');
+	assert_int_equal(irq_level[4], 1);
+	wr(UART_IER, 0); /* disabling the source lowers the line */
+	assert_int_equal(irq_level[4], 0);
+	assert_int_equal(irq_changes[4], 6);
+	assert_int_equal(irq_changes[3], 0);
+	/* COM2 uses IRQ 3. */
+	u = setup_com(1);
+	wr(UART_IER, UART_IER_RDI);
+	uart16550_input(u, (const uint8_t *)"z", 1);
+	assert_int_equal(irq_level[3], 1);
+	assert_int_equal(irq_level[4], 0);
+}
+
+static void test_loopback(void **state)
+{
+	(void)state;
+	setup_com(0);
+	/* Linux's autoconfig check: MCR = LOOP | OUT2 | RTS gives MSR 0x90. */
+	wr(UART_MCR, UART_MCR_LOOP | 0x0A);
+	assert_int_equal(rd(UART_MSR) & 0xF0, 0x90);
+	wr(UART_THR, 0x42);
+	assert_int_equal(out_len, 0);
+	assert_int_not_equal(rd(UART_LSR) & UART_LSR_DR, 0);
+	assert_int_equal(rd(UART_RBR), 0x42);
+	wr(UART_MCR, 0);
+	assert_int_equal(rd(UART_MSR) & 0xF0, 0xB0);
+	wr(UART_THR, 0x43);
+	assert_int_equal(out_len, 1);
+}
+
+static void test_garbage(void **state)
+{
+	(void)state;
+	struct uart *u = setup_com(0);
+	const struct bus_range *r = &test_vm.io_bus.ranges[0];
+	uint32_t x = 12345;
+	for (unsigned i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		uint8_t data[8];
+		for (unsigned b = 0; b < 8; b++)
+			data[b] = (uint8_t)(x >> (b * 3));
+		unsigned size = 1u << (x % 4);
+		uint64_t off = (x >> 8) % 10; /* also past the registers */
+		bool write = (x >> 12) & 1;
+		if (write && off == UART_LCR)
+			data[0] &= 0x7F; /* keep DLAB mostly off, so THR/RBR get exercised */
+		r->fn(r->opaque, off, write, data, size);
+		if ((x >> 20) % 64 == 0)
+			uart16550_input(u, data, (x >> 24) % 8);
+		assert_int_equal(u->ier & 0xF0, 0);
+		assert_true(u->rx_count <= UART_RX_SIZE);
+		assert_int_equal(irq_level[4], (uart_iir(u) & UART_IIR_NO_INT) ? 0 : 1);
+	}
+	/* Still a working UART afterwards. */
+	wr(UART_LCR, 0x03);
+	wr(UART_MCR, 0);
+	assert_int_equal(rd(UART_LSR) & (UART_LSR_THRE | UART_LSR_TEMT), 0x60);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (out)
+		fclose(out);
+	out = NULL;
+	free(out_buf);
+	out_buf = NULL;
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reset_state),
+		cmocka_unit_test(test_ports_and_irqs),
+		cmocka_unit_test(test_dlab_switching),
+		cmocka_unit_test(test_transmit),
+		cmocka_unit_test(test_rx_buffer),
+		cmocka_unit_test(test_iir_priorities),
+		cmocka_unit_test(test_irq_line),
+		cmocka_unit_test(test_loopback),
+		cmocka_unit_test(test_garbage),
+	};
+	return cmocka_run_group_tests(tests, NULL, teardown);
+}

@@ -1,0 +1,917 @@
+/* virtio_blk_test.c: virtio-blk over the virtio PCI transport, driven like a guest driver through config space and BAR0 against a temp image (no KVM). */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../vmm/dev/virtqueue.c"
+#include "../../vmm/dev/virtio_pci.c"
+#include "../../vmm/dev/virtio_blk.c"
+
+/* ---- stubs of the VMM core --------------------------------------------- */
+
+#define MEM_SIZE (1u << 20)
+#define GSI 11
+
+static uint8_t *mem;
+static struct vm fake_vm;
+static struct pci_device *added;
+static int irq_level, irq_changes;
+static struct {
+	uint64_t addr;
+	uint32_t data;
+} msi_log[64];
+static unsigned msi_count;
+
+void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (gpa > MEM_SIZE || len > MEM_SIZE - gpa)
+		return NULL;
+	return mem + gpa;
+}
+
+void vm_irq_set(struct vm *vm, unsigned gsi, int level)
+{
+	assert_int_equal(gsi, GSI);
+	irq_level = level;
+	irq_changes++;
+}
+
+zhv_status_t zhv_guest_signal_msi(zhv_guest_t *guest, uint64_t address, uint32_t data)
+{
+	if (msi_count < sizeof(msi_log) / sizeof(msi_log[0])) {
+		msi_log[msi_count].addr = address;
+		msi_log[msi_count].data = data;
+	}
+	msi_count++;
+	return ZHV_OK;
+}
+
+int pci_add(struct vm *vm, struct pci_device *dev)
+{
+	added = dev;
+	dev->irq_pin_gsi = GSI;
+	dev->bar_addr[0] = VM_PCI_MMIO_BASE;
+	return 0;
+}
+
+/* ---- the guest driver's side ------------------------------------------- */
+
+#define SECTORS 64
+#define QSIZE 16
+#define DESC 0x1000u
+#define AVAIL 0x2000u
+#define USED 0x3000u
+#define TABLE 0x4000u
+#define HDR 0x5000u
+#define STATUS 0x5100u
+#define DATA 0x10000u
+
+static char image_path[] = "/tmp/zhv-blk-test-XXXXXX";
+static int image_fd = -1;
+static uint16_t drv_avail;
+static struct pci_device *dev;
+
+static uint8_t pattern(size_t i)
+{
+	return (uint8_t)(i * 7 + i / 512);
+}
+
+static uint64_t bar_read(uint64_t off, unsigned size)
+{
+	uint8_t data[8];
+	uint64_t v = 0;
+
+	dev->ops->bar_access(dev, 0, off, false, data, size);
+	for (unsigned i = 0; i < size; i++)
+		v |= (uint64_t)data[i] << (8 * i);
+	return v;
+}
+
+static void bar_write(uint64_t off, uint64_t v, unsigned size)
+{
+	uint8_t data[8];
+
+	for (unsigned i = 0; i < size; i++)
+		data[i] = (uint8_t)(v >> (8 * i));
+	dev->ops->bar_access(dev, 0, off, true, data, size);
+}
+
+/* What pci.c does on a config write: store, then call the hook. */
+static void cfg_write(uint32_t off, uint32_t v, unsigned size)
+{
+	for (unsigned i = 0; i < size && off + i < 256; i++)
+		dev->cfg[off + i] = (uint8_t)(v >> (8 * i));
+	dev->ops->config_write(dev, off, v, size);
+}
+
+static uint32_t get32_le(const uint8_t *p)
+{
+	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
+}
+
+static uint8_t dev_status(void)
+{
+	return (uint8_t)bar_read(COMMON_STATUS, 1);
+}
+
+static uint64_t dev_features(void)
+{
+	bar_write(COMMON_DFSELECT, 0, 4);
+	uint64_t lo = bar_read(COMMON_DF, 4);
+	bar_write(COMMON_DFSELECT, 1, 4);
+	return lo | bar_read(COMMON_DF, 4) << 32;
+}
+
+static void set_driver_features(uint64_t f)
+{
+	bar_write(COMMON_GFSELECT, 0, 4);
+	bar_write(COMMON_GF, (uint32_t)f, 4);
+	bar_write(COMMON_GFSELECT, 1, 4);
+	bar_write(COMMON_GF, f >> 32, 4);
+}
+
+static void setup_queue(void)
+{
+	bar_write(COMMON_Q_SELECT, 0, 2);
+	bar_write(COMMON_Q_SIZE, QSIZE, 2);
+	bar_write(COMMON_Q_DESCLO, DESC, 4);
+	bar_write(COMMON_Q_DESCHI, 0, 4);
+	bar_write(COMMON_Q_AVAILLO, AVAIL, 8);
+	bar_write(COMMON_Q_USEDLO, USED, 4);
+	bar_write(COMMON_Q_USEDHI, 0, 4);
+	bar_write(COMMON_Q_ENABLE, 1, 2);
+}
+
+/* The virtio 1.2 §3.1.1 sequence; returns the final status. */
+static uint8_t driver_init(uint64_t accept)
+{
+	memset(mem, 0, MEM_SIZE);
+	drv_avail = 0;
+	bar_write(COMMON_STATUS, 0, 1);
+	assert_int_equal(dev_status(), 0);
+	bar_write(COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE, 1);
+	bar_write(COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	set_driver_features(dev_features() & accept);
+	bar_write(COMMON_STATUS, dev_status() | VIRTIO_STATUS_FEATURES_OK, 1);
+	if (!(dev_status() & VIRTIO_STATUS_FEATURES_OK))
+		return dev_status();
+	setup_queue();
+	bar_write(COMMON_STATUS, dev_status() | VIRTIO_STATUS_DRIVER_OK, 1);
+	return dev_status();
+}
+
+static void set_desc(uint64_t table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+                     uint16_t next)
+{
+	struct vq_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
+
+	memcpy(mem + table + 16u * i, &d, sizeof(d));
+}
+
+static uint16_t get16_mem(uint64_t gpa)
+{
+	uint16_t v;
+
+	memcpy(&v, mem + gpa, 2);
+	return v;
+}
+
+static uint32_t get32_mem(uint64_t gpa)
+{
+	uint32_t v;
+
+	memcpy(&v, mem + gpa, 4);
+	return v;
+}
+
+static void put_hdr(uint32_t type, uint64_t sector)
+{
+	memcpy(mem + HDR, &type, 4);
+	memset(mem + HDR + 4, 0, 4);
+	memcpy(mem + HDR + 8, &sector, 8);
+	mem[STATUS] = 0xee;
+}
+
+static void avail_add(uint16_t head)
+{
+	uint16_t idx;
+
+	memcpy(mem + AVAIL + 4 + 2u * (drv_avail % QSIZE), &head, 2);
+	idx = ++drv_avail;
+	memcpy(mem + AVAIL + 2, &idx, 2);
+}
+
+static void kick(void)
+{
+	bar_write(VIRTIO_PCI_NOTIFY_OFF + 0 * VIRTIO_PCI_NOTIFY_MULT, 0, 2);
+}
+
+/* Submit (head) and check it came back; returns the used length. */
+static uint32_t submit_chain(uint16_t head)
+{
+	uint16_t before = get16_mem(USED + 2);
+	uint16_t slot = before % QSIZE;
+
+	avail_add(head);
+	kick();
+	assert_int_equal(get16_mem(USED + 2), (uint16_t)(before + 1));
+	assert_int_equal(get32_mem(USED + 4 + 8u * slot), head);
+	return get32_mem(USED + 8 + 8u * slot);
+}
+
+/* A three-descriptor request: header, data (device-writable for IN and
+ * GET_ID), status. Returns the status byte. */
+static uint8_t request(uint32_t type, uint64_t sector, uint32_t data_len, uint32_t *used_len)
+{
+	bool to_guest = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
+	uint32_t len;
+
+	put_hdr(type, sector);
+	set_desc(DESC, 0, HDR, 16, VQ_DESC_F_NEXT, data_len ? 1 : 2);
+	set_desc(DESC, 1, DATA, data_len, VQ_DESC_F_NEXT | (to_guest ? VQ_DESC_F_WRITE : 0), 2);
+	set_desc(DESC, 2, STATUS, 1, VQ_DESC_F_WRITE, 0);
+	len = submit_chain(0);
+	if (used_len)
+		*used_len = len;
+	return mem[STATUS];
+}
+
+static void fill_image(void)
+{
+	uint8_t buf[SECTORS * 512];
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = pattern(i);
+	assert_int_equal(pwrite(image_fd, buf, sizeof(buf), 0), sizeof(buf));
+	assert_int_equal(ftruncate(image_fd, sizeof(buf)), 0);
+}
+
+static void destroy_device(void)
+{
+	struct virtio_pci *vp;
+	struct virtio_blk *b;
+
+	if (!added)
+		return;
+	vp = added->opaque;
+	b = vp->opaque;
+	close(b->fd);
+	pthread_mutex_destroy(&vp->lock);
+	free(b);
+	added = dev = NULL;
+}
+
+static void create_device(bool ro)
+{
+	destroy_device();
+	assert_int_equal(virtio_blk_create(&fake_vm, image_path, ro), 0);
+	assert_non_null(added);
+	dev = added;
+	irq_level = 0;
+	irq_changes = 0;
+	msi_count = 0;
+}
+
+static int group_setup(void **state)
+{
+	mem = aligned_alloc(4096, MEM_SIZE);
+	image_fd = mkstemp(image_path);
+	return mem && image_fd >= 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	destroy_device();
+	close(image_fd);
+	unlink(image_path);
+	free(mem);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	fill_image();
+	create_device(false);
+	assert_int_equal(driver_init(~0ull), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	                                          VIRTIO_STATUS_FEATURES_OK |
+	                                          VIRTIO_STATUS_DRIVER_OK);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	destroy_device();
+	return 0;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_pci_identity(void **state)
+{
+	uint8_t *cfg = dev->cfg;
+	unsigned seen = 0, at, hops = 0;
+
+	assert_int_equal(get16(cfg + 0), 0x1af4);
+	assert_int_equal(get16(cfg + 2), 0x1042);
+	assert_int_equal(cfg[8], 1);
+	assert_int_equal(cfg[9] | cfg[10] << 8 | cfg[11] << 16, 0x010000);
+	assert_int_equal(get16(cfg + 0x2c), 0x1af4);
+	assert_true(cfg[6] & 0x10);
+	assert_int_equal(cfg[0x3d], 1);
+	assert_int_equal(dev->bar_size[0], 0x4000);
+
+	for (at = cfg[0x34]; at; at = cfg[at + 1]) {
+		assert_true(at >= 0x40 && at < 0xfc && ++hops < 16);
+		if (cfg[at] == PCI_CAP_ID_MSIX) {
+			assert_int_equal(get16(cfg + at + 2) & 0x7ff, 1); /* 2 vectors */
+			assert_int_equal(get32_le(cfg + at + 4), 0x3000);
+			assert_int_equal(get32_le(cfg + at + 8), 0x3800);
+			seen |= 1u << 0;
+			continue;
+		}
+		assert_int_equal(cfg[at], PCI_CAP_ID_VNDR);
+		assert_int_equal(cfg[at + 4], 0); /* BAR0 */
+		seen |= 1u << cfg[at + 3];
+		switch (cfg[at + 3]) {
+		case VIRTIO_PCI_CAP_COMMON_CFG:
+			assert_int_equal(get32_le(cfg + at + 8), 0);
+			assert_true(get32_le(cfg + at + 12) >= 0x38);
+			break;
+		case VIRTIO_PCI_CAP_NOTIFY_CFG:
+			assert_int_equal(cfg[at + 2], 20);
+			assert_int_equal(get32_le(cfg + at + 8), 0x2000);
+			assert_int_equal(get32_le(cfg + at + 16), 4);
+			break;
+		case VIRTIO_PCI_CAP_ISR_CFG:
+			assert_int_equal(get32_le(cfg + at + 8), 0x800);
+			break;
+		case VIRTIO_PCI_CAP_DEVICE_CFG:
+			assert_int_equal(get32_le(cfg + at + 8), 0x1000);
+			assert_true(get32_le(cfg + at + 12) >= 24);
+			break;
+		}
+	}
+	assert_int_equal(seen, 1u << 0 | 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4);
+}
+
+static void test_features_and_config(void **state)
+{
+	uint64_t f = dev_features();
+
+	assert_true(f & 1ull << VIRTIO_F_VERSION_1);
+	assert_true(f & 1ull << VIRTIO_F_INDIRECT_DESC);
+	assert_true(f & 1ull << VIRTIO_BLK_F_FLUSH);
+	assert_true(f & 1ull << VIRTIO_BLK_F_SEG_MAX);
+	assert_true(f & 1ull << VIRTIO_BLK_F_BLK_SIZE);
+	assert_false(f & 1ull << VIRTIO_BLK_F_RO);
+	assert_false(f & 1ull << VIRTIO_F_EVENT_IDX);
+
+	assert_int_equal(bar_read(VIRTIO_PCI_DEVICE_OFF + BLK_CFG_CAPACITY, 8), SECTORS);
+	assert_int_equal(bar_read(VIRTIO_PCI_DEVICE_OFF + BLK_CFG_CAPACITY + 4, 4), 0);
+	assert_int_equal(bar_read(VIRTIO_PCI_DEVICE_OFF + BLK_CFG_SEG_MAX, 4), 254);
+	assert_int_equal(bar_read(VIRTIO_PCI_DEVICE_OFF + BLK_CFG_BLK_SIZE, 4), 512);
+	assert_int_equal(bar_read(VIRTIO_PCI_DEVICE_OFF + 0x800, 4), 0);
+
+	assert_int_equal(bar_read(COMMON_NUMQ, 2), 1);
+	assert_int_equal(bar_read(COMMON_CFGGEN, 1), 0);
+	bar_write(COMMON_Q_SELECT, 0, 2);
+	assert_int_equal(bar_read(COMMON_Q_SIZE, 2), QSIZE);
+	assert_int_equal(bar_read(COMMON_Q_ENABLE, 2), 1);
+	assert_int_equal(bar_read(COMMON_Q_NOFF, 2), 0);
+	assert_int_equal(bar_read(COMMON_Q_DESCLO, 8), DESC);
+	assert_int_equal(bar_read(COMMON_Q_AVAILLO, 4), AVAIL);
+	assert_int_equal(bar_read(COMMON_Q_USEDHI, 4), 0);
+	/* Frozen while enabled (§4.1.4.3.2). */
+	bar_write(COMMON_Q_SIZE, 4, 2);
+	bar_write(COMMON_Q_DESCLO, 0x8000, 4);
+	assert_int_equal(bar_read(COMMON_Q_SIZE, 2), QSIZE);
+	assert_int_equal(bar_read(COMMON_Q_DESCLO, 4), DESC);
+	/* A queue that does not exist. */
+	bar_write(COMMON_Q_SELECT, 5, 2);
+	assert_int_equal(bar_read(COMMON_Q_SIZE, 2), 0);
+	bar_write(COMMON_Q_ENABLE, 1, 2);
+	assert_int_equal(bar_read(COMMON_Q_ENABLE, 2), 0);
+
+	/* After reset the queue offers its maximum again. */
+	bar_write(COMMON_STATUS, 0, 1);
+	bar_write(COMMON_Q_SELECT, 0, 2);
+	assert_int_equal(bar_read(COMMON_Q_SIZE, 2), BLK_QUEUE_SIZE);
+	assert_int_equal(bar_read(COMMON_Q_ENABLE, 2), 0);
+	assert_int_equal(bar_read(COMMON_Q_DESCLO, 8), 0);
+	assert_int_equal(bar_read(COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+}
+
+static void test_feature_negotiation(void **state)
+{
+	/* No VERSION_1: legacy is not offered, FEATURES_OK does not stick. */
+	assert_false(driver_init(~(1ull << VIRTIO_F_VERSION_1)) & VIRTIO_STATUS_FEATURES_OK);
+
+	/* A bit we never offered. */
+	bar_write(COMMON_STATUS, 0, 1);
+	bar_write(COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	set_driver_features(1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_EVENT_IDX);
+	bar_write(COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	                             VIRTIO_STATUS_FEATURES_OK, 1);
+	assert_false(dev_status() & VIRTIO_STATUS_FEATURES_OK);
+	/* ... and DRIVER_OK without FEATURES_OK serves nothing. */
+	setup_queue();
+	bar_write(COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	                             VIRTIO_STATUS_DRIVER_OK, 1);
+	put_hdr(VIRTIO_BLK_T_FLUSH, 0);
+	set_desc(DESC, 0, HDR, 16, VQ_DESC_F_NEXT, 1);
+	set_desc(DESC, 1, STATUS, 1, VQ_DESC_F_WRITE, 0);
+	avail_add(0);
+	kick();
+	assert_int_equal(get16_mem(USED + 2), 0);
+
+	/* Accepted subset; later feature writes are ignored. */
+	assert_true(driver_init(1ull << VIRTIO_F_VERSION_1) & VIRTIO_STATUS_DRIVER_OK);
+	set_driver_features(~0ull);
+	bar_write(COMMON_GFSELECT, 0, 4);
+	assert_int_equal(bar_read(COMMON_GF, 4), 0);
+	bar_write(COMMON_GFSELECT, 1, 4);
+	assert_int_equal(bar_read(COMMON_GF, 4), 1);
+}
+
+static void test_read(void **state)
+{
+	uint32_t used;
+
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 3, 1024, &used), VIRTIO_BLK_S_OK);
+	assert_int_equal(used, 1025);
+	for (size_t i = 0; i < 1024; i++)
+		assert_int_equal(mem[DATA + i], pattern(3 * 512 + i));
+
+	/* INTx: the line is up until ISR is read, and reading clears it. */
+	assert_int_equal(irq_level, 1);
+	assert_int_equal(bar_read(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_ISR_QUEUE);
+	assert_int_equal(irq_level, 0);
+	assert_int_equal(bar_read(VIRTIO_PCI_ISR_OFF, 1), 0);
+
+	/* The last sector of the disk. */
+	assert_int_equal(request(VIRTIO_BLK_T_IN, SECTORS - 1, 512, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(mem[DATA + 511], pattern(SECTORS * 512 - 1));
+}
+
+static void test_write(void **state)
+{
+	uint8_t back[1024];
+	uint32_t used;
+
+	for (size_t i = 0; i < sizeof(back); i++)
+		mem[DATA + i] = (uint8_t)~i;
+	assert_int_equal(request(VIRTIO_BLK_T_OUT, 5, 1024, &used), VIRTIO_BLK_S_OK);
+	assert_int_equal(used, 1);
+	assert_int_equal(pread(image_fd, back, sizeof(back), 5 * 512), sizeof(back));
+	assert_memory_equal(back, mem + DATA, sizeof(back));
+	/* Neighbours untouched. */
+	assert_int_equal(pread(image_fd, back, 1, 5 * 512 - 1), 1);
+	assert_int_equal(back[0], pattern(5 * 512 - 1));
+	assert_int_equal(pread(image_fd, back, 1, 7 * 512), 1);
+	assert_int_equal(back[0], pattern(7 * 512));
+}
+
+static void test_flush_and_get_id(void **state)
+{
+	char want[VIRTIO_BLK_ID_BYTES] = { 0 };
+	const char *base = strrchr(image_path, '/') + 1;
+	uint32_t used;
+
+	assert_int_equal(request(VIRTIO_BLK_T_FLUSH, 0, 0, &used), VIRTIO_BLK_S_OK);
+	assert_int_equal(used, 1);
+
+	memset(mem + DATA, 0xaa, 32);
+	memcpy(want, base, strnlen(base, sizeof(want)));
+	assert_int_equal(request(VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES, &used),
+	                 VIRTIO_BLK_S_OK);
+	assert_int_equal(used, VIRTIO_BLK_ID_BYTES + 1);
+	assert_memory_equal(mem + DATA, want, sizeof(want));
+	assert_int_equal(mem[DATA + VIRTIO_BLK_ID_BYTES], 0xaa);
+}
+
+static void test_out_of_range(void **state)
+{
+	uint8_t back[512];
+
+	assert_int_equal(request(VIRTIO_BLK_T_IN, SECTORS, 512, NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(VIRTIO_BLK_T_IN, SECTORS - 1, 1024, NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(VIRTIO_BLK_T_IN, UINT64_MAX, 512, NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(VIRTIO_BLK_T_IN, UINT64_MAX / 512 + 2, 512, NULL),
+	                 VIRTIO_BLK_S_IOERR);
+	memset(mem + DATA, 0x5a, 512);
+	assert_int_equal(request(VIRTIO_BLK_T_OUT, SECTORS, 512, NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(VIRTIO_BLK_T_OUT, SECTORS - 1, 1024, NULL), VIRTIO_BLK_S_IOERR);
+	/* Not a whole number of sectors. */
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 0, 100, NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(VIRTIO_BLK_T_OUT, 0, 513, NULL), VIRTIO_BLK_S_IOERR);
+	/* Nothing was written, the image did not grow. */
+	assert_int_equal(lseek(image_fd, 0, SEEK_END), SECTORS * 512);
+	assert_int_equal(pread(image_fd, back, 512, 0), 512);
+	assert_int_equal(back[0], pattern(0));
+	/* The device is still fine. */
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 0, 512, NULL), VIRTIO_BLK_S_OK);
+	assert_false(dev_status() & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+static void test_unsupported(void **state)
+{
+	assert_int_equal(request(11 /* DISCARD, not offered */, 0, 16, NULL),
+	                 VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(request(0xdeadbeef, 0, 0, NULL), VIRTIO_BLK_S_UNSUPP);
+	assert_false(dev_status() & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+static void test_read_only(void **state)
+{
+	uint8_t back[512];
+
+	create_device(true);
+	assert_true(dev_features() & 1ull << VIRTIO_BLK_F_RO);
+	assert_true(driver_init(~0ull) & VIRTIO_STATUS_DRIVER_OK);
+	memset(mem + DATA, 0x11, 512);
+	assert_int_equal(request(VIRTIO_BLK_T_OUT, 0, 512, NULL), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(pread(image_fd, back, 512, 0), 512);
+	assert_int_equal(back[0], pattern(0));
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 1, 512, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(mem[DATA + 7], pattern(512 + 7));
+	assert_int_equal(request(VIRTIO_BLK_T_FLUSH, 0, 0, NULL), VIRTIO_BLK_S_OK);
+}
+
+/* §2.6.4: no assumption on framing. Header split 5 + 11 bytes, data in
+ * three pieces, status sharing the last descriptor with data, all in an
+ * indirect table. */
+static void test_odd_framing_indirect(void **state)
+{
+	uint32_t used;
+
+	put_hdr(VIRTIO_BLK_T_IN, 2);
+	set_desc(TABLE, 0, HDR, 5, VQ_DESC_F_NEXT, 1);
+	set_desc(TABLE, 1, HDR + 5, 11, VQ_DESC_F_NEXT, 2);
+	set_desc(TABLE, 2, DATA, 100, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, 3);
+	set_desc(TABLE, 3, DATA + 0x1000, 700, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, 4);
+	set_desc(TABLE, 4, DATA + 0x2000, 225, VQ_DESC_F_WRITE, 0); /* 224 data + status */
+	set_desc(DESC, 3, TABLE, 5 * 16, VQ_DESC_F_INDIRECT, 0);
+	used = submit_chain(3);
+	assert_int_equal(used, 1025);
+	assert_int_equal(mem[DATA + 0x2000 + 224], VIRTIO_BLK_S_OK);
+	assert_int_equal(mem[DATA + 0], pattern(1024));
+	assert_int_equal(mem[DATA + 0x1000], pattern(1024 + 100));
+	assert_int_equal(mem[DATA + 0x2000 + 223], pattern(1024 + 1023));
+}
+
+static void expect_needs_reset(void)
+{
+	uint16_t before;
+
+	assert_true(dev_status() & VIRTIO_STATUS_NEEDS_RESET);
+	/* Configuration change notification (INTx: ISR bit 1). */
+	assert_true(bar_read(VIRTIO_PCI_ISR_OFF, 1) & VIRTIO_ISR_CONFIG);
+	/* Nothing more is served until the driver resets... */
+	before = get16_mem(USED + 2);
+	put_hdr(VIRTIO_BLK_T_FLUSH, 0);
+	set_desc(DESC, 5, HDR, 16, VQ_DESC_F_NEXT, 6);
+	set_desc(DESC, 6, STATUS, 1, VQ_DESC_F_WRITE, 0);
+	avail_add(5);
+	kick();
+	assert_int_equal(get16_mem(USED + 2), before);
+	/* ... and a driver writing status back cannot clear the bit. */
+	bar_write(COMMON_STATUS, dev_status() & ~VIRTIO_STATUS_NEEDS_RESET, 1);
+	assert_true(dev_status() & VIRTIO_STATUS_NEEDS_RESET);
+	/* A reset brings it back. */
+	assert_int_equal(driver_init(~0ull) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 0, 512, NULL), VIRTIO_BLK_S_OK);
+}
+
+static void test_malformed_short_header(void **state)
+{
+	put_hdr(VIRTIO_BLK_T_IN, 0);
+	set_desc(DESC, 0, HDR, 8, VQ_DESC_F_NEXT, 1);
+	set_desc(DESC, 1, STATUS, 1, VQ_DESC_F_WRITE, 0);
+	avail_add(0);
+	kick();
+	assert_int_equal(mem[STATUS], 0xee);
+	expect_needs_reset();
+}
+
+static void test_malformed_no_status(void **state)
+{
+	put_hdr(VIRTIO_BLK_T_OUT, 0);
+	set_desc(DESC, 0, HDR, 16, VQ_DESC_F_NEXT, 1);
+	set_desc(DESC, 1, DATA, 512, 0, 0);
+	avail_add(0);
+	kick();
+	expect_needs_reset();
+}
+
+static void test_malformed_loop(void **state)
+{
+	put_hdr(VIRTIO_BLK_T_IN, 0);
+	set_desc(DESC, 0, HDR, 16, VQ_DESC_F_NEXT, 1);
+	set_desc(DESC, 1, DATA, 512, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, 0);
+	avail_add(0);
+	kick();
+	expect_needs_reset();
+}
+
+static void test_malformed_outside_ram(void **state)
+{
+	put_hdr(VIRTIO_BLK_T_IN, 0);
+	set_desc(DESC, 0, HDR, 16, VQ_DESC_F_NEXT, 1);
+	set_desc(DESC, 1, 0xfee00000, 512, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, 2);
+	set_desc(DESC, 2, STATUS, 1, VQ_DESC_F_WRITE, 0);
+	avail_add(0);
+	kick();
+	expect_needs_reset();
+}
+
+static void test_bad_queue_setup(void **state)
+{
+	bar_write(COMMON_STATUS, 0, 1);
+	bar_write(COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	bar_write(COMMON_Q_SELECT, 0, 2);
+	bar_write(COMMON_Q_SIZE, 24, 2); /* not a power of 2 */
+	bar_write(COMMON_Q_ENABLE, 1, 2);
+	assert_int_equal(bar_read(COMMON_Q_ENABLE, 2), 0);
+	assert_true(dev_status() & VIRTIO_STATUS_NEEDS_RESET);
+
+	bar_write(COMMON_STATUS, 0, 1);
+	bar_write(COMMON_Q_DESCLO, 0xfee00000, 4); /* rings outside RAM */
+	bar_write(COMMON_Q_ENABLE, 1, 2);
+	assert_int_equal(bar_read(COMMON_Q_ENABLE, 2), 0);
+	assert_true(dev_status() & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(driver_init(~0ull) & VIRTIO_STATUS_DRIVER_OK);
+}
+
+static void test_buffers_before_driver_ok(void **state)
+{
+	driver_init(~0ull);
+	bar_write(COMMON_STATUS, 0, 1);
+	bar_write(COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	set_driver_features(dev_features());
+	bar_write(COMMON_STATUS, dev_status() | VIRTIO_STATUS_FEATURES_OK, 1);
+	setup_queue();
+	put_hdr(VIRTIO_BLK_T_IN, 4);
+	set_desc(DESC, 0, HDR, 16, VQ_DESC_F_NEXT, 1);
+	set_desc(DESC, 1, DATA, 512, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, 2);
+	set_desc(DESC, 2, STATUS, 1, VQ_DESC_F_WRITE, 0);
+	avail_add(0);
+	kick();
+	assert_int_equal(get16_mem(USED + 2), 0); /* §2.1.2: not before DRIVER_OK */
+	bar_write(COMMON_STATUS, dev_status() | VIRTIO_STATUS_DRIVER_OK, 1);
+	assert_int_equal(get16_mem(USED + 2), 1);
+	assert_int_equal(mem[STATUS], VIRTIO_BLK_S_OK);
+	assert_int_equal(mem[DATA], pattern(4 * 512));
+}
+
+static void test_reset_lowers_intx(void **state)
+{
+	assert_int_equal(request(VIRTIO_BLK_T_FLUSH, 0, 0, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(irq_level, 1);
+	bar_write(COMMON_STATUS, 0, 1);
+	assert_int_equal(irq_level, 0);
+	assert_int_equal(bar_read(VIRTIO_PCI_ISR_OFF, 1), 0);
+}
+
+static void test_no_interrupt_flag(void **state)
+{
+	uint16_t flags = VQ_AVAIL_F_NO_INTERRUPT;
+
+	memcpy(mem + AVAIL, &flags, 2);
+	assert_int_equal(request(VIRTIO_BLK_T_FLUSH, 0, 0, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(irq_level, 0);
+	assert_int_equal(irq_changes, 0);
+}
+
+static void msix_entry(unsigned v, uint32_t addr, uint32_t data, bool masked)
+{
+	uint64_t e = VIRTIO_PCI_MSIX_TBL_OFF + 16u * v;
+
+	bar_write(e + 0, addr, 4);
+	bar_write(e + 4, 0, 4);
+	bar_write(e + 8, data, 4);
+	bar_write(e + 12, masked, 4);
+}
+
+static void test_msix(void **state)
+{
+	/* The driver enables MSI-X in config space and maps vectors. */
+	cfg_write(MSIX_CTRL, MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL, 2);
+	assert_int_equal(get16(dev->cfg + MSIX_CTRL), MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL | 1);
+	msix_entry(0, 0xfee00000, 0x41, false);
+	msix_entry(1, 0xfee01000, 0x42, false);
+	assert_int_equal(bar_read(VIRTIO_PCI_MSIX_TBL_OFF + 16 + 8, 4), 0x42);
+	assert_int_equal(bar_read(VIRTIO_PCI_MSIX_TBL_OFF + 16, 8), 0xfee01000);
+	bar_write(COMMON_MSIX, 0, 2);
+	assert_int_equal(bar_read(COMMON_MSIX, 2), 0);
+	bar_write(COMMON_Q_SELECT, 0, 2);
+	bar_write(COMMON_Q_MSIX, 7, 2); /* no such vector */
+	assert_int_equal(bar_read(COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	bar_write(COMMON_Q_MSIX, 1, 2);
+	assert_int_equal(bar_read(COMMON_Q_MSIX, 2), 1);
+
+	/* Function masked: pending, delivered on unmask. */
+	assert_int_equal(request(VIRTIO_BLK_T_FLUSH, 0, 0, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(msi_count, 0);
+	assert_int_equal(bar_read(VIRTIO_PCI_MSIX_PBA_OFF, 8), 2);
+	cfg_write(MSIX_CTRL, MSIX_CTRL_ENABLE, 2);
+	assert_int_equal(msi_count, 1);
+	assert_int_equal(msi_log[0].addr, 0xfee01000);
+	assert_int_equal(msi_log[0].data, 0x42);
+	assert_int_equal(bar_read(VIRTIO_PCI_MSIX_PBA_OFF, 8), 0);
+
+	/* Straight delivery; INTx and ISR stay quiet. */
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 0, 512, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(msi_count, 2);
+	assert_int_equal(irq_changes, 0);
+
+	/* Vector masked: pending, then delivered on unmask. */
+	bar_write(VIRTIO_PCI_MSIX_TBL_OFF + 16 + 12, 1, 4);
+	assert_int_equal(request(VIRTIO_BLK_T_FLUSH, 0, 0, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(msi_count, 2);
+	assert_int_equal(bar_read(VIRTIO_PCI_MSIX_PBA_OFF, 4), 2);
+	bar_write(VIRTIO_PCI_MSIX_TBL_OFF + 16 + 12, 0, 4);
+	assert_int_equal(msi_count, 3);
+	assert_int_equal(bar_read(VIRTIO_PCI_MSIX_PBA_OFF, 4), 0);
+
+	/* A device error raises the config vector. */
+	put_hdr(VIRTIO_BLK_T_IN, 0);
+	set_desc(DESC, 0, HDR, 4, 0, 0);
+	avail_add(0);
+	kick();
+	assert_int_equal(msi_count, 4);
+	assert_int_equal(msi_log[3].data, 0x41);
+
+	/* NO_VECTOR: no interrupt at all. */
+	assert_int_equal(driver_init(~0ull) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	assert_int_equal(request(VIRTIO_BLK_T_FLUSH, 0, 0, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(msi_count, 4);
+
+	/* Disable MSI-X: back to INTx. */
+	cfg_write(MSIX_CTRL, 0, 2);
+	assert_int_equal(request(VIRTIO_BLK_T_FLUSH, 0, 0, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(irq_level, 1);
+}
+
+static void test_config_space_read_only(void **state)
+{
+	uint8_t before[256];
+
+	memcpy(before, dev->cfg, sizeof(before));
+	for (uint32_t off = 0x40; off < 0x100; off += 4)
+		cfg_write(off, 0xffffffff, 4);
+	cfg_write(0x00, 0, 4);
+	cfg_write(0x08, 0, 4);
+	cfg_write(0x34, 0, 1);
+	/* Identity and capabilities survive; only MSI-X enable/mask moved. */
+	assert_int_equal(get16(dev->cfg + MSIX_CTRL), MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL | 1);
+	dev->cfg[MSIX_CTRL + 1] = before[MSIX_CTRL + 1];
+	assert_memory_equal(dev->cfg, before, 0x34);
+	assert_memory_equal(dev->cfg + 0x40, before + 0x40, 0x40);
+	cfg_write(MSIX_CTRL, 0, 2);
+	assert_memory_equal(dev->cfg + 0x40, before + 0x40, 0xc0);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* A hostile guest writes garbage everywhere in BAR0 and config space with
+ * every access size; the device must survive and work after a reset. */
+static void test_garbage_registers(void **state)
+{
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	static const unsigned sizes[] = { 1, 2, 4, 8 };
+
+	for (unsigned i = 0; i < 200000; i++) {
+		uint64_t off, v;
+		unsigned size;
+
+		xorshift(&seed);
+		size = sizes[seed & 3];
+		off = (seed >> 8) % (VIRTIO_PCI_BAR_SIZE + 64);
+		/* Mostly the interesting registers. */
+		if ((seed >> 40) & 1)
+			off = (seed >> 8) % VIRTIO_PCI_COMMON_LEN;
+		v = seed * 0x2545f4914f6cdd1dull;
+		if ((seed >> 41) & 1)
+			v &= 0xff;
+		if ((seed >> 42) & 1) /* keep addresses inside the fake RAM */
+			v &= MEM_SIZE - 1;
+		if (((seed >> 43) & 15) == 0)
+			cfg_write(0x40 + (uint32_t)(seed >> 48) % 0xc0, (uint32_t)v, size > 4 ? 4 : size);
+		else if ((seed >> 47) & 1)
+			bar_write(off, v, size);
+		else
+			(void)bar_read(off, size);
+		if (i % 1000 == 0) /* guest scribbles on its rings too */
+			for (unsigned j = 0; j < 64; j++)
+				mem[(seed >> (j % 40)) % 0x6000] = (uint8_t)(seed >> j);
+	}
+	cfg_write(MSIX_CTRL, 0, 2);
+	fill_image();
+	assert_true(driver_init(~0ull) & VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 9, 512, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(mem[DATA + 3], pattern(9 * 512 + 3));
+}
+
+/* A running device fed random descriptor tables, indirect tables and
+ * available rings: every outcome is a completed request or a device
+ * error, never a crash or a hang, and the device recovers on reset. */
+static void test_garbage_rings(void **state)
+{
+	uint64_t seed = 0x243f6a8885a308d3ull;
+	unsigned served = 0, errors = 0;
+
+	for (unsigned round = 0; round < 3000; round++) {
+		uint16_t idx;
+
+		assert_true(driver_init(~0ull) & VIRTIO_STATUS_DRIVER_OK);
+		for (uint16_t i = 0; i < QSIZE; i++) {
+			/* Mostly request-shaped (header, data, status), then
+			 * perturbed: any flags, next, address or length. */
+			static const uint16_t shape[3] = { VQ_DESC_F_NEXT,
+			                                   VQ_DESC_F_NEXT | VQ_DESC_F_WRITE,
+			                                   VQ_DESC_F_WRITE };
+			uint64_t r = xorshift(&seed);
+			uint64_t addr = i % 3 == 0 ? HDR : DATA + (r >> 20) % 0x10000;
+			uint32_t len = i % 3 == 0 ? 16 : i % 3 == 2 ? 1 : 512u << ((r >> 60) % 3);
+			uint16_t flags = shape[i % 3], next = (uint16_t)((i + 1) % QSIZE);
+
+			if ((r >> 8) % 4 == 0)
+				flags = (uint16_t)(r & 7);
+			if ((r >> 10) % 4 == 0)
+				next = (uint16_t)((r >> 3) % (QSIZE + 2));
+			if ((r >> 12) % 4 == 0)
+				addr = (r >> 20) % (MEM_SIZE + 0x400);
+			if ((r >> 14) % 4 == 0)
+				len = (uint32_t)(r >> 44) % 0x900;
+			if (flags & VQ_DESC_F_INDIRECT)
+				addr = TABLE, len = (len % 8) * 16;
+			set_desc(DESC, i, addr, len, flags, next);
+			r = xorshift(&seed);
+			set_desc(TABLE, i, (r >> 20) % MEM_SIZE, (uint32_t)(r >> 48) % 0x900,
+			         (uint16_t)(r & 7), (uint16_t)((r >> 3) % 8));
+			r = xorshift(&seed);
+			idx = (uint16_t)((r % 4 ? 3 * (r % 6) : r) % (QSIZE + 1));
+			memcpy(mem + AVAIL + 4 + 2u * i, &idx, 2);
+		}
+		put_hdr((uint32_t)(xorshift(&seed) % 10), xorshift(&seed) % (SECTORS + 2));
+		idx = (uint16_t)(xorshift(&seed) % (QSIZE + 3));
+		memcpy(mem + AVAIL + 2, &idx, 2);
+		kick();
+		kick();
+		if (dev_status() & VIRTIO_STATUS_NEEDS_RESET)
+			errors++;
+		served += get16_mem(USED + 2);
+	}
+	/* Both paths were exercised. */
+	assert_true(served > 100);
+	assert_true(errors > 100);
+	fill_image();
+	assert_true(driver_init(~0ull) & VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 9, 512, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(mem[DATA + 3], pattern(9 * 512 + 3));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pci_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_features_and_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_feature_negotiation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_and_get_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsupported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_odd_framing_indirect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_short_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_no_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_outside_ram, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_queue_setup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_buffers_before_driver_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_lowers_intx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_interrupt_flag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msix, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_space_read_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_registers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_rings, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

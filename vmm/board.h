@@ -1,0 +1,54 @@
+/* board.h: the PC the VMM builds: guest RAM, every device in order, the
+ * unclaimed-port catch-all and the loaded kernel. */
+#ifndef ZHV_VMM_BOARD_H
+#define ZHV_VMM_BOARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "loader/loader.h"
+#include "vm.h"
+
+#define BOARD_MIN_MEMORY (2ull << 20)
+
+struct board_disk {
+	const char *path;
+	bool read_only;
+};
+
+struct board_config {
+	unsigned ncpus;     /* 1..255 */
+	uint64_t mem_size;  /* bytes, page multiple, >= BOARD_MIN_MEMORY */
+	FILE *serial;       /* COM1 output; NULL: discarded */
+	bool debug_io;      /* log unclaimed port I/O and MMIO */
+	const struct board_disk *disks;
+	size_t ndisks;
+	const char *const *net_taps;
+	size_t nnets;
+	struct boot_request boot;
+};
+
+struct io_gap; /* board.c: one unclaimed port range */
+
+struct board {
+	struct vm vm;
+	struct uart *com1;
+	struct boot_state boot; /* the BSP's initial state (loader_load) */
+	struct io_gap *gaps;
+	size_t ngaps;
+};
+
+/* board_create: build the machine (cfg) describes into (b): guest, RAM,
+ * devices, tables, port catch-all, kernel. Returns 0, or a negative
+ * errno-style value with a one-line reason in (err).
+ *
+ * There is no board_destroy: device models have no teardown, and some run
+ * threads of their own (PIT and RTC timers, virtio-net receive) that may
+ * signal interrupts through the guest at any time, so destroying the guest
+ * or unmapping its RAM under them would be a use-after-free. The guest and
+ * its devices live until the process exits, also after an error here. */
+int board_create(struct board *b, const struct board_config *cfg, char *err, size_t errlen);
+
+#endif /* ZHV_VMM_BOARD_H */

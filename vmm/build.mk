@@ -1,0 +1,69 @@
+# vmm/build.mk: the zhv VMM, its bundled guest and the end-to-end test
+# kernels (included by the top Makefile).
+
+CPPFLAGS += -Ivmm
+
+VMM_SRCS := $(wildcard vmm/*.c vmm/dev/*.c vmm/loader/*.c)
+VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
+VMM_BIN  := $(BUILD)/zhv
+
+$(VMM_BIN): $(VMM_OBJS) $(LIBZHV) | $(BUILD)/guest/guest.elf
+	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) $(LIBZHV) $(LDLIBS)
+
+# ---- guest code: freestanding 32-bit, no SSE/x87 --------------------------
+# Guest CPL0 code is emulated instruction by instruction on our KVM, and the
+# emulator lacks SSE arithmetic, x87, popcnt and friends
+# (shared/spec/kvm-on-this-machine.md, section 2): plain i686 integer code
+# only, without CET's endbr32 either. Sanitizer flags never apply here.
+GUEST_CC       ?= gcc
+GUEST_LD       ?= ld
+GUEST_CPPFLAGS := -MD -MP
+GUEST_CFLAGS   := -m32 -march=i686 -std=c11 -O2 -ffreestanding -fno-pic -fno-pie \
+                  -fno-stack-protector -fcf-protection=none -mgeneral-regs-only \
+                  -mno-red-zone -fno-asynchronous-unwind-tables -fno-unwind-tables \
+                  -fno-tree-loop-distribute-patterns \
+                  -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Werror
+GUEST_LDFLAGS  := -m elf_i386 -nostdlib -static --build-id=none -z max-page-size=0x1000 \
+                  -z noexecstack --no-warn-rwx-segments
+
+# The bundled default guest (guest/): multiboot v1 ELF32 linked at 1 MiB.
+GUEST_SRCS := $(wildcard guest/*.c guest/*.S)
+GUEST_OBJS := $(patsubst %,$(BUILD)/%.o,$(basename $(GUEST_SRCS)))
+GUEST_ELF  := $(BUILD)/guest/guest.elf
+
+$(BUILD)/guest/%.o: guest/%.c
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(GUEST_CPPFLAGS) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/guest/%.o: guest/%.S
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(GUEST_CPPFLAGS) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(GUEST_ELF): $(GUEST_OBJS) guest/guest.ld
+	$(GUEST_LD) $(GUEST_LDFLAGS) -T guest/guest.ld -o $@ $(GUEST_OBJS)
+
+# ---- test kernels (tests/vmm/kernels/) ----------------------------------------
+# Each tests/vmm/kernels/NAME.c or NAME.S becomes build/tests/vmm/kernels/
+# NAME.elf, linked with the tiny runtime in tests/vmm/kernels/rt/ (multiboot
+# header, stack, UART output, port I/O, exit through port 0xf4).
+TK_DIR     := tests/vmm/kernels
+TK_RT_SRCS := $(wildcard $(TK_DIR)/rt/*.c $(TK_DIR)/rt/*.S)
+TK_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(basename $(TK_RT_SRCS)))
+TK_SRCS    := $(wildcard $(TK_DIR)/*.c $(TK_DIR)/*.S)
+TK_ELFS    := $(patsubst %,$(BUILD)/%.elf,$(basename $(TK_SRCS)))
+
+$(BUILD)/$(TK_DIR)/%.o: $(TK_DIR)/%.c
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(GUEST_CPPFLAGS) -I$(TK_DIR)/rt $(GUEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/$(TK_DIR)/%.o: $(TK_DIR)/%.S
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(GUEST_CPPFLAGS) -I$(TK_DIR)/rt $(GUEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/$(TK_DIR)/%.elf: $(BUILD)/$(TK_DIR)/%.o $(TK_RT_OBJS) $(TK_DIR)/rt/kernel.ld
+	$(GUEST_LD) $(GUEST_LDFLAGS) -T $(TK_DIR)/rt/kernel.ld -o $@ $(TK_RT_OBJS) $<
+
+# Keep the test kernels' objects (make would delete them as intermediates).
+.SECONDARY: $(TK_ELFS:.elf=.o) $(TK_RT_OBJS)
+
+VMM_TEST_BINS := $(GUEST_ELF) $(TK_ELFS)

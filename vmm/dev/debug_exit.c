@@ -1,0 +1,42 @@
+/* debug_exit.c: QEMU's isa-debug-exit at port 0xf4 (iosize 4): a write of V ends the run with status (V << 1) | 1. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../devices.h"
+#include "../vm.h"
+
+/* clang-format off */
+#define DEBUG_EXIT_PORT 0xF4u /* QEMU isa-debug-exit default iobase */
+#define DEBUG_EXIT_LEN  4u    /* QEMU isa-debug-exit iosize=4 */
+/* clang-format on */
+
+/* Stateless, so no lock: vm_request_exit serializes (first request wins).
+ * The VMM core stops the vCPU right after this returns (it checks
+ * vm->exit_kind after every packet). */
+static void debug_exit_access(void *opaque, uint64_t offset, bool write, uint8_t *data,
+                              unsigned size)
+{
+	struct vm *vm = opaque;
+	(void)offset;
+	if (!write) {
+		memset(data, 0xff, size);
+		return;
+	}
+	uint64_t v = 0;
+	for (unsigned i = 0; i < size && i < 8; i++)
+		v |= (uint64_t)data[i] << (8 * i);
+	/* QEMU: exit((val << 1) | 1) with val as wide as the access. Only the
+	 * low bits of a process exit status survive; keep it a positive int. */
+	uint64_t status = ((v << 1) | 1) & (uint64_t)INT_MAX;
+	vm_request_exit(vm, VM_EXIT_DEBUG, (int)status);
+}
+
+int debug_exit_create(struct vm *vm)
+{
+	if (!vm)
+		return -EINVAL;
+	return bus_register(&vm->io_bus, vm->guest, DEBUG_EXIT_PORT, DEBUG_EXIT_LEN,
+	                    debug_exit_access, vm, "debug-exit");
+}

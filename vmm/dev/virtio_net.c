@@ -1,0 +1,309 @@
+/* virtio_net.c: virtio network device (virtio 1.2 §5.1) on a host TAP interface: a receive thread, transmit on notify. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <net/if.h>
+#include <linux/if_tun.h>
+
+#include "../devices.h"
+#include "virtio_pci.h"
+
+/* clang-format off */
+/* Feature bits (virtio 1.2 §5.1.3). No offloads, no control queue. */
+#define VIRTIO_NET_F_MAC        5
+#define VIRTIO_NET_F_MRG_RXBUF  15
+#define VIRTIO_NET_F_STATUS     16
+
+/* Configuration (virtio 1.2 §5.1.4). */
+#define NET_CFG_MAC        0 /* u8[6] */
+#define NET_CFG_STATUS     6 /* le16 */
+#define NET_CFG_MAX_PAIRS  8 /* le16, meaningful with VIRTIO_NET_F_MQ only */
+#define NET_CFG_LEN        24 /* through supported_hash_types; 0 past max_pairs */
+#define VIRTIO_NET_S_LINK_UP 1
+
+/* struct virtio_net_hdr_v1 (virtio 1.2 §5.1.6): flags, gso_type, hdr_len,
+ * gso_size, csum_start, csum_offset, num_buffers. Always 12 bytes with
+ * VIRTIO_F_VERSION_1; the TAP device uses the same size (TUNSETVNETHDRSZ). */
+#define NET_HDR_LEN           12
+#define NET_HDR_NUM_BUFFERS   10
+
+#define NET_RXQ         0
+#define NET_TXQ         1
+#define NET_QUEUE_SIZE  256
+#define NET_MAX_PACKET  (NET_HDR_LEN + 65536) /* what one tap read can return */
+/* clang-format on */
+
+static const uint8_t net_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+struct virtio_net {
+	struct virtio_pci vp;
+	int tap_fd;
+	pthread_t rx_thread;
+	/* With vp.lock: signalled when receive buffers may have arrived. */
+	pthread_cond_t rx_cond;
+	/* Under vp.lock. */
+	struct vq_chain rx_first, rx_next, tx_chain;
+	struct iovec tx_iov[1 + VQ_MAX_CHAIN];
+	/* The receive thread's own. */
+	uint8_t rx_packet[NET_MAX_PACKET];
+};
+
+/* The header we hand to the tap for every transmitted frame, and to the
+ * guest for every received one: no checksum or GSO offload was negotiated,
+ * so flags and gso_type must be 0 (§5.1.6.2.1, §5.1.6.4.1) whatever the
+ * other side wrote. */
+static uint8_t zero_hdr[NET_HDR_LEN];
+
+/* ---- receive --------------------------------------------------------------- */
+
+static bool rx_can_receive(struct virtio_net *n)
+{
+	struct vq *vq = virtio_pci_queue(&n->vp, NET_RXQ);
+
+	return vq && vq_has_avail(vq);
+}
+
+/* Copy a frame from the tap (its 12-byte header included) into receive
+ * buffers: one with VIRTIO_NET_F_MRG_RXBUF off, as many as it takes with
+ * it on, all published at once with num_buffers in the first header
+ * (§5.1.6.4). Dropped when the guest has too little room. Lock held. */
+static void rx_deliver(struct virtio_net *n, const uint8_t *pkt, size_t len)
+{
+	struct virtio_pci *vp = &n->vp;
+	struct vq *vq = virtio_pci_queue(vp, NET_RXQ);
+	bool mrg = virtio_pci_has_feature(vp, VIRTIO_NET_F_MRG_RXBUF);
+	const uint8_t *payload = pkt + NET_HDR_LEN;
+	size_t plen, copied;
+	uint8_t hdr[NET_HDR_LEN];
+	uint16_t nbufs = 1;
+	int r;
+
+	if (!vq || len < NET_HDR_LEN)
+		return;
+	plen = len - NET_HDR_LEN;
+	r = vq_pop(vq, &n->rx_first);
+	if (r <= 0)
+		goto pop_failed;
+	if (n->rx_first.in_len < NET_HDR_LEN) {
+		virtio_pci_device_error(vp, "receive buffer smaller than its header");
+		return;
+	}
+	copied = vq_iov_write(n->rx_first.iov + n->rx_first.nr_out, n->rx_first.nr_in,
+	                      NET_HDR_LEN, payload, plen);
+	vq_fill(vq, 0, n->rx_first.head, (uint32_t)(NET_HDR_LEN + copied));
+	while (copied < plen) {
+		struct vq_chain *c = &n->rx_next;
+		size_t got;
+
+		if (!mrg) {
+			vq_unpop(vq, nbufs); /* frame larger than the buffer: drop */
+			return;
+		}
+		r = vq_pop(vq, c);
+		if (r <= 0) {
+			if (r == 0)
+				vq_unpop(vq, nbufs); /* out of buffers: drop the frame */
+			goto pop_failed;
+		}
+		got = vq_iov_write(c->iov + c->nr_out, c->nr_in, 0, payload + copied,
+		                   plen - copied);
+		if (got == 0) {
+			virtio_pci_device_error(vp, "empty receive buffer");
+			return;
+		}
+		vq_fill(vq, nbufs, c->head, (uint32_t)got);
+		nbufs++;
+		copied += got;
+	}
+	memcpy(hdr, zero_hdr, sizeof(hdr));
+	hdr[NET_HDR_NUM_BUFFERS] = (uint8_t)nbufs;
+	hdr[NET_HDR_NUM_BUFFERS + 1] = (uint8_t)(nbufs >> 8);
+	vq_iov_write(n->rx_first.iov + n->rx_first.nr_out, n->rx_first.nr_in, 0, hdr,
+	             sizeof(hdr));
+	vq_flush(vq, nbufs);
+	virtio_pci_queue_interrupt(vp, NET_RXQ);
+	return;
+
+pop_failed:
+	if (r < 0)
+		virtio_pci_device_error(vp, "bad descriptor chain");
+}
+
+/* The receive thread: wait for guest buffers, then for a frame on the tap,
+ * then deliver it. Frames wait in the tap's queue (the kernel drops beyond
+ * its length) while the guest has no buffers. */
+static void *rx_thread(void *arg)
+{
+	struct virtio_net *n = arg;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = n->tap_fd, .events = POLLIN };
+		ssize_t len;
+
+		pthread_mutex_lock(&n->vp.lock);
+		while (!rx_can_receive(n))
+			pthread_cond_wait(&n->rx_cond, &n->vp.lock);
+		pthread_mutex_unlock(&n->vp.lock);
+
+		if (poll(&pfd, 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+			errno = EIO;
+			break;
+		}
+		len = read(n->tap_fd, n->rx_packet, sizeof(n->rx_packet));
+		if (len < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			break;
+		}
+		pthread_mutex_lock(&n->vp.lock);
+		rx_deliver(n, n->rx_packet, (size_t)len);
+		pthread_mutex_unlock(&n->vp.lock);
+	}
+	fprintf(stderr, "zhv: virtio-net: tap read failed (%s): receive stopped\n",
+	        strerror(errno));
+	return NULL;
+}
+
+/* ---- transmit -------------------------------------------------------------- */
+
+static void net_transmit(struct virtio_net *n)
+{
+	struct virtio_pci *vp = &n->vp;
+	struct vq *vq = virtio_pci_queue(vp, NET_TXQ);
+	bool pushed = false;
+
+	if (!vq)
+		return;
+	for (unsigned i = 0; i < vq->size; i++) {
+		struct vq_chain *c = &n->tx_chain;
+		unsigned cnt;
+		int r = vq_pop(vq, c);
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			virtio_pci_device_error(vp, "bad descriptor chain");
+			break;
+		}
+		/* Header then frame (§5.1.6.2); a chain too short for the
+		 * header is dropped, and so is whatever the tap refuses. */
+		if (c->out_len > NET_HDR_LEN) {
+			n->tx_iov[0].iov_base = zero_hdr;
+			n->tx_iov[0].iov_len = NET_HDR_LEN;
+			cnt = 1 + vq_iov_slice(c->iov, c->nr_out, NET_HDR_LEN, c->out_len - NET_HDR_LEN,
+			                       n->tx_iov + 1, VQ_MAX_CHAIN, NULL);
+			while (writev(n->tap_fd, n->tx_iov, (int)cnt) < 0 && errno == EINTR)
+				;
+		}
+		vq_push(vq, c->head, 0);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_pci_queue_interrupt(vp, NET_TXQ);
+}
+
+static void net_queue_notify(struct virtio_pci *vp, unsigned q)
+{
+	struct virtio_net *n = vp->opaque;
+
+	if (q == NET_RXQ)
+		pthread_cond_signal(&n->rx_cond);
+	else
+		net_transmit(n);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.queue_notify = net_queue_notify,
+};
+
+/* Open (name) (NULL or "": the kernel picks tapN) as a TAP interface with
+ * 12-byte virtio headers and no offloads. Returns the fd or -errno. */
+static int tap_open(const char *name)
+{
+	struct ifreq ifr;
+	int fd, hdr_len = NET_HDR_LEN, r;
+
+	memset(&ifr, 0, sizeof(ifr));
+	if (name && strlen(name) >= IFNAMSIZ)
+		return -EINVAL;
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (name)
+		memcpy(ifr.ifr_name, name, strlen(name));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0 ||
+	    ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int virtio_net_create(struct vm *vm, const char *tap_name)
+{
+	uint8_t cfg[NET_CFG_LEN] = { 0 };
+	struct virtio_pci_info info = {
+		.name = "net",
+		.device_type = VIRTIO_ID_NET,
+		.class_code = 0x020000, /* network controller, Ethernet */
+		.features = 1ull << VIRTIO_NET_F_MAC | 1ull << VIRTIO_NET_F_MRG_RXBUF |
+		            1ull << VIRTIO_NET_F_STATUS,
+		.num_queues = 2, /* receiveq1, transmitq1 (§5.1.2) */
+		.queue_size = NET_QUEUE_SIZE,
+		.config = cfg,
+		.config_len = sizeof(cfg),
+		.ops = &net_ops,
+	};
+	struct virtio_net *n;
+	int fd, r;
+
+	fd = tap_open(tap_name);
+	if (fd < 0)
+		return fd;
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		r = -ENOMEM;
+		goto err_close;
+	}
+	n->tap_fd = fd;
+	r = pthread_cond_init(&n->rx_cond, NULL);
+	if (r) {
+		r = -r;
+		goto err_free;
+	}
+	memcpy(cfg + NET_CFG_MAC, net_mac, sizeof(net_mac));
+	cfg[NET_CFG_STATUS] = VIRTIO_NET_S_LINK_UP;
+	cfg[NET_CFG_MAX_PAIRS] = 1;
+	info.opaque = n;
+	r = virtio_pci_init(&n->vp, vm, &info);
+	if (r < 0)
+		goto err_cond;
+	/* From here the device is on the bus and stays allocated. */
+	r = pthread_create(&n->rx_thread, NULL, rx_thread, n);
+	if (r)
+		return -r;
+	pthread_detach(n->rx_thread);
+	return 0;
+
+err_cond:
+	pthread_cond_destroy(&n->rx_cond);
+err_free:
+	free(n);
+err_close:
+	close(fd);
+	return r;
+}

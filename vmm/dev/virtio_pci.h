@@ -1,0 +1,162 @@
+/* virtio_pci.h: the virtio 1.x PCI transport (virtio 1.2 §4.1) shared by the virtio device models. */
+#ifndef ZHV_VMM_VIRTIO_PCI_H
+#define ZHV_VMM_VIRTIO_PCI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pci.h"
+#include "virtqueue.h"
+
+struct vm;
+
+/* clang-format off */
+/* Device status bits (virtio 1.2 §2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE   0x01u
+#define VIRTIO_STATUS_DRIVER        0x02u
+#define VIRTIO_STATUS_DRIVER_OK     0x04u
+#define VIRTIO_STATUS_FEATURES_OK   0x08u
+#define VIRTIO_STATUS_NEEDS_RESET   0x40u
+#define VIRTIO_STATUS_FAILED        0x80u
+
+/* Reserved feature bits (virtio 1.2 §6). */
+#define VIRTIO_F_INDIRECT_DESC  28
+#define VIRTIO_F_EVENT_IDX      29 /* never offered */
+#define VIRTIO_F_VERSION_1      32
+
+/* Device types (virtio 1.2 §5); PCI device ID = 0x1040 + type (§4.1.2). */
+#define VIRTIO_ID_NET      1
+#define VIRTIO_ID_BLOCK    2
+#define VIRTIO_ID_CONSOLE  3
+#define VIRTIO_ID_RNG      4
+
+#define VIRTIO_PCI_MAX_QUEUES   8
+#define VIRTIO_PCI_MAX_VECTORS  (VIRTIO_PCI_MAX_QUEUES + 1)
+#define VIRTIO_PCI_CONFIG_MAX   256 /* bytes of device-specific config */
+#define VIRTIO_MSI_NO_VECTOR    0xffffu /* virtio 1.2 §4.1.5.1.2 */
+
+/* Layout of the one memory BAR (BAR0, 32-bit, 16 KiB). */
+#define VIRTIO_PCI_BAR           0
+#define VIRTIO_PCI_BAR_SIZE      0x4000u
+#define VIRTIO_PCI_COMMON_OFF    0x0000u
+#define VIRTIO_PCI_COMMON_LEN    0x0040u
+#define VIRTIO_PCI_ISR_OFF       0x0800u
+#define VIRTIO_PCI_ISR_LEN       0x0004u
+#define VIRTIO_PCI_DEVICE_OFF    0x1000u
+#define VIRTIO_PCI_NOTIFY_OFF    0x2000u
+#define VIRTIO_PCI_NOTIFY_MULT   4u
+#define VIRTIO_PCI_MSIX_TBL_OFF  0x3000u
+#define VIRTIO_PCI_MSIX_PBA_OFF  0x3800u
+/* clang-format on */
+
+struct virtio_pci;
+
+/* What a device model plugs into the transport. Every hook runs with the
+ * device's lock (virtio_pci.lock) held. */
+struct virtio_dev_ops {
+	/* Buffers may be waiting on queue (q): the driver notified it, or
+	 * DRIVER_OK was just set (then every enabled queue gets a call). Only
+	 * called while virtio_pci_running(). */
+	void (*queue_notify)(struct virtio_pci *vp, unsigned q);
+	/* The driver reset the device (status 0); the transport has already
+	 * reset its queues and interrupt state. Optional. */
+	void (*reset)(struct virtio_pci *vp);
+};
+
+/* How a device model describes itself to virtio_pci_init(). */
+struct virtio_pci_info {
+	const char *name;          /* "blk", "net", ...: for error messages */
+	uint16_t device_type;      /* VIRTIO_ID_* */
+	uint32_t class_code;       /* PCI class << 16 | subclass << 8 | prog-if */
+	uint64_t features;         /* offered; VERSION_1 and INDIRECT_DESC added */
+	unsigned num_queues;       /* 1 .. VIRTIO_PCI_MAX_QUEUES */
+	uint16_t queue_size;       /* power of 2, at most VQ_MAX_SIZE */
+	const void *config;        /* device-specific config (§4.1.4.6) */
+	size_t config_len;         /* at most VIRTIO_PCI_CONFIG_MAX */
+	const struct virtio_dev_ops *ops;
+	void *opaque;              /* the device model's state */
+};
+
+/* One MSI-X table entry (PCI Local Bus 3.0 §6.8.2.6). */
+struct virtio_msix_entry {
+	uint32_t addr_lo, addr_hi, data, ctrl;
+};
+
+/* The transport state of one virtio PCI function. Device models embed it
+ * in their state. (lock) guards everything here and the device model's
+ * own queue processing: vCPU threads enter through BAR and config-space
+ * accesses concurrently, device threads (network receive, console input)
+ * take it before touching a queue. */
+struct virtio_pci {
+	struct pci_device pci;
+	struct vm *vm;
+	pthread_mutex_t lock;
+	const char *name;
+	const struct virtio_dev_ops *ops;
+	void *opaque;
+	uint16_t device_type;
+	uint32_t class_code;
+
+	/* Common configuration (virtio 1.2 §4.1.4.3). */
+	uint64_t device_features;
+	uint64_t driver_features;
+	uint32_t device_feature_sel;
+	uint32_t driver_feature_sel;
+	uint16_t config_vector;
+	uint16_t queue_sel;
+	uint8_t status;
+	uint8_t config_generation;
+	uint8_t isr;                  /* §4.1.4.5: bit 0 queue, bit 1 config */
+	bool intx_level;              /* what we last drove on the INTx line */
+	bool error_logged;
+
+	unsigned num_queues;
+	struct vq queues[VIRTIO_PCI_MAX_QUEUES];
+	uint16_t queue_vector[VIRTIO_PCI_MAX_QUEUES];
+
+	uint8_t config[VIRTIO_PCI_CONFIG_MAX];
+	uint32_t config_len;
+
+	/* MSI-X (cached from config space by the config_write hook). */
+	unsigned nvectors;
+	bool msix_enabled;
+	bool msix_func_masked;
+	uint32_t msix_pending;        /* PBA bits */
+	struct virtio_msix_entry msix[VIRTIO_PCI_MAX_VECTORS];
+};
+
+/* virtio_pci_init: set up (vp) from (info) (config space with the virtio
+ * capabilities and MSI-X, BAR0, queues) and put it on the PCI bus with
+ * pci_add(). (vp) must stay allocated for the life of (vm). Returns 0 or
+ * -errno (then nothing is registered and the caller frees (vp)). */
+int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pci_info *info);
+
+/* The rest is for device models, with (vp)->lock held. */
+
+/* virtio_pci_running: DRIVER_OK set and no DEVICE_NEEDS_RESET: the
+ * device may consume buffers (virtio 1.2 §2.1.2, §3.1.2). */
+bool virtio_pci_running(const struct virtio_pci *vp);
+/* virtio_pci_queue: queue (q) if it is enabled and the device running,
+ * else NULL. */
+struct vq *virtio_pci_queue(struct virtio_pci *vp, unsigned q);
+/* virtio_pci_has_feature: feature (bit) offered and accepted. */
+bool virtio_pci_has_feature(const struct virtio_pci *vp, unsigned bit);
+/* virtio_pci_queue_interrupt: send the used-buffer notification of queue
+ * (q) if the driver wants one (vq_notify_needed), by MSI-X or INTx. */
+void virtio_pci_queue_interrupt(struct virtio_pci *vp, unsigned q);
+/* virtio_pci_device_error: the driver broke the protocol (vq_pop failed,
+ * a malformed request): set DEVICE_NEEDS_RESET, stop processing and send
+ * a configuration change notification (virtio 1.2 §2.1.2). (why) is
+ * logged once per device. */
+void virtio_pci_device_error(struct virtio_pci *vp, const char *why);
+
+/* virtio_console_input: feed (len) bytes typed on the host to the virtio
+ * console (dev/virtio_console.c; the last one virtio_console_create made).
+ * Bytes wait in a 4 KiB buffer until the guest posts receive buffers and
+ * are dropped when it is full or no console exists. Any thread (the VMM's
+ * console input thread, beside uart16550_input). */
+void virtio_console_input(const uint8_t *buf, size_t len);
+
+#endif /* ZHV_VMM_VIRTIO_PCI_H */

@@ -1,0 +1,69 @@
+/* devices.h: constructors of every device model (one file each under
+ * vmm/dev/). The board (vmm/board.c) calls them in order; each returns 0
+ * or a negative errno-style value and registers its own ranges on the
+ * buses. */
+#ifndef ZHV_VMM_DEVICES_H
+#define ZHV_VMM_DEVICES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct vm;
+struct ioapic;
+
+/* Interrupt controllers (dev/ioapic.c, dev/pic.c). The IOAPIC turns
+ * vm_irq_set() edges into MSIs (zhv_guest_signal_msi) per its redirection
+ * entries; the PIC pair answers Linux's probes and stays masked. */
+int ioapic_create(struct vm *vm);
+int pic_create(struct vm *vm);
+/* ioapic_set_irq: called by vm_irq_set(). (pin) is an ISA IRQ (0-15) or
+ * a GSI (16-23): they are the same input except ISA IRQ 0 (the PIT),
+ * which is wired to pin 2 as the MADT's Interrupt Source Override and the
+ * MP table say. A rising (level) delivers the entry's MSI. NULL (io) is a
+ * no-op. Any thread. */
+void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
+/* ioapic_shutdown: deliver nothing from now on. When it returns no MSI
+ * from the IOAPIC is in flight, so zhv_guest_destroy() may follow (device
+ * threads such as the PIT's keep running until the process exits). */
+void ioapic_shutdown(struct ioapic *io);
+
+/* dev/uart16550.c: COM1..COM4 at 0x3f8/0x2f8/0x3e8/0x2e8, IRQ 4/3/4/3.
+ * (out) receives transmitted bytes (NULL: discarded); uart_input() feeds
+ * received bytes (from the console thread). */
+struct uart;
+struct uart *uart16550_create(struct vm *vm, unsigned index, FILE *out);
+void uart16550_input(struct uart *u, const uint8_t *buf, size_t len);
+
+/* dev/i8042.c: ports 0x60/0x64; writing 0xfe to 0x64 resets the machine
+ * (vm_request_exit POWEROFF, status 0). */
+int i8042_create(struct vm *vm);
+/* dev/debug_exit.c: port 0xf4 (iosize 4): a write of V ends the run with
+ * status (V << 1) | 1, synchronously at the write. */
+int debug_exit_create(struct vm *vm);
+/* dev/pit.c: 8254 at 0x40-0x43 (modes 0, 2, 3; channel 0 on IRQ 0),
+ * port 0x61 speaker gate for channel 2. */
+int pit_create(struct vm *vm);
+/* dev/rtc.c: CMOS RTC at 0x70/0x71 (time of day, status A-D, IRQ 8). */
+int rtc_create(struct vm *vm);
+/* dev/fw_cfg.c: QEMU's fw_cfg I/O interface (selector 0x510, data 0x511):
+ * signature, NB_CPUS (0x05), RAM_SIZE (0x03); unknown keys read 0. */
+int fw_cfg_create(struct vm *vm);
+/* dev/legacy_ports.c: claims the PC ports Linux probes that no device
+ * above owns (one line per port range): reads all-ones, writes ignored. */
+int legacy_ports_create(struct vm *vm);
+/* dev/acpi.c: ACPI tables (RSDP at 0xE0000, XSDT, FADT, MADT, DSDT) and the
+ * PM1a control/event registers their FADT names (S5 = power off), written
+ * into guest RAM. dev/mptable.c: an Intel MP table (for MP-aware kernels
+ * without ACPI). Both need vm->ncpus. */
+int acpi_create(struct vm *vm);
+int mptable_create(struct vm *vm);
+/* dev/pci.c: see dev/pci.h. */
+
+/* virtio 1.x over PCI (dev/virtio_pci.c transport + one file per device). */
+int virtio_blk_create(struct vm *vm, const char *path, bool read_only);
+int virtio_net_create(struct vm *vm, const char *tap_name);
+int virtio_console_create(struct vm *vm, FILE *out);
+int virtio_rng_create(struct vm *vm);
+
+#endif /* ZHV_VMM_DEVICES_H */

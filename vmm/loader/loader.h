@@ -1,0 +1,103 @@
+/* loader.h: guest kernel formats. loader_load() detects the format of the
+ * kernel file, places it and its boot information in guest RAM and says
+ * how the BSP starts. */
+#ifndef ZHV_VMM_LOADER_H
+#define ZHV_VMM_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zhv.h"
+
+struct vm;
+
+/* Formats, detected from the file's contents in this order:
+ *  - multiboot v1 (0x1BADB002 + valid checksum, 4-aligned, first 8 KiB):
+ *    ELF32/ELF64 by program headers, or the a.out kludge when flag 16 is
+ *    set (as GRUB 2 and QEMU). 32-bit protected mode, paging off, CS 0x08
+ *    and data 0x10 flat, EAX 0x2BADB002, EBX the multiboot information
+ *    (MEM, CMDLINE "kernel_path cmdline", MODS "path args", MMAP, loader
+ *    name). The initrd, if given, becomes module 0, then the modules.
+ *  - bzImage ("HdrS" at 0x202, protocol >= 2.06, XLF_KERNEL_64): 64-bit
+ *    boot protocol; kernel at pref_address if relocatable and it fits,
+ *    else 1 MiB; RIP = load + 0x200, RSI = zero page; one initrd, placed
+ *    high below initrd_addr_max.
+ *  - PVH (ELF64 with the Xen PHYS32_ENTRY note in a PT_NOTE or .note
+ *    section): segments at p_paddr, 32-bit protected mode at the note's
+ *    entry, EBX = hvm_start_info (version 1, e820 memmap, initrd = module
+ *    0, further modules after it, rsdp_paddr 0).
+ *  - plain ELF64 (x86-64): segments at p_paddr, 64-bit mode at e_entry.
+ *  - anything else is a flat binary: the whole file at 0x100000, entered
+ *    in 64-bit mode at 0x100000 (LOADER_FLAT_BASE).
+ * ELF64 and flat take no initrd or modules (error) and ignore cmdline.
+ * 64-bit entries run on identity page tables mapping [0, 4 GiB) with
+ * 2 MiB pages (U/S set, 3-4 GiB uncached), GDT code64 0x10 / data 0x18,
+ * RSP 0x9000; ELF64/flat also get CR4.OSFXSR and EFER.SCE|NXE.
+ *
+ * Guest-physical layout the loader uses (all checked for overlap with the
+ * kernel; an overlap is an error):
+ *   0x0000-0x0FFF  page 0 (IVT, BDA): never written
+ *   0x1000         GDT
+ *   0x2000-0x7FFF  page tables (PML4, PDPT, 4 PDs; 64-bit formats only)
+ *   0x8000-0x8FFF  boot stack (RSP/ESP = 0x9000)
+ *   0x9000-        boot information: zero page (0x9000) and command line
+ *                  (bzImage), start_info, cmdline, memmap, module list
+ *                  (PVH), multiboot information (else after the modules)
+ *   0x9FC00-0xFFFFF reserved BIOS area (ACPI, MP table): never written
+ *   from the kernel's end: multiboot modules (page-aligned, upwards);
+ *   top of low RAM: bzImage initrd and PVH modules (page-aligned, down). */
+#define LOADER_FLAT_BASE 0x100000ull
+
+enum kernel_format {
+	KERNEL_MULTIBOOT = 1, /* multiboot v1: ELF32, ELF64 or a.out kludge */
+	KERNEL_BZIMAGE,       /* Linux bzImage, 64-bit boot protocol */
+	KERNEL_PVH,           /* ELF vmlinux with a Xen PVH entry note */
+	KERNEL_ELF64,         /* plain ELF64: 64-bit mode at e_entry */
+	KERNEL_FLAT,          /* anything else: flat binary at LOADER_FLAT_BASE */
+};
+
+struct boot_module {
+	const char *path;
+	const char *args; /* may be NULL */
+};
+
+struct boot_request {
+	const char *kernel_path;
+	const char *cmdline;    /* may be NULL */
+	const char *initrd_path; /* may be NULL */
+	const struct boot_module *modules;
+	size_t nmodules;
+};
+
+/* The BSP's initial state: loaders fill every field; the VMM writes them
+ * with zhv_vcpu_write_state(ZHV_VCPU_SREGS / ZHV_VCPU_REGS), SREGS first.
+ * sregs.apic_base is the power-on value 0xFEE00900 (xAPIC enabled, BSP);
+ * a VMM that keeps another APIC mode copies its own value in first. */
+struct boot_state {
+	enum kernel_format format;
+	zhv_vcpu_sregs_t sregs;
+	zhv_vcpu_regs_t regs;
+};
+
+/* One entry of the guest's physical memory map (e820 types). */
+#define E820_RAM 1
+#define E820_RESERVED 2
+struct e820_entry {
+	uint64_t addr, size;
+	uint32_t type;
+};
+
+/* loader_memory_map: the machine's e820 map from vm->low_ram/ram_size
+ * (RAM below 0x9FC00, reserved BIOS area 0x9FC00-0x100000 which holds the
+ * ACPI and MP tables, RAM from 1 MiB, RAM above 4 GiB). Returns the
+ * number of entries written (at most max). */
+size_t loader_memory_map(const struct vm *vm, struct e820_entry *out, size_t max);
+
+/* loader_load: load (req) into (vm)'s RAM and fill (out). On error returns
+ * a negative errno-style value and writes a one-line reason to (err) (e.g.
+ * "kernel.elf: truncated program header table"). Never trusts the file:
+ * every offset and size is checked against the file and guest RAM. */
+int loader_load(struct vm *vm, const struct boot_request *req, struct boot_state *out,
+                char *err, size_t errlen);
+
+#endif /* ZHV_VMM_LOADER_H */

@@ -1,0 +1,437 @@
+/* main.c: the zhv command line ("zhv run [options] KERNEL"), process-wide
+ * setup (log, signals, terminal) and the wait for the run to end. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "board.h"
+#include "console.h"
+#include "vcpu_thread.h"
+#include "zhv.h"
+
+#define EXIT_USAGE 2
+#define MAX_CPUS 255
+#define DEFAULT_MEMORY (512ull << 20)
+#define MAX_LIST 64 /* --module, --disk, --net each */
+
+static const char usage_text[] =
+	"Usage: zhv run [options] KERNEL\n"
+	"       zhv --help | --version\n"
+	"\n"
+	"Boot KERNEL (multiboot v1, Linux bzImage, PVH or ELF64 vmlinux, or a flat\n"
+	"binary) in a new virtual machine with COM1 on the terminal.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --cpus N             number of vCPUs, 1..255 (default 1)\n"
+	"  -m, --memory SIZE        guest RAM in bytes, or with a K, M or G suffix\n"
+	"                           (default 512M, at least 2M)\n"
+	"      --cmdline STR        kernel command line\n"
+	"      --initrd FILE        initial ramdisk\n"
+	"      --module FILE[,ARGS] multiboot module with its command line (repeatable)\n"
+	"      --disk FILE[,ro]     virtio-blk disk, read-only with ,ro (repeatable)\n"
+	"      --net tap=NAME       virtio-net on host tap device NAME (repeatable)\n"
+	"      --serial MODE        COM1 output: stdio (default), file:PATH or none\n"
+	"      --debug-io           log unclaimed port I/O and MMIO, and exit counts\n"
+	"  -h, --help               show this help\n"
+	"  -V, --version            print the version\n"
+	"\n"
+	"On a terminal, Ctrl-A x quits (exit status 0); Ctrl-A Ctrl-A sends Ctrl-A.\n"
+	"\n"
+	"Exit status: 0 when the guest powers off (ACPI S5) or resets (i8042);\n"
+	"(V << 1) | 1 after the guest writes V to port 0xf4 (isa-debug-exit);\n"
+	"1 on a guest crash (triple fault, emulation failure) or runtime error;\n"
+	"2 on a usage error; 128 + N when stopped by signal N.\n";
+
+/* ---- command line ------------------------------------------------------- */
+
+struct options {
+	struct board_config board;
+	const char *serial;
+	struct boot_module modules[MAX_LIST];
+	struct board_disk disks[MAX_LIST];
+	const char *nets[MAX_LIST];
+};
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("zhv run: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'zhv run --help' for more information.\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+/* "512M", "4G", "65536": bytes, with an optional binary K/M/G/T suffix. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return false;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (shift && (*end == 'b' || *end == 'B'))
+		end++;
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return false;
+	*out = (uint64_t)v << shift;
+	return true;
+}
+
+static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static uint64_t host_ram(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	return pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : UINT64_MAX;
+}
+
+static void parse_run(int argc, char **argv, struct options *o)
+{
+	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL,
+	       OPT_DEBUG_IO };
+	static const struct option longopts[] = {
+		{"cpus", required_argument, NULL, 'c'},
+		{"memory", required_argument, NULL, 'm'},
+		{"cmdline", required_argument, NULL, OPT_CMDLINE},
+		{"initrd", required_argument, NULL, OPT_INITRD},
+		{"module", required_argument, NULL, OPT_MODULE},
+		{"disk", required_argument, NULL, OPT_DISK},
+		{"net", required_argument, NULL, OPT_NET},
+		{"serial", required_argument, NULL, OPT_SERIAL},
+		{"debug-io", no_argument, NULL, OPT_DEBUG_IO},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct board_config *b = &o->board;
+	b->ncpus = 1;
+	b->mem_size = DEFAULT_MEMORY;
+	o->serial = "stdio";
+	b->disks = o->disks;
+	b->net_taps = o->nets;
+	b->boot.modules = o->modules;
+
+	int c;
+	unsigned long n;
+	while ((c = getopt_long(argc, argv, "c:m:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (!parse_uint(optarg, MAX_CPUS, &n) || n == 0)
+				usage_error("--cpus '%s': expected a number from 1 to %d", optarg,
+				            MAX_CPUS);
+			b->ncpus = (unsigned)n;
+			break;
+		case 'm': {
+			uint64_t size;
+			if (!parse_size(optarg, &size))
+				usage_error("--memory '%s': expected a size such as 512M, 4G or "
+				            "1048576", optarg);
+			if (size < BOARD_MIN_MEMORY)
+				usage_error("--memory '%s': at least 2M is needed", optarg);
+			uint64_t max = host_ram();
+			if (size > max)
+				usage_error("--memory '%s': more than the host's RAM (%" PRIu64 " MiB)",
+				            optarg, max >> 20);
+			b->mem_size = size & ~(ZHV_PAGE_SIZE - 1);
+			break;
+		}
+		case OPT_CMDLINE:
+			b->boot.cmdline = optarg;
+			break;
+		case OPT_INITRD:
+			b->boot.initrd_path = optarg;
+			break;
+		case OPT_MODULE: {
+			if (b->boot.nmodules >= MAX_LIST)
+				usage_error("too many --module options (at most %d)", MAX_LIST);
+			struct boot_module *m = &o->modules[b->boot.nmodules++];
+			char *comma = strchr(optarg, ',');
+			if (comma)
+				*comma = '\0';
+			m->path = optarg;
+			m->args = comma ? comma + 1 : NULL;
+			if (!*m->path)
+				usage_error("--module: missing file name");
+			break;
+		}
+		case OPT_DISK: {
+			if (b->ndisks >= MAX_LIST)
+				usage_error("too many --disk options (at most %d)", MAX_LIST);
+			struct board_disk *d = &o->disks[b->ndisks++];
+			char *comma = strrchr(optarg, ',');
+			d->path = optarg;
+			d->read_only = false;
+			if (comma) {
+				if (strcmp(comma + 1, "ro") == 0)
+					d->read_only = true;
+				else if (strcmp(comma + 1, "rw") != 0)
+					usage_error("--disk '%s': unknown flag '%s' (expected ro)", optarg,
+					            comma + 1);
+				*comma = '\0';
+			}
+			if (!*d->path)
+				usage_error("--disk: missing file name");
+			break;
+		}
+		case OPT_NET:
+			if (b->nnets >= MAX_LIST)
+				usage_error("too many --net options (at most %d)", MAX_LIST);
+			if (strncmp(optarg, "tap=", 4) != 0 || !optarg[4])
+				usage_error("--net '%s': expected tap=NAME", optarg);
+			o->nets[b->nnets++] = optarg + 4;
+			break;
+		case OPT_SERIAL:
+			if (strcmp(optarg, "stdio") && strcmp(optarg, "none") &&
+			    (strncmp(optarg, "file:", 5) || !optarg[5]))
+				usage_error("--serial '%s': expected stdio, file:PATH or none", optarg);
+			o->serial = optarg;
+			break;
+		case OPT_DEBUG_IO:
+			b->debug_io = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case 'V':
+			printf("zhv %s\n", ZHV_VERSION_STRING);
+			exit(0);
+		default: /* getopt_long said what was wrong */
+			fputs("Try 'zhv run --help' for more information.\n", stderr);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind >= argc)
+		usage_error("missing KERNEL");
+	if (optind + 1 < argc)
+		usage_error("more than one KERNEL: '%s' and '%s'", argv[optind], argv[optind + 1]);
+	b->boot.kernel_path = argv[optind];
+}
+
+/* ---- process-wide plumbing ------------------------------------------------- */
+
+static void log_to_stderr(void *opaque, zhv_log_level_t level, const char *msg)
+{
+	(void)opaque;
+	flockfile(stderr);
+	fprintf(stderr, "zhv: %s%s\n", level == ZHV_LOG_WARN ? "warning: " : "", msg);
+	funlockfile(stderr);
+}
+
+/* The main thread sleeps on this pipe: a 0 byte means the run ended, any
+ * other byte is a termination signal's number (written by the handler). */
+static int wake_pipe[2] = {-1, -1};
+static volatile sig_atomic_t signal_seen;
+static struct vcpus *g_vcpus;
+
+static void wake_main(uint8_t what)
+{
+	int saved = errno;
+	ssize_t r = write(wake_pipe[1], &what, 1);
+	(void)r;
+	errno = saved;
+}
+
+static void on_termination_signal(int sig)
+{
+	console_restore();
+	if (signal_seen) /* a second signal: the user means it */
+		_exit(128 + sig);
+	signal_seen = sig;
+	wake_main((uint8_t)sig);
+}
+
+/* Fatal signals: give the terminal back, then die of the signal as before. */
+static void on_crash_signal(int sig)
+{
+	console_restore();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_signal_handlers(bool tty)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_termination_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL); /* a closed serial pipe must not kill the VMM */
+	if (tty) { /* (sanitizer builds keep their own SEGV handler off a tty) */
+		sa.sa_handler = on_crash_signal;
+		sigaction(SIGSEGV, &sa, NULL);
+		sigaction(SIGBUS, &sa, NULL);
+		sigaction(SIGABRT, &sa, NULL);
+		sigaction(SIGFPE, &sa, NULL);
+		sigaction(SIGILL, &sa, NULL);
+	}
+}
+
+/* vm->on_exit: runs once, on the thread that ended the run. */
+static void on_vm_exit(struct vm *vm)
+{
+	(void)vm;
+	if (g_vcpus)
+		vcpus_kick_all(g_vcpus);
+	wake_main(0);
+}
+
+static void print_stats(struct vm *vm)
+{
+	zhv_guest_stats_t s;
+	if (zhv_guest_get_stats(vm->guest, &s) != ZHV_OK)
+		return;
+	fprintf(stderr,
+	        "zhv: exits %" PRIu64 " (io %" PRIu64 ", mmio %" PRIu64 ", rdmsr %" PRIu64
+	        ", wrmsr %" PRIu64 ", hlt %" PRIu64 ", shutdown %" PRIu64 ", emulation failures %" PRIu64
+	        ", emulated by libzhv %" PRIu64 ", other %" PRIu64 "), kicks %" PRIu64 ", signal exits %" PRIu64
+	        ", interrupts %" PRIu64 ", bell packets %" PRIu64 "\n",
+	        s.vm_exits, s.io_exits, s.mmio_exits, s.rdmsr_exits, s.wrmsr_exits, s.hlt_exits,
+	        s.shutdown_exits, s.emulation_failures, s.emulated_by_libzhv, s.other_exits, s.kicks, s.signal_exits,
+	        s.interrupts, s.bell_packets);
+}
+
+/* ---- zhv run ----------------------------------------------------------------- */
+
+static int cmd_run(int argc, char **argv)
+{
+	static struct options o; /* large; lives for the whole run */
+	parse_run(argc, argv, &o);
+	struct board_config *cfg = &o.board;
+
+	zhv_set_log(log_to_stderr, NULL, cfg->debug_io ? ZHV_LOG_WARN : ZHV_LOG_ERROR);
+	struct stat st;
+	if (stat(cfg->boot.kernel_path, &st) < 0 || access(cfg->boot.kernel_path, R_OK) < 0) {
+		fprintf(stderr, "zhv: %s: %s\n", cfg->boot.kernel_path, strerror(errno));
+		return 1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, "zhv: %s: not a regular file\n", cfg->boot.kernel_path);
+		return 1;
+	}
+	FILE *serial_file = NULL;
+	bool serial_stdio = strcmp(o.serial, "stdio") == 0;
+	if (serial_stdio) {
+		cfg->serial = stdout;
+	} else if (strncmp(o.serial, "file:", 5) == 0) {
+		serial_file = fopen(o.serial + 5, "w");
+		if (!serial_file) {
+			fprintf(stderr, "zhv: --serial %s: %s\n", o.serial, strerror(errno));
+			return 1;
+		}
+		cfg->serial = serial_file;
+	}
+	if (pipe(wake_pipe) < 0) {
+		perror("zhv: pipe");
+		return 1;
+	}
+
+	static struct board board;
+	char err[512] = "";
+	int ret = board_create(&board, cfg, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "zhv: %s\n", err);
+		return 1;
+	}
+	struct vm *vm = &board.vm;
+	g_vcpus = vcpus_create(vm);
+	if (!g_vcpus) {
+		fprintf(stderr, "zhv: out of memory\n");
+		return 1;
+	}
+	vm->on_exit = on_vm_exit;
+
+	bool tty = serial_stdio && console_init();
+	install_signal_handlers(tty);
+	if (serial_stdio && (ret = console_start(vm, board.com1)) < 0)
+		fprintf(stderr, "zhv: console input: %s (continuing without)\n", strerror(-ret));
+
+	ret = vcpus_start(g_vcpus, &board.boot, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "zhv: %s\n", err);
+		vm_request_exit(vm, VM_EXIT_ERROR, 1);
+	}
+	while (atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
+		uint8_t what;
+		ssize_t r = read(wake_pipe[0], &what, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (what != 0) {
+			fprintf(stderr, "\nzhv: terminated by signal %d (%s)\n", what, strsignal(what));
+			vm_request_exit(vm, VM_EXIT_ERROR, 128 + what);
+		}
+	}
+	vcpus_stop(g_vcpus);
+	g_vcpus = NULL;
+	console_stop();
+	if (cfg->debug_io)
+		print_stats(vm);
+	int status = atomic_load(&vm->exit_kind) == VM_EXIT_NONE ? 1 : vm->exit_status;
+	/* The guest and its devices stay until exit (board.h says why); the
+	 * serial file stays open for device threads too, flushed here. */
+	fflush(stdout);
+	if (serial_file)
+		fflush(serial_file);
+	console_restore();
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("zhv %s\n", ZHV_VERSION_STRING);
+		return 0;
+	}
+	if (strcmp(cmd, "run") != 0) {
+		fprintf(stderr, "zhv: unknown command '%s'\nTry 'zhv --help' for more information.\n",
+		        cmd);
+		return EXIT_USAGE;
+	}
+	/* getopt_long names the program after argv[0] in its messages. */
+	argv[1] = "zhv run";
+	return cmd_run(argc - 1, argv + 1);
+}

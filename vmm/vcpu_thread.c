@@ -1,0 +1,325 @@
+/* vcpu_thread.c: every vCPU on its own thread: created in id order, the BSP
+ * from the loader's boot state, the APs waiting for INIT/SIPI; the enter
+ * loop turns packets into bus accesses until the run ends. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vcpu_thread.h"
+
+enum start_state { START_WAIT, START_GO, START_ABORT };
+
+struct vcpu_slot {
+	struct vcpus *owner;
+	unsigned index;             /* vCPU id - 1 = APIC ID */
+	pthread_t thread;
+	bool thread_started;
+	bool ready;                 /* setup done (under owner->lock) */
+	int setup_ret;              /* 0 or -errno */
+	char err[192];
+	_Atomic(zhv_vcpu_t *) vcpu; /* set once created; read by kickers */
+};
+
+struct vcpus {
+	struct vm *vm;
+	const struct boot_state *boot;
+	unsigned n;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum start_state start;
+	struct vcpu_slot slots[];
+};
+
+struct vcpus *vcpus_create(struct vm *vm)
+{
+	struct vcpus *v = calloc(1, sizeof(*v) + vm->ncpus * sizeof(v->slots[0]));
+	if (!v)
+		return NULL;
+	v->vm = vm;
+	v->n = vm->ncpus;
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->cond, NULL);
+	for (unsigned i = 0; i < v->n; i++) {
+		v->slots[i].owner = v;
+		v->slots[i].index = i;
+		atomic_init(&v->slots[i].vcpu, NULL);
+	}
+	return v;
+}
+
+/* ---- setup (on the vCPU's own thread) ----------------------------------- */
+
+/* The BSP starts where the loader says: its segments, control registers and
+ * GPRs. The APIC base stays the vCPU's own (power-on xAPIC, BSP flag). */
+static int bsp_load_state(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
+{
+	const struct boot_state *boot = s->owner->boot;
+	zhv_vcpu_sregs_t cur, sregs = boot->sregs;
+	zhv_status_t st = zhv_vcpu_read_state(vcpu, ZHV_VCPU_SREGS, &cur, sizeof(cur));
+	if (st == ZHV_OK) {
+		sregs.apic_base = cur.apic_base;
+		st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_SREGS, &sregs, sizeof(sregs));
+	}
+	if (st == ZHV_OK)
+		st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_REGS, &boot->regs, sizeof(boot->regs));
+	if (st != ZHV_OK) {
+		snprintf(s->err, sizeof(s->err), "cannot set the BSP's boot state: %s",
+		         zhv_status_string(st));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vcpu_setup(struct vcpu_slot *s, zhv_vcpu_t **out)
+{
+	struct vm *vm = s->owner->vm;
+	bool bsp = s->index == 0;
+	/* A PC OS expects the xAPIC in its power-on state; APs wait in enter
+	 * until the guest sends INIT/SIPI through its APIC. */
+	uint32_t opts = bsp ? ZHV_VCPU_OPT_APIC_RESET : ZHV_VCPU_OPT_WAIT_SIPI;
+	uint64_t entry = bsp ? s->owner->boot->regs.rip : 0;
+	zhv_vcpu_t *vcpu;
+	zhv_status_t st = zhv_vcpu_create(vm->guest, opts, entry, &vcpu);
+	if (st != ZHV_OK) {
+		snprintf(s->err, sizeof(s->err), "cannot create vCPU %u: %s", s->index + 1,
+		         zhv_status_string(st));
+		return st == ZHV_ERR_NO_MEMORY ? -ENOMEM : -EIO;
+	}
+	atomic_store(&s->vcpu, vcpu);
+	zhv_vcpu_info_t info;
+	if (zhv_vcpu_get_info(vcpu, &info) != ZHV_OK || info.id != s->index + 1) {
+		snprintf(s->err, sizeof(s->err), "vCPU of thread %u got id %u", s->index,
+		         info.id);
+		return -EINVAL;
+	}
+	*out = vcpu;
+	return bsp ? bsp_load_state(s, vcpu) : 0;
+}
+
+/* ---- the enter loop --------------------------------------------------------- */
+
+static int answer_io(struct vm *vm, zhv_vcpu_t *vcpu, const zhv_packet_t *pkt)
+{
+	const zhv_packet_guest_io_t *io = &pkt->guest_io;
+	unsigned size = io->access_size <= 4 ? io->access_size : 4;
+	uint8_t data[8] = {0};
+	if (!io->input)
+		memcpy(data, io->data, size);
+	if (!bus_dispatch(&vm->io_bus, pkt->key, io->port, !io->input, data, size)) {
+		fprintf(stderr, "zhv: port %#x: packet with unknown key %#" PRIx64 "\n", io->port,
+		        pkt->key);
+		return -EINVAL;
+	}
+	if (!io->input)
+		return 0;
+	zhv_vcpu_io_t ans = {.access_size = (uint8_t)size};
+	memcpy(ans.data, data, size);
+	zhv_status_t st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_IO, &ans, sizeof(ans));
+	if (st != ZHV_OK) {
+		fprintf(stderr, "zhv: answering IN from port %#x: %s\n", io->port,
+		        zhv_status_string(st));
+		return -EIO;
+	}
+	return 0;
+}
+
+static int answer_mem(struct vm *vm, zhv_vcpu_t *vcpu, const zhv_packet_t *pkt)
+{
+	const zhv_packet_guest_mem_t *m = &pkt->guest_mem;
+	unsigned size = m->access_size <= 8 ? m->access_size : 8;
+	uint8_t data[8] = {0};
+	if (m->write)
+		memcpy(data, &m->data, size);
+	if (!bus_dispatch(&vm->mmio_bus, pkt->key, m->addr, m->write, data, size)) {
+		fprintf(stderr, "zhv: MMIO %#" PRIx64 ": packet with unknown key %#" PRIx64 "\n",
+		        m->addr, pkt->key);
+		return -EINVAL;
+	}
+	if (m->write)
+		return 0;
+	zhv_vcpu_mem_t ans = {.access_size = m->access_size};
+	memcpy(&ans.data, data, sizeof(ans.data));
+	zhv_status_t st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_MEM, &ans, sizeof(ans));
+	if (st != ZHV_OK) {
+		fprintf(stderr, "zhv: answering the read of %#" PRIx64 ": %s\n", m->addr,
+		        zhv_status_string(st));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* A fatal enter error: say what happened (libzhv has already logged the
+ * registers and the decoded instruction) and end the run with status 1. */
+static void vcpu_fatal(struct vm *vm, zhv_vcpu_t *vcpu, unsigned id, zhv_status_t st)
+{
+	zhv_vcpu_info_t info;
+	if (zhv_vcpu_get_info(vcpu, &info) != ZHV_OK)
+		memset(&info, 0, sizeof(info));
+	char why[96];
+	switch (info.last_exit) {
+	case ZHV_EXIT_SHUTDOWN:
+		snprintf(why, sizeof(why), "triple fault");
+		break;
+	case ZHV_EXIT_EMULATION:
+		snprintf(why, sizeof(why), "an instruction KVM cannot emulate");
+		break;
+	case ZHV_EXIT_UNHANDLED_IO:
+		snprintf(why, sizeof(why), "unsupported I/O to port %#" PRIx64, info.last_exit_addr);
+		break;
+	case ZHV_EXIT_UNHANDLED_MEM:
+		snprintf(why, sizeof(why), "bad memory access at %#" PRIx64, info.last_exit_addr);
+		break;
+	default:
+		snprintf(why, sizeof(why), "enter failed");
+		break;
+	}
+	if (atomic_load(&vm->exit_kind) == VM_EXIT_NONE)
+		fprintf(stderr, "zhv: vcpu %u: %s (%s); stopping the guest\n", id, why,
+		        zhv_status_string(st));
+	vm_request_exit(vm, VM_EXIT_ERROR, 1);
+}
+
+static void vcpu_run(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
+{
+	struct vm *vm = s->owner->vm;
+	unsigned id = s->index + 1;
+	while (atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
+		zhv_packet_t pkt;
+		zhv_status_t st = zhv_vcpu_enter(vcpu, &pkt);
+		if (st == ZHV_OK) {
+			int ret = -EINVAL;
+			if (pkt.type == ZHV_PKT_TYPE_GUEST_IO)
+				ret = answer_io(vm, vcpu, &pkt);
+			else if (pkt.type == ZHV_PKT_TYPE_GUEST_MEM)
+				ret = answer_mem(vm, vcpu, &pkt);
+			else
+				fprintf(stderr, "zhv: vcpu %u: unexpected packet type %u\n", id,
+				        pkt.type);
+			if (ret < 0) {
+				vm_request_exit(vm, VM_EXIT_ERROR, 1);
+				break;
+			}
+			continue; /* the loop test sees an exit a device requested */
+		}
+		if (st == ZHV_ERR_CANCELED)
+			continue; /* kicked: the loop test decides */
+		if (st == ZHV_ERR_NOT_FOUND) {
+			/* Memory that is neither RAM nor a trap (or port
+			 * 0xFFFF, the one port libzhv cannot trap): libzhv
+			 * dropped the access as a PC bus does (reads see
+			 * all-ones) and entering again resumes after it. */
+			zhv_vcpu_info_t info;
+			if (zhv_vcpu_get_info(vcpu, &info) != ZHV_OK)
+				memset(&info, 0, sizeof(info));
+			vm_log_unclaimed(vm, info.last_exit == ZHV_EXIT_UNHANDLED_IO ? "port" : "MMIO",
+			                 info.last_exit_addr, false, 0);
+			continue;
+		}
+		vcpu_fatal(vm, vcpu, id, st);
+		break;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu_slot *s = arg;
+	struct vcpus *v = s->owner;
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu %u", s->index + 1);
+	pthread_setname_np(pthread_self(), name);
+
+	zhv_vcpu_t *vcpu = NULL;
+	int ret = vcpu_setup(s, &vcpu);
+
+	pthread_mutex_lock(&v->lock);
+	s->setup_ret = ret;
+	s->ready = true;
+	pthread_cond_broadcast(&v->cond);
+	while (v->start == START_WAIT)
+		pthread_cond_wait(&v->cond, &v->lock);
+	bool go = v->start == START_GO && ret == 0;
+	pthread_mutex_unlock(&v->lock);
+
+	if (go)
+		vcpu_run(s, vcpu);
+	/* The vCPU stays until vcpus_stop: kickers may still hold it. */
+	return NULL;
+}
+
+/* ---- start and stop ------------------------------------------------------------ */
+
+static void release(struct vcpus *v, enum start_state state)
+{
+	pthread_mutex_lock(&v->lock);
+	v->start = state;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+int vcpus_start(struct vcpus *v, const struct boot_state *boot, char *err, size_t errlen)
+{
+	v->boot = boot;
+	/* vCPU threads leave termination signals to the main thread. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+
+	int ret = 0;
+	for (unsigned i = 0; i < v->n && ret == 0; i++) {
+		struct vcpu_slot *s = &v->slots[i];
+		int e = pthread_create(&s->thread, NULL, vcpu_thread, s);
+		if (e != 0) {
+			snprintf(err, errlen, "cannot start the thread of vCPU %u: %s", i + 1,
+			         strerror(e));
+			ret = -e;
+			break;
+		}
+		s->thread_started = true;
+		/* Ids come from a round-robin allocator: create one at a
+		 * time so that thread i gets id i + 1. */
+		pthread_mutex_lock(&v->lock);
+		while (!s->ready)
+			pthread_cond_wait(&v->cond, &v->lock);
+		ret = s->setup_ret;
+		pthread_mutex_unlock(&v->lock);
+		if (ret < 0)
+			snprintf(err, errlen, "%s", s->err);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	release(v, ret == 0 ? START_GO : START_ABORT);
+	return ret;
+}
+
+void vcpus_kick_all(struct vcpus *v)
+{
+	for (unsigned i = 0; i < v->n; i++) {
+		zhv_vcpu_t *vcpu = atomic_load(&v->slots[i].vcpu);
+		if (vcpu)
+			(void)zhv_vcpu_kick(vcpu);
+	}
+}
+
+void vcpus_stop(struct vcpus *v)
+{
+	if (!v)
+		return;
+	release(v, v->start == START_GO ? START_GO : START_ABORT);
+	vcpus_kick_all(v);
+	for (unsigned i = 0; i < v->n; i++) {
+		if (v->slots[i].thread_started)
+			pthread_join(v->slots[i].thread, NULL);
+	}
+	/* Every enter has returned: the vCPUs can go (any thread may). */
+	for (unsigned i = 0; i < v->n; i++)
+		zhv_vcpu_destroy(atomic_exchange(&v->slots[i].vcpu, NULL));
+	pthread_cond_destroy(&v->cond);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+}

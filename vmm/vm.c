@@ -1,0 +1,63 @@
+/* vm.c: the machine's shared services: the checked guest-memory accessor,
+ * interrupt lines into the IOAPIC, the run's end and unclaimed-access log. */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "devices.h"
+#include "vm.h"
+
+void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	uint64_t end;
+	if (!vm->ram || __builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	/* Low RAM: [0, low_ram) at the start of the host mapping. */
+	if (end <= vm->low_ram)
+		return vm->ram + gpa;
+	/* High RAM: [4 GiB, 4 GiB + ram_size - low_ram) right after it. */
+	uint64_t high = vm->ram_size - vm->low_ram;
+	if (gpa >= VM_HIGH_RAM_BASE && end - VM_HIGH_RAM_BASE <= high)
+		return vm->ram + vm->low_ram + (gpa - VM_HIGH_RAM_BASE);
+	return NULL;
+}
+
+void vm_irq_set(struct vm *vm, unsigned gsi, int level)
+{
+	if (vm->ioapic && gsi < VM_IOAPIC_PINS)
+		ioapic_set_irq(vm->ioapic, gsi, level ? 1 : 0);
+}
+
+void vm_irq_pulse(struct vm *vm, unsigned gsi)
+{
+	vm_irq_set(vm, gsi, 1);
+	vm_irq_set(vm, gsi, 0);
+}
+
+void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
+{
+	bool first = false;
+	pthread_mutex_lock(&vm->exit_lock);
+	if (atomic_load(&vm->exit_kind) == VM_EXIT_NONE && kind != VM_EXIT_NONE) {
+		/* The status first: a vCPU that sees exit_kind set may stop at
+		 * once, and the main thread reads the status after joining. */
+		vm->exit_status = status;
+		atomic_store(&vm->exit_kind, kind);
+		first = true;
+	}
+	pthread_mutex_unlock(&vm->exit_lock);
+	/* Outside the lock: on_exit kicks vCPUs and may take other locks. */
+	if (first && vm->on_exit)
+		vm->on_exit(vm);
+}
+
+void vm_log_unclaimed(struct vm *vm, const char *space, uint64_t addr, bool write,
+                      unsigned size)
+{
+	if (!vm->debug_io)
+		return;
+	if (size)
+		fprintf(stderr, "zhv: unclaimed %s %s at %#" PRIx64 " (%u bytes)\n", space,
+		        write ? "write" : "read", addr, size);
+	else /* libzhv does not say which access an unclaimed MMIO exit was */
+		fprintf(stderr, "zhv: unclaimed %s access at %#" PRIx64 "\n", space, addr);
+}

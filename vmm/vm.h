@@ -1,0 +1,69 @@
+/* vm.h: the VMM's machine: guest RAM, buses, interrupt wiring and the run
+ * state every device and loader shares. Only vmm/ includes it. */
+#ifndef ZHV_VMM_VM_H
+#define ZHV_VMM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "zhv.h"
+
+/* Guest-physical layout (a PC). RAM is [0, min(mem, 3 GiB)) plus
+ * [4 GiB, ...) for the rest; the hole holds the MMIO windows below. */
+#define VM_LOW_RAM_MAX 0xC0000000ull   /* 3 GiB */
+#define VM_HIGH_RAM_BASE 0x100000000ull /* 4 GiB */
+#define VM_PCI_MMIO_BASE 0xC0000000ull  /* BARs of PCI devices */
+#define VM_PCI_MMIO_SIZE 0x10000000ull
+#define VM_IOAPIC_BASE 0xFEC00000ull
+#define VM_LAPIC_BASE 0xFEE00000ull     /* KVM's, not trapped */
+#define VM_IOAPIC_PINS 24
+
+/* How a run ends (vm_request_exit). */
+enum vm_exit_kind {
+	VM_EXIT_NONE = 0,
+	VM_EXIT_POWEROFF, /* ACPI S5, i8042 reset, guest reboot: status 0 */
+	VM_EXIT_DEBUG,    /* port 0xf4: status (value << 1) | 1 */
+	VM_EXIT_ERROR,    /* triple fault, fatal enter error: status 1 */
+};
+
+struct vm {
+	zhv_guest_t *guest;
+	uint8_t *ram;         /* host mapping of all RAM (low part first) */
+	uint64_t ram_size;    /* bytes of RAM in all */
+	uint64_t low_ram;     /* bytes at GPA 0 */
+	uint32_t ncpus;
+	struct bus io_bus;    /* keys [0x10000, ...) */
+	struct bus mmio_bus;  /* keys [0x20000, ...) */
+	struct ioapic *ioapic;
+	struct pic *pic;
+	struct pci_host *pci; /* dev/pci.c: bus 0 (set by pci_init) */
+	bool debug_io;        /* log unclaimed port I/O and MMIO */
+
+	pthread_mutex_t exit_lock;
+	atomic_int exit_kind; /* enum vm_exit_kind */
+	int exit_status;
+	void (*on_exit)(struct vm *vm); /* kicks every vCPU (set by the VMM) */
+};
+
+/* vm_gpa: host pointer to guest-physical [gpa, gpa + len) if it is RAM,
+ * else NULL (the one checked accessor for devices and loaders). */
+void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
+
+/* vm_irq_set: drive IOAPIC/PIC input (gsi) to (level) (0 or 1). An edge
+ * (0 -> 1) delivers the interrupt the IOAPIC entry describes. Any thread. */
+void vm_irq_set(struct vm *vm, unsigned gsi, int level);
+/* vm_irq_pulse: raise then lower (gsi): an edge-triggered event. */
+void vm_irq_pulse(struct vm *vm, unsigned gsi);
+
+/* vm_request_exit: end the run (first request wins) with (kind) and
+ * (status) as zhv's exit status. Any thread. */
+void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status);
+
+/* vm_log_unclaimed: note an access nobody claimed (only with --debug-io). */
+void vm_log_unclaimed(struct vm *vm, const char *space, uint64_t addr, bool write,
+                      unsigned size);
+
+#endif /* ZHV_VMM_VM_H */
