@@ -80,6 +80,16 @@ test: all
 sanitize:
 	$(MAKE) BUILD=build-san SAN=1 test
 
+# The main job: boot the bundled guest on 4 vCPUs with a small disk.
+RUN_DISK := $(BUILD)/run-disk.img
+$(RUN_DISK):
+	@mkdir -p $(@D)
+	printf 'Hello from the virtio disk of zhv run\n' > $@
+	truncate -s 1M $@
+
+run: all $(RUN_DISK)
+	$(VMM_BIN) run --cpus 4 --memory 64M --disk $(RUN_DISK) $(GUEST_ELF)
+
 # The Debian packages the build and tests need (run as root or with sudo).
 deps:
 	apt-get install -y build-essential libzydis-dev libcmocka-dev
