@@ -117,8 +117,8 @@ struct zhv_vcpu {
 	 * caller holds now. */
 	uint32_t rep_index, rep_count;
 	uint64_t rep_key;
-	uint32_t last_exit;
-	uint64_t last_exit_addr;
+	_Atomic uint32_t last_exit; /* read by zhv_vcpu_get_info on any thread */
+	_Atomic uint64_t last_exit_addr;
 };
 
 /* vcpu_poke: make the vCPU leave KVM_RUN soon (immediate_exit + signal).
