@@ -48,8 +48,10 @@ struct virtio_net {
 	pthread_t rx_thread;
 	/* With vp.lock: signalled when receive buffers may have arrived. */
 	pthread_cond_t rx_cond;
-	/* Under vp.lock. */
+	/* Under vp.lock. rx_kicks counts receive-queue notifications (new
+	 * buffers), rx_resets device resets. */
 	struct vq_chain rx_first, rx_next, tx_chain;
+	unsigned rx_kicks, rx_resets;
 	struct iovec tx_iov[1 + VQ_MAX_CHAIN];
 	/* The receive thread's own. */
 	uint8_t rx_packet[NET_MAX_PACKET];
@@ -73,8 +75,13 @@ static bool rx_can_receive(struct virtio_net *n)
 /* Copy a frame from the tap (its 12-byte header included) into receive
  * buffers: one with VIRTIO_NET_F_MRG_RXBUF off, as many as it takes with
  * it on, all published at once with num_buffers in the first header
- * (§5.1.6.4). Dropped when the guest has too little room. Lock held. */
-static void rx_deliver(struct virtio_net *n, const uint8_t *pkt, size_t len)
+ * (§5.1.6.4). Returns false, taking no buffer, when the frame needs more
+ * mergeable buffers than the guest has posted so far: the caller keeps it
+ * until the driver adds some (as a frame waits in the tap while no buffer
+ * is posted at all). Returns true when the frame is done with: delivered,
+ * or dropped (device not running, buffer too small without MRG_RXBUF,
+ * larger than the whole ring, broken ring). Lock held. */
+static bool rx_deliver(struct virtio_net *n, const uint8_t *pkt, size_t len)
 {
 	struct virtio_pci *vp = &n->vp;
 	struct vq *vq = virtio_pci_queue(vp, NET_RXQ);
@@ -86,14 +93,16 @@ static void rx_deliver(struct virtio_net *n, const uint8_t *pkt, size_t len)
 	int r;
 
 	if (!vq || len < NET_HDR_LEN)
-		return;
+		return true;
 	plen = len - NET_HDR_LEN;
 	r = vq_pop(vq, &n->rx_first);
-	if (r <= 0)
+	if (r == 0)
+		return false; /* none posted (any more): wait for some */
+	if (r < 0)
 		goto pop_failed;
 	if (n->rx_first.in_len < NET_HDR_LEN) {
 		virtio_pci_device_error(vp, "receive buffer smaller than its header");
-		return;
+		return true;
 	}
 	copied = vq_iov_write(n->rx_first.iov + n->rx_first.nr_out, n->rx_first.nr_in,
 	                      NET_HDR_LEN, payload, plen);
@@ -104,19 +113,23 @@ static void rx_deliver(struct virtio_net *n, const uint8_t *pkt, size_t len)
 
 		if (!mrg) {
 			vq_unpop(vq, nbufs); /* frame larger than the buffer: drop */
-			return;
+			return true;
 		}
 		r = vq_pop(vq, c);
-		if (r <= 0) {
-			if (r == 0)
-				vq_unpop(vq, nbufs); /* out of buffers: drop the frame */
-			goto pop_failed;
+		if (r == 0) {
+			/* Every posted buffer is taken and the frame is not
+			 * in yet: give them back, and wait for more unless
+			 * the whole ring was posted. */
+			vq_unpop(vq, nbufs);
+			return nbufs >= vq->size;
 		}
+		if (r < 0)
+			goto pop_failed;
 		got = vq_iov_write(c->iov + c->nr_out, c->nr_in, 0, payload + copied,
 		                   plen - copied);
 		if (got == 0) {
 			virtio_pci_device_error(vp, "empty receive buffer");
-			return;
+			return true;
 		}
 		vq_fill(vq, nbufs, c->head, (uint32_t)got);
 		nbufs++;
@@ -129,27 +142,43 @@ static void rx_deliver(struct virtio_net *n, const uint8_t *pkt, size_t len)
 	             sizeof(hdr));
 	vq_flush(vq, nbufs);
 	virtio_pci_queue_interrupt(vp, NET_RXQ);
-	return;
+	return true;
 
 pop_failed:
-	if (r < 0)
-		virtio_pci_device_error(vp, "bad descriptor chain");
+	virtio_pci_device_error(vp, "bad descriptor chain");
+	return true;
 }
 
 /* The receive thread: wait for guest buffers, then for a frame on the tap,
  * then deliver it. Frames wait in the tap's queue (the kernel drops beyond
- * its length) while the guest has no buffers. */
+ * its length) while the guest has no buffers; a frame already read waits
+ * in rx_packet while the guest has too few (until a notification brings
+ * more; a device reset drops it). */
 static void *rx_thread(void *arg)
 {
 	struct virtio_net *n = arg;
+	size_t pending = 0; /* bytes of a frame in rx_packet waiting for buffers */
+	unsigned kicks = 0, resets = 0;
 
 	for (;;) {
 		struct pollfd pfd = { .fd = n->tap_fd, .events = POLLIN };
 		ssize_t len;
 
 		pthread_mutex_lock(&n->vp.lock);
-		while (!rx_can_receive(n))
+		for (;;) {
+			if (pending && n->rx_resets != resets)
+				pending = 0; /* the driver reset the device */
+			if (rx_can_receive(n) && (!pending || n->rx_kicks != kicks))
+				break;
 			pthread_cond_wait(&n->rx_cond, &n->vp.lock);
+		}
+		if (pending) {
+			kicks = n->rx_kicks;
+			if (rx_deliver(n, n->rx_packet, pending))
+				pending = 0;
+			pthread_mutex_unlock(&n->vp.lock);
+			continue;
+		}
 		pthread_mutex_unlock(&n->vp.lock);
 
 		if (poll(&pfd, 1, -1) < 0) {
@@ -168,7 +197,10 @@ static void *rx_thread(void *arg)
 			break;
 		}
 		pthread_mutex_lock(&n->vp.lock);
-		rx_deliver(n, n->rx_packet, (size_t)len);
+		kicks = n->rx_kicks;
+		resets = n->rx_resets;
+		if (!rx_deliver(n, n->rx_packet, (size_t)len))
+			pending = (size_t)len;
 		pthread_mutex_unlock(&n->vp.lock);
 	}
 	fprintf(stderr, "zhv: virtio-net: tap read failed (%s): receive stopped\n",
@@ -218,14 +250,24 @@ static void net_queue_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct virtio_net *n = vp->opaque;
 
-	if (q == NET_RXQ)
+	if (q == NET_RXQ) {
+		n->rx_kicks++;
 		pthread_cond_signal(&n->rx_cond);
-	else
+	} else {
 		net_transmit(n);
+	}
+}
+
+static void net_reset(struct virtio_pci *vp)
+{
+	struct virtio_net *n = vp->opaque;
+
+	n->rx_resets++;
 }
 
 static const struct virtio_dev_ops net_ops = {
 	.queue_notify = net_queue_notify,
+	.reset = net_reset,
 };
 
 /* Open (name) (NULL or "": the kernel picks tapN) as a TAP interface with
