@@ -194,6 +194,12 @@ static void rtc_write_time(struct rtc *r, unsigned idx, uint8_t v, int64_t real_
 	}
 	tm.tm_isdst = 0;
 	if (r->cmos[RTC_REG_B] & RTC_B_SET) {
+		/* The day of the week follows the date here too, not only
+		 * once SET clears; the other fields stay as written (the
+		 * guest may be half-way through a date). */
+		struct tm norm = tm;
+		if (timegm(&norm) != (time_t)-1)
+			tm.tm_wday = norm.tm_wday;
 		r->shadow = tm;
 		return;
 	}

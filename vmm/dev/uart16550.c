@@ -235,10 +235,18 @@ static void uart_write(struct uart *u, unsigned reg, uint8_t v)
 	uint8_t old;
 	switch (reg) {
 	case UART_THR:
-		if (u->lcr & UART_LCR_DLAB)
+		if (u->lcr & UART_LCR_DLAB) {
 			u->dll = v;
-		else
-			uart_transmit(u, v);
+			break;
+		}
+		/* Writing THR clears the THRE interrupt (datasheet Table 4)
+		 * and the byte leaving sets it again at once: drop the line
+		 * in between, so that an edge-triggered IOAPIC input sees a
+		 * new interrupt for every byte even when the driver never
+		 * reads IIR (QEMU's serial does the same). */
+		u->thr_ipending = false;
+		uart_update_irq(u);
+		uart_transmit(u, v);
 		break;
 	case UART_IER:
 		if (u->lcr & UART_LCR_DLAB) {

@@ -288,3 +288,12 @@ void rt_start(uint32_t magic, const struct rt_mbi *mbi)
 	idt_init();
 	rt_exit((uint32_t)test_main(boot_mbi));
 }
+
+void rt_load_idt(void)
+{
+	struct {
+		uint16_t limit;
+		uint32_t base;
+	} __attribute__((packed)) desc = {sizeof(idt) - 1, (uint32_t)(uintptr_t)idt};
+	__asm__ volatile("lidt %0" : : "m"(desc));
+}

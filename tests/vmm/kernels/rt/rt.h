@@ -14,6 +14,11 @@
  *
  * Guest CPL0 code is emulated at about 1 µs per instruction on our KVM:
  * keep loops short and stick to integer code (the build forbids SSE/x87).
+ *
+ * More of the runtime, linked into every kernel: rt/apic.h (local APIC,
+ * I/O APIC, PM-timer clock, atomics, starting APs with INIT/SIPI),
+ * rt/pci.h (configuration space of bus 0), rt/virtio.h (virtio-pci with
+ * split virtqueues), rt/group.h (named check groups for the scripts).
  */
 #ifndef ZHV_TEST_RT_H
 #define ZHV_TEST_RT_H
@@ -86,6 +91,9 @@ __attribute__((noreturn, format(printf, 1, 2))) void rt_fail(const char *fmt, ..
  * with RT_EXIT_EXCEPTION; other vectors are counted in rt_spurious. */
 void rt_set_handler(unsigned vector, rt_handler_fn fn);
 extern volatile uint32_t rt_spurious;
+/* rt_load_idt: load the runtime's IDT on this CPU (the BSP's is loaded
+ * before test_main; rt/smp.c does it for APs). */
+void rt_load_idt(void);
 
 void *memset(void *dst, int c, size_t n);
 void *memcpy(void *dst, const void *src, size_t n);

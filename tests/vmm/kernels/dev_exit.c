@@ -1,0 +1,20 @@
+/* dev_exit.c: isa-debug-exit (port 0xf4) with the value and access width
+ * from the command line ("code=V width=1|2|4"): zhv must exit with status
+ * (V << 1) | 1. Reading the port first must not end the run. */
+#include "rt.h"
+
+int test_main(const struct rt_mbi *mbi)
+{
+	(void)mbi;
+	uint32_t code = rt_cmdline_uint("code", 0), width = rt_cmdline_uint("width", 4);
+	if (inb(RT_DEBUG_EXIT_PORT) != 0xFF || inl(RT_DEBUG_EXIT_PORT) != 0xFFFFFFFFu)
+		rt_fail("port 0xf4 does not read all-ones");
+	rt_printf("exit: writing %x with %u-byte access\n", code, width);
+	if (width == 1)
+		outb(RT_DEBUG_EXIT_PORT, (uint8_t)code);
+	else if (width == 2)
+		outw(RT_DEBUG_EXIT_PORT, (uint16_t)code);
+	else
+		outl(RT_DEBUG_EXIT_PORT, code);
+	rt_fail("still running after the debug-exit write");
+}
