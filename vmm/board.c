@@ -212,6 +212,7 @@ int board_create(struct board *b, const struct board_config *cfg, char *err, siz
 	memset(b, 0, sizeof(*b));
 	struct vm *vm = &b->vm;
 	pthread_mutex_init(&vm->exit_lock, NULL);
+	pthread_mutex_init(&vm->irq_lock, NULL);
 	atomic_init(&vm->exit_kind, VM_EXIT_NONE);
 	vm->ncpus = cfg->ncpus;
 	vm->debug_io = cfg->debug_io;

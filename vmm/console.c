@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -121,9 +122,20 @@ static void *input_thread(void *arg)
 	return NULL;
 }
 
+/* Is there anything to read on stdin? A terminal, pipe, socket or file
+ * is; a character device that is not a terminal (/dev/null) is not, and
+ * then no input thread is started (it costs a thread at start-up). */
+static bool stdin_has_input(void)
+{
+	struct stat st;
+	if (fstat(STDIN_FILENO, &st) < 0)
+		return false;
+	return !S_ISCHR(st.st_mode) || isatty(STDIN_FILENO);
+}
+
 int console_start(struct vm *vm, struct uart *com1)
 {
-	if (input.running || !com1)
+	if (input.running || !com1 || !stdin_has_input())
 		return 0;
 	input.vm = vm;
 	input.com1 = com1;

@@ -376,14 +376,16 @@ static int cmd_run(int argc, char **argv)
 
 	bool tty = serial_stdio && console_init();
 	install_signal_handlers(tty);
-	if (serial_stdio && (ret = console_start(vm, board.com1)) < 0)
-		fprintf(stderr, "zhv: console input: %s (continuing without)\n", strerror(-ret));
 
 	ret = vcpus_start(g_vcpus, &board.boot, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "zhv: %s\n", err);
 		vm_request_exit(vm, VM_EXIT_ERROR, 1);
 	}
+	/* Input after the vCPUs: the guest starts a little sooner, and
+	 * bytes typed meanwhile wait in the terminal or pipe. */
+	if (serial_stdio && (ret = console_start(vm, board.com1)) < 0)
+		fprintf(stderr, "zhv: console input: %s (continuing without)\n", strerror(-ret));
 	while (atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
 		uint8_t what;
 		ssize_t r = read(wake_pipe[0], &what, 1);

@@ -21,10 +21,21 @@ void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
 	return NULL;
 }
 
+void vm_irq_set_shared(struct vm *vm, unsigned gsi, unsigned source, int level)
+{
+	if (!vm->ioapic || gsi >= VM_IOAPIC_PINS || source > 31)
+		return;
+	/* The lock keeps the IOAPIC's view in the order the sources moved. */
+	pthread_mutex_lock(&vm->irq_lock);
+	uint32_t *m = &vm->irq_sources[gsi];
+	*m = level ? (*m | 1u << source) : (*m & ~(1u << source));
+	ioapic_set_irq(vm->ioapic, gsi, *m != 0);
+	pthread_mutex_unlock(&vm->irq_lock);
+}
+
 void vm_irq_set(struct vm *vm, unsigned gsi, int level)
 {
-	if (vm->ioapic && gsi < VM_IOAPIC_PINS)
-		ioapic_set_irq(vm->ioapic, gsi, level ? 1 : 0);
+	vm_irq_set_shared(vm, gsi, 0, level);
 }
 
 void vm_irq_pulse(struct vm *vm, unsigned gsi)

@@ -42,6 +42,9 @@ struct vm {
 	struct pci_host *pci; /* dev/pci.c: bus 0 (set by pci_init) */
 	bool debug_io;        /* log unclaimed port I/O and MMIO */
 
+	pthread_mutex_t irq_lock;
+	uint32_t irq_sources[VM_IOAPIC_PINS]; /* bit s: source s drives the pin high */
+
 	pthread_mutex_t exit_lock;
 	atomic_int exit_kind; /* enum vm_exit_kind */
 	int exit_status;
@@ -55,6 +58,12 @@ void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
 /* vm_irq_set: drive IOAPIC/PIC input (gsi) to (level) (0 or 1). An edge
  * (0 -> 1) delivers the interrupt the IOAPIC entry describes. Any thread. */
 void vm_irq_set(struct vm *vm, unsigned gsi, int level);
+/* vm_irq_set_shared: drive the input of (source) on a line several devices
+ * share (COM1 and COM3 on IRQ 4, PCI slots on one INTx GSI): the line is
+ * the wired-OR of its sources, so one device lowering its output does not
+ * hide another's. (source) is 1..31 and unique per device on the line;
+ * vm_irq_set() is source 0. Any thread. */
+void vm_irq_set_shared(struct vm *vm, unsigned gsi, unsigned source, int level);
 /* vm_irq_pulse: raise then lower (gsi): an edge-triggered event. */
 void vm_irq_pulse(struct vm *vm, unsigned gsi);
 

@@ -36,6 +36,13 @@ void vm_irq_set(struct vm *vm, unsigned gsi, int level)
 	irq_changes[gsi]++;
 }
 
+/* The device drives a shared line; one device per test: same as vm_irq_set. */
+void vm_irq_set_shared(struct vm *vm, unsigned gsi, unsigned source, int level)
+{
+	(void)source;
+	vm_irq_set(vm, gsi, level);
+}
+
 /* ---- helpers ---------------------------------------------------------------- */
 
 /* Every machine stays reachable (devices have no destroy call), so that

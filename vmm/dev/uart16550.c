@@ -74,6 +74,7 @@ struct uart {
 	struct vm *vm;
 	FILE *out;
 	unsigned irq;
+	unsigned source; /* our input on the shared line (vm_irq_set_shared) */
 	char name[8];
 
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
@@ -153,7 +154,7 @@ static void uart_update_irq(struct uart *u)
 	int level = (uart_iir(u) & UART_IIR_NO_INT) ? 0 : 1;
 	if (level != u->irq_level) {
 		u->irq_level = level;
-		vm_irq_set(u->vm, u->irq, level);
+		vm_irq_set_shared(u->vm, u->irq, u->source, level);
 	}
 }
 
@@ -319,6 +320,7 @@ struct uart *uart16550_create(struct vm *vm, unsigned index, FILE *out)
 	u->vm = vm;
 	u->out = out;
 	u->irq = uart_ports[index].irq;
+	u->source = 1 + index; /* COM1/COM3 and COM2/COM4 share a line */
 	u->lcr = 0x03; /* 8N1, as firmware leaves it */
 	u->msr_lines = uart_msr_inputs(u);
 	snprintf(u->name, sizeof(u->name), "com%u", index + 1);

@@ -129,7 +129,8 @@ static void intx_update(struct virtio_pci *vp)
 
 	if (level != vp->intx_level) {
 		vp->intx_level = level;
-		vm_irq_set(vp->vm, vp->pci.irq_pin_gsi, level);
+		/* INTx lines are shared between slots: one source per slot. */
+		vm_irq_set_shared(vp->vm, vp->pci.irq_pin_gsi, vp->pci.slot & 31, level);
 	}
 }
 
