@@ -68,6 +68,7 @@ struct pit {
 	bool armed, periodic;
 	int64_t next_ns, period_ns;
 	pthread_t thread;
+	bool thread_started; /* the thread starts when channel 0 first counts */
 };
 
 static int64_t pit_now(void)
@@ -129,11 +130,24 @@ static bool pit_out(const struct pit_channel *c, int64_t now)
 	}
 }
 
-/* Channel 0 was (re)loaded or stopped: (re)arm the thread. */
+static void *pit_thread(void *arg);
+
+/* Channel 0 was (re)loaded or stopped: (re)arm the thread, starting it the
+ * first time (a guest that never uses the PIT costs no thread, and start-up
+ * is quicker). Called with the lock held. */
 static void pit_arm(struct pit *p, int64_t now)
 {
 	struct pit_channel *c = &p->ch[0];
 	p->armed = c->counting;
+	if (p->armed && !p->thread_started) {
+		if (pthread_create(&p->thread, NULL, pit_thread, p) != 0) {
+			fprintf(stderr, "zhv: pit: cannot start the timer thread\n");
+			p->armed = false;
+			return;
+		}
+		pthread_setname_np(p->thread, "zhv-pit");
+		p->thread_started = true;
+	}
 	if (!p->armed) {
 		pthread_cond_signal(&p->cond);
 		return;
@@ -398,10 +412,6 @@ int pit_create(struct vm *vm)
 	                   "pit-port-b");
 	if (ret < 0)
 		return ret; /* (p) stays: the first range refers to it */
-	ret = -pthread_create(&p->thread, NULL, pit_thread, p);
-	if (ret < 0)
-		return ret;
-	pthread_setname_np(p->thread, "zhv-pit");
 	return 0;
 err_free:
 	pthread_mutex_destroy(&p->lock);

@@ -61,6 +61,7 @@ struct rtc {
 	int64_t periodic_next; /* CLOCK_MONOTONIC of the next periodic flag */
 	int irq_level;
 	pthread_t thread;
+	bool thread_started; /* the thread starts when B first enables an interrupt */
 };
 
 static int64_t rtc_clock(clockid_t id)
@@ -294,6 +295,20 @@ static uint8_t rtc_read(struct rtc *r, unsigned idx, int64_t real_ns, int64_t mo
 	}
 }
 
+static void *rtc_thread(void *arg);
+
+/* The interrupt thread starts the first time the guest enables one (a
+ * guest that only reads the clock costs no thread). Lock held. */
+static void rtc_start_thread(struct rtc *r)
+{
+	if (pthread_create(&r->thread, NULL, rtc_thread, r) != 0) {
+		fprintf(stderr, "zhv: rtc: cannot start the interrupt thread\n");
+		return;
+	}
+	pthread_setname_np(r->thread, "zhv-rtc");
+	r->thread_started = true;
+}
+
 static void rtc_write(struct rtc *r, unsigned idx, uint8_t v, int64_t real_ns, int64_t mono_ns)
 {
 	if (rtc_is_time_reg(idx)) {
@@ -323,6 +338,8 @@ static void rtc_write(struct rtc *r, unsigned idx, uint8_t v, int64_t real_ns, i
 		if ((v & RTC_B_PIE) && !(old & RTC_B_PIE))
 			r->periodic_next = mono_ns + rtc_period_ns(r);
 		r->cmos[RTC_REG_B] = v;
+		if ((v & (RTC_B_PIE | RTC_B_AIE | RTC_B_UIE)) && !r->thread_started)
+			rtc_start_thread(r);
 		break;
 	}
 	case RTC_REG_C:
@@ -453,9 +470,5 @@ int rtc_create(struct vm *vm)
 		free(r);
 		return ret;
 	}
-	ret = -pthread_create(&r->thread, NULL, rtc_thread, r);
-	if (ret < 0)
-		return ret; /* (r) stays: the port range refers to it */
-	pthread_setname_np(r->thread, "zhv-rtc");
 	return 0;
 }

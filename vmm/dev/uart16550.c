@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../devices.h"
 #include "../vm.h"
@@ -185,8 +186,18 @@ static void uart_transmit(struct uart *u, uint8_t byte)
 	if (u->mcr & UART_MCR_LOOP) {
 		uart_rx_push(u, byte);
 	} else if (u->out) {
-		fputc(byte, u->out);
-		fflush(u->out);
+		/* Straight to the file descriptor: no stdio buffering to
+		 * flush per byte (the guest sees no delay either way). */
+		int fd = fileno(u->out);
+		ssize_t r = -1;
+		if (fd < 0) { /* a memory stream */
+			fputc(byte, u->out);
+			fflush(u->out);
+		} else {
+			do
+				r = write(fd, &byte, 1);
+			while (r < 0 && errno == EINTR);
+		}
 	}
 	u->thr_ipending = true;
 }
