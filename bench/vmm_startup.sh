@@ -234,6 +234,8 @@ END {
 		       r["raw", "maxrss_kb"], r["raw", "rss_kb"], r["qemu", "maxrss_kb"],
 		       r["floor", "maxrss_kb"]
 	}
+	if (!(z > 0)) missed = missed " zhv-did-not-run"
+	if (!(raw > 0)) missed = missed " raw-did-not-run"
 	print ""
 	print (missed == "" ? "All targets met." : "Missed targets:" missed)
 }' "$log"
