@@ -113,6 +113,7 @@ zhv_time_t zhv_deadline_after(int64_t ns);
 #define ZHV_PKT_TYPE_GUEST_MEM   4u
 #define ZHV_PKT_TYPE_GUEST_IO    5u
 #define ZHV_PKT_TYPE_GUEST_VCPU  6u
+#define ZHV_PKT_TYPE_GUEST_EOI   7u /* libzhv's own (Zircon has no such packet) */
 
 #define ZHV_PKT_GUEST_VCPU_INTERRUPT 0u
 #define ZHV_PKT_GUEST_VCPU_STARTUP   1u
@@ -190,6 +191,22 @@ typedef struct {
 	uint64_t reserved1;
 } zhv_packet_guest_vcpu_t;
 
+/* The guest's local APIC took an EOI for (vector), a vector its interrupt
+ * controller sends level-triggered (a route set with
+ * zhv_guest_set_irq_route): what a PC's local APIC broadcasts to its I/O
+ * APICs so that they clear Remote-IRR and sample the input line again. The
+ * key is 0. With a hardware-assisted KVM the packet follows the guest's EOI
+ * write. kvm_pvm instead EOIs each interrupt itself when it injects it (the
+ * guest's own EOI write then finds nothing in service) and reports that
+ * EOI at the vCPU's next pass through KVM's entry path: after its next
+ * exit, or 1024 emulated instructions after the last entry, but not while
+ * the vCPU is halted. So there the packet may come before the guest's
+ * handler has run, or only after the guest halted and woke up again. */
+typedef struct {
+	uint8_t vector;
+	uint8_t reserved[31];
+} zhv_packet_guest_eoi_t;
+
 typedef struct {
 	uint64_t key;
 	uint32_t type;  /* ZHV_PKT_TYPE_* */
@@ -200,6 +217,7 @@ typedef struct {
 		zhv_packet_guest_mem_t guest_mem;
 		zhv_packet_guest_io_t guest_io;
 		zhv_packet_guest_vcpu_t guest_vcpu;
+		zhv_packet_guest_eoi_t guest_eoi;
 	};
 } zhv_packet_t;
 
@@ -361,6 +379,7 @@ typedef struct {
 	uint64_t emulation_failures; /* instructions neither KVM nor libzhv ran */
 	uint64_t emulated_by_libzhv; /* instructions KVM could not emulate, libzhv did */
 	uint64_t other_exits;
+	uint64_t eoi_exits;       /* GUEST_EOI packets (level-triggered EOIs) */
 } zhv_guest_stats_t;
 
 /* zhv_guest_get_stats: a snapshot of the counters. Any thread. */
@@ -415,9 +434,17 @@ void zhv_vcpu_destroy(zhv_vcpu_t *vcpu);
 
 /* zhv_vcpu_enter: run the guest until an exit that needs the caller.
  *
- * Returns ZHV_OK with (packet) filled (ZHV_PKT_TYPE_GUEST_MEM or _IO; the
- * packet is zeroed first, so unused fields read 0). Exits libzhv handles
- * itself (BELL writes, MSR policy, CPUID, interrupts, HLT) never return.
+ * Returns ZHV_OK with (packet) filled (the packet is zeroed first, so
+ * unused fields read 0):
+ *  - ZHV_PKT_TYPE_GUEST_MEM or _IO: an access to a MEM or IO trap.
+ *  - ZHV_PKT_TYPE_GUEST_EOI (key 0): the guest's local APIC took an EOI for
+ *    a vector that an enabled route of zhv_guest_set_irq_route() sends
+ *    level-triggered (MSI data bit 15) to this vCPU. The EOI itself is
+ *    done; the caller's interrupt controller clears its Remote-IRR and
+ *    re-delivers a line that is still asserted, then enters again. Never
+ *    returned without such a route.
+ * Exits libzhv handles itself (BELL writes, MSR policy, CPUID, interrupts,
+ * HLT) never return.
  * Errors (packet undefined):
  *  - CANCELED: zhv_vcpu_kick() was called since the last CANCELED; once per
  *    kick, however many kicks came. Enter again to resume the guest.
@@ -472,6 +499,26 @@ zhv_status_t zhv_vcpu_interrupt(zhv_vcpu_t *vcpu, uint32_t vector);
  * INVALID_ARGS or IO. */
 ZHV_MUST_CHECK zhv_status_t zhv_guest_signal_msi(zhv_guest_t *guest, uint64_t address,
                                                  uint32_t data);
+
+/* zhv_guest_set_irq_route: tell libzhv which interrupt message pin (pin)
+ * (0..23) of the guest's interrupt controller (the VMM's IOAPIC) sends:
+ * (msi_address) and (msi_data) as zhv_guest_signal_msi() takes them
+ * (destination bits 31:8 in address bits 63:40). libzhv does not deliver
+ * anything through a route; the routes tell KVM's local APICs which
+ * vectors come level-triggered (data bit 15) from the IOAPIC, so that an
+ * EOI of one of them on a vCPU the route's destination matches ends that
+ * vCPU's zhv_vcpu_enter() with a ZHV_PKT_TYPE_GUEST_EOI packet (KVM learns
+ * nothing of the trigger mode of MSIs otherwise). Call it whenever a
+ * redirection entry changes; (enabled) false removes the pin's route
+ * (e.g. a masked entry). Edge-triggered routes are accepted and have no
+ * effect. Each call replaces KVM's whole routing table (KVM_SET_GSI_ROUTING:
+ * it costs every vCPU a rescan, so call it on changes only). Any thread.
+ * Returns ZHV_OK; INVALID_ARGS (guest NULL, pin >= 24, or an enabled route
+ * whose address is not 0xFEExxxxx or has bits 39:32 set); IO (KVM refused
+ * it, logged). On an error the previous route of the pin stays. */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_set_irq_route(zhv_guest_t *guest, uint32_t pin,
+                                                    uint64_t msi_address, uint32_t msi_data,
+                                                    bool enabled);
 
 /* State kinds for zhv_vcpu_read_state / zhv_vcpu_write_state. */
 typedef enum {

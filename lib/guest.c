@@ -9,10 +9,6 @@
 
 #include "zhv_priv.h"
 
-/* Number of IOAPIC pins KVM routes in split-irqchip mode (the VMM's IOAPIC
- * owns them; libzhv only needs the in-kernel local APICs). */
-#define SPLIT_IRQCHIP_PINS 24
-
 static zhv_status_t enable_cap(int vm_fd, uint32_t cap, uint64_t arg0, const char *name)
 {
 	struct kvm_enable_cap c = {.cap = cap, .args = {arg0}};
@@ -72,6 +68,7 @@ zhv_status_t zhv_guest_create(const zhv_guest_config_t *config, zhv_guest_t **ou
 	g->kvm_fd = g->vm_fd = -1;
 	atomic_init(&g->refs, 1);
 	pthread_mutex_init(&g->vcpu_lock, NULL);
+	pthread_mutex_init(&g->route_lock, NULL);
 	trap_map_init(&g->traps);
 
 	zhv_status_t st = vm_setup(g);
@@ -120,6 +117,7 @@ err:
 	if (g->kvm_fd >= 0)
 		close(g->kvm_fd);
 	trap_map_destroy(&g->traps);
+	pthread_mutex_destroy(&g->route_lock);
 	pthread_mutex_destroy(&g->vcpu_lock);
 	free(g);
 	return st;
@@ -151,6 +149,7 @@ void guest_unref(zhv_guest_t *g)
 	memory_destroy(&g->mem);
 	id_alloc_destroy(&g->ids);
 	free(g->cpuid);
+	pthread_mutex_destroy(&g->route_lock);
 	pthread_mutex_destroy(&g->vcpu_lock);
 	free(g);
 }
@@ -259,13 +258,22 @@ zhv_status_t zhv_guest_get_stats(zhv_guest_t *g, zhv_guest_stats_t *s)
 	LOAD(emulation_failures);
 	LOAD(emulated_by_libzhv);
 	LOAD(other_exits);
+	LOAD(eoi_exits);
 #undef LOAD
 	return ZHV_OK;
 }
 
+/* An MSI address as zhv.h describes it: 0xFEE in bits 31:20; with 32-bit
+ * x2APIC IDs (KVM_X2APIC_API_USE_32BIT_IDS) destination bits 31:8 in
+ * bits 63:40, and bits 39:32 zero (KVM refuses anything else there). */
+static bool msi_address_ok(uint64_t address)
+{
+	return ((uint32_t)address >> 20) == 0xfee && ((address >> 32) & 0xff) == 0;
+}
+
 zhv_status_t zhv_guest_signal_msi(zhv_guest_t *g, uint64_t address, uint32_t data)
 {
-	if (!g || (uint32_t)(address >> 20) != 0xfee)
+	if (!g || !msi_address_ok(address))
 		return ZHV_ERR_INVALID_ARGS;
 	struct kvm_msi msi = {
 		.address_lo = (uint32_t)address,
@@ -274,5 +282,56 @@ zhv_status_t zhv_guest_signal_msi(zhv_guest_t *g, uint64_t address, uint32_t dat
 	};
 	STAT_INC(g, interrupts);
 	int r = zhv_ioctl(g->vm_fd, KVM_SIGNAL_MSI, &msi);
+	/* KVM returns the number of APICs that took it, or -1 (EPERM) when
+	 * none did: a message nobody accepts is dropped, as on hardware. */
+	if (r == -EPERM)
+		return ZHV_OK;
 	return r < 0 ? zhv_status_from_errno(r) : ZHV_OK;
+}
+
+/* KVM's GSI routing table for split irqchip: one MSI route per enabled pin,
+ * GSI = pin. KVM (kvm_scan_ioapic_routes) walks the routes of GSIs below
+ * the reserved pin count and, for those with level trigger mode (MSI data
+ * bit 15), marks the vector in the ioapic_handled_vectors bitmap of every
+ * vCPU the destination matches; an EOI of a marked vector then exits with
+ * KVM_EXIT_IOAPIC_EOI (x86/exit.c: ZHV_PKT_TYPE_GUEST_EOI). Nothing is ever
+ * delivered through these routes (libzhv sends MSIs with KVM_SIGNAL_MSI). */
+zhv_status_t zhv_guest_set_irq_route(zhv_guest_t *g, uint32_t pin, uint64_t address,
+                                     uint32_t data, bool enabled)
+{
+	if (!g || pin >= SPLIT_IRQCHIP_PINS || (enabled && !msi_address_ok(address)))
+		return ZHV_ERR_INVALID_ARGS;
+	union {
+		struct kvm_irq_routing hdr;
+		uint8_t bytes[sizeof(struct kvm_irq_routing) +
+		              SPLIT_IRQCHIP_PINS * sizeof(struct kvm_irq_routing_entry)];
+	} table;
+	memset(&table, 0, sizeof(table));
+
+	pthread_mutex_lock(&g->route_lock);
+	struct irq_route routes[SPLIT_IRQCHIP_PINS];
+	memcpy(routes, g->routes, sizeof(routes));
+	routes[pin] = (struct irq_route){enabled, enabled ? address : 0, enabled ? data : 0};
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < SPLIT_IRQCHIP_PINS; i++) {
+		if (!routes[i].enabled)
+			continue;
+		struct kvm_irq_routing_entry *e = &table.hdr.entries[n++];
+		e->gsi = i;
+		e->type = KVM_IRQ_ROUTING_MSI;
+		e->u.msi.address_lo = (uint32_t)routes[i].address;
+		e->u.msi.address_hi = (uint32_t)(routes[i].address >> 32);
+		e->u.msi.data = routes[i].data;
+	}
+	table.hdr.nr = n;
+	int r = zhv_ioctl(g->vm_fd, KVM_SET_GSI_ROUTING, &table.hdr);
+	if (r == 0)
+		memcpy(g->routes, routes, sizeof(routes));
+	pthread_mutex_unlock(&g->route_lock);
+	if (r < 0) {
+		zhv_log(ZHV_LOG_ERROR, "KVM_SET_GSI_ROUTING (pin %u, %u routes): %s", pin, n,
+		        strerror(-r));
+		return ZHV_ERR_IO;
+	}
+	return ZHV_OK;
 }

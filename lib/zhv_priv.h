@@ -54,11 +54,23 @@ bool memory_write(struct guest_memory *m, uint64_t gpa, const void *buf, size_t 
 struct guest_stats {
 	_Atomic uint64_t vm_entries, vm_exits, interrupts, kicks, signal_exits, io_exits,
 		mmio_exits, bell_packets, rdmsr_exits, wrmsr_exits, msr_gp_injected, hlt_exits,
-		shutdown_exits, emulation_failures, emulated_by_libzhv, other_exits;
+		shutdown_exits, emulation_failures, emulated_by_libzhv, other_exits, eoi_exits;
 };
 #define STAT_INC(guest, field) atomic_fetch_add_explicit(&(guest)->stats.field, 1, memory_order_relaxed)
 
 /* ---- guest (guest.c) ---------------------------------------------------- */
+
+/* Number of IOAPIC pins KVM routes in split-irqchip mode (the VMM's IOAPIC
+ * owns them; libzhv only needs the in-kernel local APICs). GSI routes of
+ * these pins tell KVM which vectors need EOI exits. */
+#define SPLIT_IRQCHIP_PINS 24
+
+/* The interrupt message of one IOAPIC pin (zhv_guest_set_irq_route). */
+struct irq_route {
+	bool enabled;
+	uint64_t address;
+	uint32_t data;
+};
 
 /* A KVM vCPU cannot be destroyed before its VM: when a zhv vCPU goes away
  * its KVM vCPU stays in its slot and is reset when the same id is used
@@ -82,6 +94,8 @@ struct zhv_guest {
 	bool sync_regs; /* MEM traps exist: have KVM_RUN return the registers */
 	struct kvm_cpuid2 *cpuid;        /* the policy table (cpuid.c) */
 	uint64_t xcr0;                   /* initial XCR0 */
+	pthread_mutex_t route_lock;      /* routes, and KVM's table made of them */
+	struct irq_route routes[SPLIT_IRQCHIP_PINS];
 	struct guest_stats stats;
 };
 

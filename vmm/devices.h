@@ -14,7 +14,10 @@ struct ioapic;
 
 /* Interrupt controllers (dev/ioapic.c, dev/pic.c). The IOAPIC turns
  * vm_irq_set() edges into MSIs (zhv_guest_signal_msi) per its redirection
- * entries; the PIC pair answers Linux's probes and stays masked. */
+ * entries, and gives each entry's message to libzhv as the pin's route
+ * (zhv_guest_set_irq_route) so that local-APIC EOIs of level-triggered
+ * vectors come back as EOI packets; the PIC pair answers Linux's probes
+ * and stays masked. */
 int ioapic_create(struct vm *vm);
 int pic_create(struct vm *vm);
 /* ioapic_set_irq: called by vm_irq_set(). (pin) is an ISA IRQ (0-15) or
@@ -23,6 +26,13 @@ int pic_create(struct vm *vm);
  * MP table say. A rising (level) delivers the entry's MSI. NULL (io) is a
  * no-op. Any thread. */
 void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
+/* ioapic_eoi: a local APIC's EOI of (vector) (a ZHV_PKT_TYPE_GUEST_EOI
+ * packet), which a PC broadcasts to its IOAPICs: every level-triggered
+ * entry with that vector and Remote-IRR set clears Remote-IRR and, if its
+ * input is still high and the entry unmasked, delivers again. Entries of
+ * other vectors, or not in service, are left alone. NULL (io) is a no-op.
+ * Any thread. */
+void ioapic_eoi(struct ioapic *io, uint8_t vector);
 /* ioapic_shutdown: deliver nothing from now on. When it returns no MSI
  * from the IOAPIC is in flight, so zhv_guest_destroy() may follow (device
  * threads such as the PIT's keep running until the process exits). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices.h"
 #include "vcpu_thread.h"
 
 enum start_state { START_WAIT, START_GO, START_ABORT };
@@ -192,13 +193,24 @@ static void vcpu_run(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
 		zhv_status_t st = zhv_vcpu_enter(vcpu, &pkt);
 		if (st == ZHV_OK) {
 			int ret = -EINVAL;
-			if (pkt.type == ZHV_PKT_TYPE_GUEST_IO)
+			switch (pkt.type) {
+			case ZHV_PKT_TYPE_GUEST_IO:
 				ret = answer_io(vm, vcpu, &pkt);
-			else if (pkt.type == ZHV_PKT_TYPE_GUEST_MEM)
+				break;
+			case ZHV_PKT_TYPE_GUEST_MEM:
 				ret = answer_mem(vm, vcpu, &pkt);
-			else
+				break;
+			case ZHV_PKT_TYPE_GUEST_EOI:
+				/* A local-APIC EOI of a level-triggered IOAPIC
+				 * vector: the IOAPIC may deliver it again. */
+				ioapic_eoi(vm->ioapic, pkt.guest_eoi.vector);
+				ret = 0;
+				break;
+			default:
 				fprintf(stderr, "zhv: vcpu %u: unexpected packet type %u\n", id,
 				        pkt.type);
+				break;
+			}
 			if (ret < 0) {
 				vm_request_exit(vm, VM_EXIT_ERROR, 1);
 				break;

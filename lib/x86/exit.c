@@ -513,6 +513,18 @@ static int handle_quiet(zhv_vcpu_t *v, zhv_packet_t *pkt)
 	return EXIT_CONTINUE;
 }
 
+/* The local APIC took an EOI of a vector a level-triggered route names
+ * (zhv_guest_set_irq_route): KVM has done the EOI; the caller's IOAPIC
+ * clears Remote-IRR and samples its line (a PC's EOI broadcast). */
+static int handle_ioapic_eoi(zhv_vcpu_t *v, zhv_packet_t *pkt)
+{
+	STAT_INC(v->guest, eoi_exits);
+	pkt->key = 0;
+	pkt->type = ZHV_PKT_TYPE_GUEST_EOI;
+	pkt->guest_eoi.vector = v->run->eoi.vector;
+	return EXIT_DELIVER;
+}
+
 typedef int (*exit_fn)(zhv_vcpu_t *v, zhv_packet_t *pkt);
 
 /* clang-format off */
@@ -524,7 +536,7 @@ static const exit_fn exit_handlers[] = {
 	[KVM_EXIT_HLT]             = handle_hlt,
 	[KVM_EXIT_IRQ_WINDOW_OPEN] = handle_quiet,
 	[KVM_EXIT_INTR]            = handle_quiet,
-	[KVM_EXIT_IOAPIC_EOI]      = handle_quiet,
+	[KVM_EXIT_IOAPIC_EOI]      = handle_ioapic_eoi,
 	[KVM_EXIT_SHUTDOWN]        = handle_shutdown,
 	[KVM_EXIT_INTERNAL_ERROR]  = handle_internal_error,
 	[KVM_EXIT_FAIL_ENTRY]      = handle_fail_entry,

@@ -554,6 +554,8 @@ _Static_assert(sizeof(zhv_vcpu_state_t) == 136, "Zircon's zx_vcpu_state_t is 136
 _Static_assert(sizeof(zhv_vcpu_io_t) == 8, "Zircon's zx_vcpu_io_t is 8 bytes");
 /* Zircon's packet is 48 bytes; ours carries the decoded MEM access too. */
 _Static_assert(sizeof(zhv_packet_t) == 56, "zhv_packet_t ABI");
+_Static_assert(sizeof(zhv_packet_guest_eoi_t) == sizeof(zhv_packet_user_t),
+               "the EOI packet fills the union exactly");
 
 static bool kind_ok(uint32_t kind, size_t len)
 {

@@ -351,6 +351,40 @@ static void test_api_vcpu_signals(void)
 	zt_case_destroy(&tc);
 }
 
+/* zhv_guest_set_irq_route and zhv_guest_signal_msi arguments: pins 0..23,
+ * MSI addresses 0xFEExxxxx with destination bits 31:8 in bits 63:40 and
+ * bits 39:32 clear; a disabled route ignores address and data. */
+static void test_api_irq_route(void)
+{
+	zhv_guest_t *g;
+	ZT_ASSERT_OK(zhv_guest_create(NULL, &g));
+	const uint64_t a0 = 0xFEE00000ull;
+	const uint32_t level = 0xC030; /* level, assert, vector 0x30 */
+	ZT_EXPECT_STATUS(zhv_guest_set_irq_route(NULL, 0, a0, level, true), ZHV_ERR_INVALID_ARGS);
+	ZT_EXPECT_STATUS(zhv_guest_set_irq_route(g, 24, a0, level, true), ZHV_ERR_INVALID_ARGS);
+	ZT_EXPECT_STATUS(zhv_guest_set_irq_route(g, UINT32_MAX, a0, level, false),
+	                 ZHV_ERR_INVALID_ARGS);
+	ZT_EXPECT_STATUS(zhv_guest_set_irq_route(g, 0, 0xFEC00000ull, level, true),
+	                 ZHV_ERR_INVALID_ARGS);
+	ZT_EXPECT_STATUS(zhv_guest_set_irq_route(g, 0, a0 | (1ull << 32), level, true),
+	                 ZHV_ERR_INVALID_ARGS);
+	ZT_EXPECT_STATUS(zhv_guest_signal_msi(g, a0 | (1ull << 32), 0x30), ZHV_ERR_INVALID_ARGS);
+	for (uint32_t pin = 0; pin < 24; pin++)
+		ZT_EXPECT_OK(zhv_guest_set_irq_route(g, pin, a0 | (pin << 12), level | pin, true));
+	/* Destination 0x1234 (bits 31:8 = 0x12 in address bits 63:40), logical. */
+	uint64_t far = 0xFEE34004ull | (0x12ull << 40);
+	ZT_EXPECT_OK(zhv_guest_set_irq_route(g, 23, far, level, true));
+	/* No APIC takes these (no vCPUs; no such ID): dropped, ZHV_OK. */
+	ZT_EXPECT_OK(zhv_guest_signal_msi(g, a0, 0x30));
+	ZT_EXPECT_OK(zhv_guest_signal_msi(g, far, 0x30));
+	ZT_EXPECT_OK(zhv_guest_set_irq_route(g, 7, 0, 0, false));
+	ZT_EXPECT_OK(zhv_guest_set_irq_route(g, 7, 0, 0, false)); /* already disabled */
+	ZT_EXPECT_OK(zhv_guest_set_irq_route(g, 8, 0xDEADBEEFull, 0, false));
+	for (uint32_t pin = 0; pin < 24; pin++)
+		ZT_EXPECT_OK(zhv_guest_set_irq_route(g, pin, 0, 0, false));
+	zhv_guest_destroy(g);
+}
+
 /* read_state / write_state argument checks. */
 static void test_api_vcpu_state_args(void)
 {
@@ -521,6 +555,7 @@ const struct zt_test zt_api_tests[] = {
 	{"api_set_trap", test_api_set_trap},
 	{"api_vcpu_create", test_api_vcpu_create},
 	{"api_vcpu_signals", test_api_vcpu_signals},
+	{"api_irq_route", test_api_irq_route},
 	{"api_vcpu_state_args", test_api_vcpu_state_args},
 	{"api_thread_affinity", test_api_thread_affinity},
 	{"api_state_roundtrip", test_api_state_roundtrip},

@@ -261,3 +261,47 @@ triple_fault_idtr:
 	.2byte 0
 	.8byte 0
 END_FUNCTION triple_fault
+
+/* level_eoi: take interrupts of LEVEL_VECTOR (the host sends them as MSIs,
+ * level-triggered or edge) until GUEST_COUNT_A[0] reaches R10 (the host
+ * may raise it at an exit); the handler counts and writes the x2APIC EOI
+ * MSR; then exit. Before each check, with interrupts off, an OUT to
+ * TRAP_PORT: an exit to the host between any interrupt and the next HLT or
+ * the exit (see test_level_eoi_packet). "cli; check; sti; hlt" cannot miss
+ * an interrupt. */
+#define LEVEL_VECTOR 0x30
+FUNCTION level_eoi
+	init_gdt level_eoi_start
+	lidt ABS(level_eoi_start, level_eoi_idtr)
+	load_selectors level_eoi_start
+1:
+	cli
+	out %al, $TRAP_PORT
+	mov (GUEST_COUNT_A), %eax
+	cmp %r10d, %eax
+	jae 2f
+	sti
+	hlt
+	jmp 1b
+2:
+	exit_test
+
+level_eoi_isr:
+	push %rax
+	push %rcx
+	push %rdx
+	incl (GUEST_COUNT_A)
+	x2apic_eoi
+	pop %rdx
+	pop %rcx
+	pop %rax
+	iretq
+
+	.p2align 3
+level_eoi_idt:
+	idt_holes LEVEL_VECTOR
+	idt_gate level_eoi_start, level_eoi_isr
+level_eoi_idtr:
+	.2byte level_eoi_idtr - level_eoi_idt - 1
+	.8byte ABS(level_eoi_start, level_eoi_idt)
+END_FUNCTION level_eoi

@@ -1,4 +1,4 @@
-/* ioapic_test.c: unit tests of the IOAPIC model (dev/ioapic.c): registers, redirection entries, MSI encoding, masking, edge and level behaviour, ISA IRQ 0 on pin 2. */
+/* ioapic_test.c: unit tests of the IOAPIC model (dev/ioapic.c): registers, redirection entries, MSI encoding, masking, edge and level behaviour, ISA IRQ 0 on pin 2, the routes given to libzhv and the local APIC's EOI broadcast (ioapic_eoi). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +24,27 @@ zhv_status_t zhv_guest_signal_msi(zhv_guest_t *guest, uint64_t address, uint32_t
 		msis[nmsi] = (struct msi){address, data};
 	nmsi++;
 	return ZHV_OK;
+}
+
+struct route_call {
+	uint32_t pin;
+	uint64_t addr;
+	uint32_t data;
+	bool enabled;
+};
+static struct route_call routes[64];
+static unsigned nroute;
+static zhv_status_t route_status = ZHV_OK; /* what the stub returns */
+
+zhv_status_t zhv_guest_set_irq_route(zhv_guest_t *guest, uint32_t pin, uint64_t msi_address,
+                                     uint32_t msi_data, bool enabled)
+{
+	assert_non_null(guest);
+	assert_true(pin < VM_IOAPIC_PINS);
+	if (nroute < sizeof(routes) / sizeof(routes[0]))
+		routes[nroute] = (struct route_call){pin, msi_address, msi_data, enabled};
+	nroute++;
+	return route_status;
 }
 
 int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
@@ -56,6 +77,8 @@ static int setup(void **state)
 	io = test_vm.ioapic;
 	assert_non_null(io);
 	nmsi = 0;
+	nroute = 0;
+	route_status = ZHV_OK;
 	return 0;
 }
 
@@ -251,6 +274,166 @@ static void test_out_of_range_and_shutdown(void **state)
 	assert_int_equal(nmsi, 0);
 }
 
+/* Every redirection entry change tells libzhv the pin's message; a masked
+ * entry's route is removed; writes that leave the message alone do not
+ * call again. Reset (all masked) sets no route. */
+static void test_routes_follow_entries(void **state)
+{
+	(void)state;
+	assert_int_equal(nroute, 0);
+	/* High dword of a masked entry: still no route. */
+	reg_write(0x10 + 2 * 16 + 1, 2u << 24);
+	assert_int_equal(nroute, 0);
+	/* Unmasked level entry, vector 0x40, dest 2: route = its MSI. */
+	reg_write(0x10 + 2 * 16, (1u << 15) | 0x40);
+	assert_int_equal(nroute, 1);
+	assert_int_equal(routes[0].pin, 16);
+	assert_true(routes[0].enabled);
+	assert_int_equal(routes[0].addr, 0xFEE02000ull);
+	assert_int_equal(routes[0].data, 0xC040); /* level | assert | vector */
+	/* The same value again: no call. */
+	reg_write(0x10 + 2 * 16, (1u << 15) | 0x40);
+	assert_int_equal(nroute, 1);
+	/* New destination (high dword): the route follows. */
+	reg_write(0x10 + 2 * 16 + 1, 5u << 24);
+	assert_int_equal(nroute, 2);
+	assert_int_equal(routes[1].addr, 0xFEE05000ull);
+	assert_true(routes[1].enabled);
+	/* Polarity is not part of the message: no call. */
+	reg_write(0x10 + 2 * 16, (1u << 15) | (1u << 13) | 0x40);
+	assert_int_equal(nroute, 2);
+	/* Masked: route removed. Unmasked again: back. */
+	reg_write(0x10 + 2 * 16, (1u << 16) | (1u << 15) | 0x40);
+	assert_int_equal(nroute, 3);
+	assert_int_equal(routes[2].pin, 16);
+	assert_false(routes[2].enabled);
+	reg_write(0x10 + 2 * 16, (1u << 15) | 0x41);
+	assert_int_equal(nroute, 4);
+	assert_true(routes[3].enabled);
+	assert_int_equal(routes[3].data, 0xC041);
+	/* Edge entries get routes too (KVM ignores them for EOIs): logical,
+	 * lowest priority, no trigger bit. */
+	rte_write(3, (0x0Full << 56) | (1u << 11) | (1u << 8) | 0x31);
+	assert_int_equal(nroute, 5);
+	assert_int_equal(routes[4].pin, 3);
+	assert_int_equal(routes[4].addr, 0xFEE0F004ull);
+	assert_int_equal(routes[4].data, 0x131);
+	/* ISA IRQ 0's pin 2 is a pin like any other. */
+	rte_write(2, 0x30);
+	assert_int_equal(routes[nroute - 1].pin, 2);
+	assert_int_equal(nmsi, 0); /* routes never deliver */
+}
+
+/* A route libzhv refused is retried at the entry's next change. */
+static void test_route_failure_retried(void **state)
+{
+	(void)state;
+	route_status = ZHV_ERR_IO;
+	rte_write(7, (1u << 15) | 0x57);
+	assert_int_equal(nroute, 1);
+	route_status = ZHV_OK;
+	rte_write(7, (1u << 15) | 0x57); /* same entry: the route is still owed */
+	assert_int_equal(nroute, 2);
+	assert_true(routes[1].enabled);
+	rte_write(7, (1u << 15) | 0x57);
+	assert_int_equal(nroute, 2);
+	/* After shutdown the guest may be gone: no more calls. */
+	ioapic_shutdown(io);
+	rte_write(7, (1u << 16) | (1u << 15) | 0x57);
+	assert_int_equal(nroute, 2);
+}
+
+/* The local APIC's EOI (ioapic_eoi): a level entry in service whose line
+ * is still high is delivered again; once the line is low the EOI only
+ * clears Remote-IRR. */
+static void test_lapic_eoi_redelivers_while_high(void **state)
+{
+	(void)state;
+	rte_write(16, (1ull << 56) | (1u << 15) | (1u << 13) | 0x40); /* level, dest 1 */
+	ioapic_set_irq(io, 16, 1);
+	assert_int_equal(nmsi, 1);
+	assert_int_not_equal(rte_read(16) & (1u << 14), 0);
+	/* EOI, line still high: again, Remote-IRR set again. */
+	ioapic_eoi(io, 0x40);
+	assert_int_equal(nmsi, 2);
+	assert_int_equal(msis[1].addr, 0xFEE01000ull);
+	assert_int_equal(msis[1].data, 0xC040);
+	assert_int_not_equal(rte_read(16) & (1u << 14), 0);
+	ioapic_eoi(io, 0x40);
+	assert_int_equal(nmsi, 3);
+	/* An EOI of another vector changes nothing. */
+	ioapic_eoi(io, 0x41);
+	assert_int_equal(nmsi, 3);
+	assert_int_not_equal(rte_read(16) & (1u << 14), 0);
+	/* The line drops (the handler served the device): the EOI clears
+	 * Remote-IRR and delivers nothing; a second EOI is a no-op. */
+	ioapic_set_irq(io, 16, 0);
+	ioapic_eoi(io, 0x40);
+	assert_int_equal(nmsi, 3);
+	assert_int_equal(rte_read(16) & (1u << 14), 0);
+	ioapic_eoi(io, 0x40);
+	assert_int_equal(nmsi, 3);
+	/* High again: a new interrupt, and the cycle repeats. */
+	ioapic_set_irq(io, 16, 1);
+	assert_int_equal(nmsi, 4);
+	ioapic_set_irq(io, 16, 0);
+	ioapic_eoi(io, 0x40);
+	assert_int_equal(nmsi, 4);
+	assert_int_equal(rte_read(16) & (1u << 14), 0);
+	ioapic_eoi(NULL, 0x40); /* no IOAPIC: no-op */
+}
+
+/* Every level entry with the EOI's vector is served (two pins sharing a
+ * vector, as a PC's broadcast EOI does); edge entries are untouched. */
+static void test_lapic_eoi_all_pins_of_vector(void **state)
+{
+	(void)state;
+	rte_write(20, (1u << 15) | 0x60);
+	rte_write(21, (1u << 15) | 0x60);
+	rte_write(22, 0x60); /* edge, same vector */
+	ioapic_set_irq(io, 20, 1);
+	ioapic_set_irq(io, 21, 1);
+	ioapic_set_irq(io, 22, 1);
+	assert_int_equal(nmsi, 3);
+	ioapic_set_irq(io, 21, 0);
+	ioapic_eoi(io, 0x60);
+	assert_int_equal(nmsi, 4); /* pin 20 only: 21 is low, 22 is edge */
+	assert_int_equal(msis[3].data, 0xC060);
+	assert_int_not_equal(rte_read(20) & (1u << 14), 0);
+	assert_int_equal(rte_read(21) & (1u << 14), 0);
+	assert_int_equal(rte_read(22) & (1u << 14), 0);
+}
+
+/* A level entry masked while in service (Linux masks oneshot interrupts
+ * before their EOI): the route stays until the EOI reaches the IOAPIC,
+ * which clears Remote-IRR without delivering; then the route goes. The
+ * unmask samples the line that is still high. */
+static void test_masked_in_service(void **state)
+{
+	(void)state;
+	rte_write(18, (1u << 15) | 0x70);
+	unsigned r0 = nroute;
+	ioapic_set_irq(io, 18, 1);
+	assert_int_equal(nmsi, 1);
+	rte_write(18, (1u << 16) | (1u << 15) | 0x70); /* mask, in service */
+	assert_int_equal(nroute, r0); /* route kept */
+	ioapic_eoi(io, 0x70);
+	assert_int_equal(nmsi, 1); /* masked: not delivered */
+	assert_int_equal(rte_read(18) & (1u << 14), 0);
+	assert_int_equal(nroute, r0 + 1);
+	assert_false(routes[r0].enabled);
+	assert_int_equal(routes[r0].pin, 18);
+	rte_write(18, (1u << 15) | 0x70); /* unmask: line high, sampled */
+	assert_int_equal(nmsi, 2);
+	assert_int_equal(nroute, r0 + 2);
+	assert_true(routes[r0 + 1].enabled);
+	/* A masked level entry not in service has no route. */
+	ioapic_set_irq(io, 18, 0);
+	ioapic_eoi(io, 0x70);
+	rte_write(18, (1u << 16) | (1u << 15) | 0x70);
+	assert_false(routes[nroute - 1].enabled);
+}
+
 static void test_garbage(void **state)
 {
 	(void)state;
@@ -270,6 +453,8 @@ static void test_garbage(void **state)
 			off = (x >> 18) % 2 ? 0x10 : 0x00; /* hit the real registers often */
 		mmio(off, (x >> 20) & 1, data, size);
 		ioapic_set_irq(io, (x >> 8) % 40, (x >> 24) & 1);
+		if ((x >> 28) == 0)
+			ioapic_eoi(io, (uint8_t)(x >> 4));
 	}
 	/* Still answers correctly. */
 	assert_int_equal(reg_read(0x01), 0x00170020u);
@@ -286,6 +471,11 @@ int main(void)
 		cmocka_unit_test_setup(test_unmask_level_with_line_high, setup),
 		cmocka_unit_test_setup(test_isa_irq0_is_pin2, setup),
 		cmocka_unit_test_setup(test_out_of_range_and_shutdown, setup),
+		cmocka_unit_test_setup(test_routes_follow_entries, setup),
+		cmocka_unit_test_setup(test_route_failure_retried, setup),
+		cmocka_unit_test_setup(test_lapic_eoi_redelivers_while_high, setup),
+		cmocka_unit_test_setup(test_lapic_eoi_all_pins_of_vector, setup),
+		cmocka_unit_test_setup(test_masked_in_service, setup),
 		cmocka_unit_test_setup(test_garbage, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,8 @@
-/* ioapic.c: the I/O APIC at VM_IOAPIC_BASE (version 0x20, 24 pins): redirection entries turn input edges into MSIs to KVM's local APICs. */
+/* ioapic.c: the I/O APIC at VM_IOAPIC_BASE (version 0x20, 24 pins): redirection entries turn input edges into MSIs to KVM's local APICs.
+ * Each entry's message is also given to libzhv as the pin's route
+ * (zhv_guest_set_irq_route), so that KVM reports local-APIC EOIs of its
+ * level-triggered vectors (vcpu_thread.c -> ioapic_eoi), as a PC's EOI
+ * broadcast reaches its IOAPICs. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -52,6 +56,14 @@
 #define IOAPIC_ISA_TIMER_PIN    2u
 /* clang-format on */
 
+/* The route libzhv has for a pin (what zhv_guest_set_irq_route was last
+ * told successfully). */
+struct ioapic_route {
+	bool enabled;
+	uint64_t addr;
+	uint32_t data;
+};
+
 struct ioapic {
 	pthread_mutex_t lock; /* everything below; MSIs are sent with it held */
 	struct vm *vm;
@@ -60,20 +72,54 @@ struct ioapic {
 	uint32_t lines; /* input levels, bit per pin */
 	bool shut_down;
 	uint64_t rte[VM_IOAPIC_PINS];
+	struct ioapic_route route[VM_IOAPIC_PINS];
 };
+
+/* The MSI that entry (e) sends. */
+static void ioapic_msi(uint64_t e, uint64_t *addr, uint32_t *data)
+{
+	*addr = IOAPIC_MSI_ADDR_BASE | IOAPIC_MSI_ADDR_DEST(IOAPIC_RTE_DEST(e)) |
+	        IOAPIC_MSI_ADDR_EXT(IOAPIC_RTE_EXT_DEST(e)) |
+	        ((e & IOAPIC_RTE_DESTMODE) ? IOAPIC_MSI_ADDR_LOGICAL : 0);
+	*data = (uint32_t)(e & IOAPIC_RTE_VECTOR) | IOAPIC_RTE_DELMODE(e) << 8;
+	if (e & IOAPIC_RTE_LEVEL)
+		*data |= IOAPIC_MSI_DATA_LEVEL | IOAPIC_MSI_DATA_ASSERT;
+}
+
+/* Tell libzhv pin (pin)'s message after its entry changed, if the route
+ * changes. The route is enabled while the entry is unmasked, and also
+ * while a masked level entry is still in service (Remote-IRR set): a guest
+ * may mask an entry before it EOIs (Linux does so for oneshot interrupts),
+ * and without the route that EOI would not reach ioapic_eoi, leaving
+ * Remote-IRR set for good. Lock held. */
+static void ioapic_sync_route(struct ioapic *io, unsigned pin)
+{
+	uint64_t e = io->rte[pin];
+	struct ioapic_route r = {0};
+	r.enabled = !(e & IOAPIC_RTE_MASKED) ||
+	            ((e & IOAPIC_RTE_LEVEL) && (e & IOAPIC_RTE_REMOTE_IRR));
+	if (r.enabled)
+		ioapic_msi(e, &r.addr, &r.data);
+	struct ioapic_route *cur = &io->route[pin];
+	if (cur->enabled == r.enabled && cur->addr == r.addr && cur->data == r.data)
+		return;
+	if (io->shut_down || !io->vm->guest)
+		return;
+	/* On failure (logged by libzhv) the old route stays and is retried
+	 * at the entry's next change; interrupts are still delivered, only
+	 * the EOI of a level one may go unreported. */
+	if (zhv_guest_set_irq_route(io->vm->guest, pin, r.addr, r.data, r.enabled) == ZHV_OK)
+		*cur = r;
+}
 
 /* Send pin (pin)'s interrupt as its entry describes. Lock held. */
 static void ioapic_deliver(struct ioapic *io, unsigned pin)
 {
-	uint64_t e = io->rte[pin];
-	uint64_t addr = IOAPIC_MSI_ADDR_BASE | IOAPIC_MSI_ADDR_DEST(IOAPIC_RTE_DEST(e)) |
-	                IOAPIC_MSI_ADDR_EXT(IOAPIC_RTE_EXT_DEST(e)) |
-	                ((e & IOAPIC_RTE_DESTMODE) ? IOAPIC_MSI_ADDR_LOGICAL : 0);
-	uint32_t data = (uint32_t)(e & IOAPIC_RTE_VECTOR) | IOAPIC_RTE_DELMODE(e) << 8;
-	if (e & IOAPIC_RTE_LEVEL) {
-		data |= IOAPIC_MSI_DATA_LEVEL | IOAPIC_MSI_DATA_ASSERT;
+	uint64_t addr;
+	uint32_t data;
+	ioapic_msi(io->rte[pin], &addr, &data);
+	if (io->rte[pin] & IOAPIC_RTE_LEVEL)
 		io->rte[pin] |= IOAPIC_RTE_REMOTE_IRR;
-	}
 	if (io->shut_down || !io->vm->guest)
 		return;
 	/* A failed MSI is a lost interrupt, as on a bus error: nothing to do. */
@@ -96,9 +142,12 @@ void ioapic_set_irq(struct ioapic *io, unsigned irq, int level)
 	else
 		io->lines &= ~bit;
 	/* Edge-like for both trigger modes: a rising input delivers. A level
-	 * entry also sets Remote-IRR, but does not wait for it to clear,
-	 * because KVM's local APIC does not report EOIs of MSIs sent with
-	 * KVM_SIGNAL_MSI back to user space. */
+	 * entry also sets Remote-IRR, and the local APIC's EOI (ioapic_eoi)
+	 * clears it and delivers again while the input stays high; a new
+	 * rising edge does not wait for that EOI. That keeps interrupts
+	 * coming where KVM reports the EOI late: kvm_pvm EOIs an interrupt
+	 * when it injects it, and reports that EOI only at the vCPU's next
+	 * pass through KVM's entry path, not while the vCPU is halted. */
 	if (level && !was && !(io->rte[pin] & IOAPIC_RTE_MASKED))
 		ioapic_deliver(io, pin);
 	pthread_mutex_unlock(&io->lock);
@@ -113,9 +162,11 @@ void ioapic_shutdown(struct ioapic *io)
 	pthread_mutex_unlock(&io->lock);
 }
 
-/* EOI register write or (in principle) a broadcast EOI for (vector):
- * clear Remote-IRR, and re-deliver a level input that is still high. */
-static void ioapic_eoi(struct ioapic *io, uint8_t vector)
+/* EOI register write or a local APIC's EOI broadcast for (vector): every
+ * entry with that vector and Remote-IRR set (only level entries set it)
+ * clears it and, if its input is still high and the entry unmasked,
+ * delivers again. Lock held. */
+static void ioapic_eoi_locked(struct ioapic *io, uint8_t vector)
 {
 	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++) {
 		uint64_t e = io->rte[pin];
@@ -124,7 +175,17 @@ static void ioapic_eoi(struct ioapic *io, uint8_t vector)
 		io->rte[pin] &= ~IOAPIC_RTE_REMOTE_IRR;
 		if ((e & IOAPIC_RTE_LEVEL) && !(e & IOAPIC_RTE_MASKED) && (io->lines & (1u << pin)))
 			ioapic_deliver(io, pin);
+		ioapic_sync_route(io, pin); /* a masked entry left service */
 	}
+}
+
+void ioapic_eoi(struct ioapic *io, uint8_t vector)
+{
+	if (!io)
+		return;
+	pthread_mutex_lock(&io->lock);
+	ioapic_eoi_locked(io, vector);
+	pthread_mutex_unlock(&io->lock);
 }
 
 static uint32_t ioapic_read_indirect(const struct ioapic *io, uint32_t reg)
@@ -158,12 +219,14 @@ static void ioapic_write_indirect(struct ioapic *io, uint32_t reg, uint32_t v)
 	uint64_t old = io->rte[pin];
 	if (reg & 1) {
 		io->rte[pin] = (old & 0xFFFFFFFFull) | (uint64_t)(v & IOAPIC_RTE_HIGH_RW) << 32;
+		ioapic_sync_route(io, pin);
 		return;
 	}
 	uint64_t e = (old & ~0xFFFFFFFFull) | (old & IOAPIC_RTE_RO) | (v & IOAPIC_RTE_LOW_RW);
 	if (!(e & IOAPIC_RTE_LEVEL)) /* reprogrammed to edge: no level in service */
 		e &= ~IOAPIC_RTE_REMOTE_IRR;
 	io->rte[pin] = e;
+	ioapic_sync_route(io, pin);
 	/* Unmasking a level entry whose input is high and not in service
 	 * delivers it (82093AA: the level is sampled, not its edge). */
 	if ((old & IOAPIC_RTE_MASKED) && !(e & IOAPIC_RTE_MASKED) && (e & IOAPIC_RTE_LEVEL) &&
@@ -216,7 +279,7 @@ static void ioapic_access(void *opaque, uint64_t offset, bool write, uint8_t *da
 		uint32_t cur = ioapic_read_direct(io, reg);
 		if (write && reg == IOAPIC_EOI) {
 			if (shift == 0) /* the vector is the low byte written */
-				ioapic_eoi(io, data[i]);
+				ioapic_eoi_locked(io, data[i]);
 		} else if (write) {
 			uint32_t v = cur;
 			for (unsigned b = 0; b < n; b++) {
