@@ -15,7 +15,7 @@ K=$KERNELS
 MEM=32M
 need_binaries "$ZHV" "$K/dev_uart.elf" "$K/dev_pit.elf" "$K/dev_rtc.elf" "$K/dev_ioapic.elf" \
 	"$K/dev_acpi.elf" "$K/dev_fwcfg.elf" "$K/dev_smp.elf" "$K/dev_blk.elf" \
-	"$K/dev_legacy.elf" "$K/dev_exit.elf" "$K/dev_known_bugs.elf"
+	"$K/dev_legacy.elf" "$K/dev_exit.elf" "$K/dev_irq_lines.elf"
 
 if ! kvm_or_skip "device tests"; then
 	finish
@@ -74,8 +74,8 @@ run_zhv run --memory $MEM --cpus 2 --cmdline "cpus=2" "$K/dev_ioapic.elf"
 check "ioapic: kernel passes with 2 vCPUs (status 65, ${elapsed}s)" passed
 groups "ioapic, 2 vCPUs" ioapic-other-cpu
 # A level input still high at the local APIC's EOI comes again (EOI packets
-# from libzhv; formerly a known bug, hence the kernel's name).
-run_zhv run --memory $MEM --cmdline "intx=0" "$K/dev_known_bugs.elf"
+# from libzhv).
+run_zhv run --memory $MEM --cmdline "intx=0" "$K/dev_irq_lines.elf"
 check "ioapic: local APIC EOI re-delivers a level input (status 65, ${elapsed}s)" passed
 groups ioapic level-eoi-lapic
 
@@ -156,19 +156,17 @@ for cw in 0:1 1:2 0x2a:4 0x7f:4 0x7f:1 0x2a:2; do
 		eval 'status_is $want && out_has "exit: writing" && out_lacks FAIL'
 done
 
-# ---- known bugs (reported, not fixed): see tests/vmm/kernels/dev_known_bugs.c -------------
-known="INTx wired-OR on a shared GSI"
-if [ "${ZHV_TEST_KNOWN_BUGS:-0}" = 1 ]; then
-	args=()
-	for i in 0 1 2 3 4 5 6 7; do # 8 disks put virtio-rng in slot 9, sharing GSI 17 with slot 1
-		truncate -s 4096 "$T/share$i.img"
-		args+=(--disk "$T/share$i.img")
-	done
-	run_zhv run --memory $MEM --cmdline "level=0" "${args[@]}" "$K/dev_known_bugs.elf"
-	groups "known bugs" intx-shared-gsi
-else
-	skip "known bugs: $known" "set ZHV_TEST_KNOWN_BUGS=1 to run"
-fi
+# ---- shared INTx lines: devices on one GSI are wired-OR (vm_irq_set_shared) ------
+# Eight disks put virtio-rng in PCI slot 9, sharing GSI 17 with the disk in
+# slot 1: one device lowering its line must not hide the other's.
+args=()
+for i in 0 1 2 3 4 5 6 7; do
+	truncate -s 4096 "$T/share$i.img"
+	args+=(--disk "$T/share$i.img")
+done
+run_zhv run --memory $MEM --cmdline "level=0" "${args[@]}" "$K/dev_irq_lines.elf"
+check "pci: two devices on one INTx GSI (status 65, ${elapsed}s)" passed
+groups "pci, shared GSI" intx-shared-gsi
 
 echo "# devices.sh: $(echo "$t_start $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}')s in all"
 finish

@@ -1,9 +1,8 @@
-/* dev_known_bugs.c: interrupt behaviour a PC guest may rely on that zhv
- * got wrong. Each group prints "group NAME: ok" or "group NAME: FAILED
- * (why)", and the run passes only if all pass. Command line: level=0 or
- * intx=0 leaves that group out (both run by default). devices.sh runs
- * level-eoi-lapic (fixed) in its regular run and intx-shared-gsi only
- * with ZHV_TEST_KNOWN_BUGS=1.
+/* dev_irq_lines.c: interrupt-line behaviour a PC guest relies on (both
+ * were zhv bugs once). Each group prints "group NAME: ok" or "group NAME:
+ * FAILED (why)", and the run passes only if all pass. Command line:
+ * level=0 or intx=0 leaves that group out (both run by default);
+ * devices.sh runs each group on its own.
  *
  * level-eoi-lapic: a level-triggered I/O APIC input still asserted when
  *   the guest EOIs its local APIC is delivered again (82093AA: the local
