@@ -92,6 +92,7 @@ run: all $(RUN_DISK)
 
 # The Debian packages the build and tests need (run as root or with sudo).
 deps:
+	apt-get update
 	apt-get install -y build-essential libzydis-dev libcmocka-dev
 
 clean:
