@@ -1,11 +1,13 @@
 # zhv: GNU make build. `make` builds libzhv, the zhv VMM, tests and benchmarks;
-# `make test` runs every test; `make sanitize` runs them under ASan + UBSan.
+# `make test` runs every test; `make sanitize` runs them under ASan + UBSan;
+# `make tsan` runs them under ThreadSanitizer.
 
 .DEFAULT_GOAL := all
 
 BUILD   ?= build
 CC      ?= cc
 WERROR  ?= 1
+# SAN=1: ASan + UBSan; SAN=thread: ThreadSanitizer
 SAN     ?= 0
 
 CPPFLAGS += -Iinclude -Ilib -D_GNU_SOURCE -MD -MP
@@ -18,6 +20,13 @@ endif
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
+endif
+# -Wno-tsan: TSAN does not model fences (gcc warns about each one). Ours
+# order the VMM's accesses to guest memory against the guest's vCPUs,
+# which TSAN cannot see anyway (vmm/dev/virtqueue.c).
+ifeq ($(SAN),thread)
+CFLAGS   += -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan
+LDFLAGS  += -fsanitize=thread
 endif
 LDLIBS   += -pthread
 
@@ -45,7 +54,13 @@ TOOL_BINS   := $(BUILD)/tools/cpuid_report
 -include vmm/build.mk
 -include bench/build.mk
 
-.PHONY: all lib tests test sanitize clean deps run
+# ThreadSanitizer cannot link statically: the start-up benchmark's
+# harness is then dynamic, as under ASan (bench/build.mk).
+ifeq ($(SAN),thread)
+VMMB_STATIC :=
+endif
+
+.PHONY: all lib tests test sanitize tsan clean deps run
 all: lib tests $(EXAMPLE_BIN) $(TOOL_BINS) $(VMM_BIN) $(BENCH_BINS)
 lib: $(LIBZHV)
 tests: $(UNIT_BINS) $(CONF_BIN) $(VMM_TEST_BINS)
@@ -80,6 +95,12 @@ test: all
 sanitize:
 	$(MAKE) BUILD=build-san SAN=1 test
 
+# The same suite built with ThreadSanitizer. tests/run-tests.sh sets
+# TSAN_OPTIONS so that every report fails the run, and collects the
+# reports of every process (forked test children and zhv runs included).
+tsan:
+	$(MAKE) BUILD=build-tsan SAN=thread test
+
 # The main job: boot the bundled guest on 4 vCPUs with a small disk.
 RUN_DISK := $(BUILD)/run-disk.img
 $(RUN_DISK):
@@ -93,9 +114,9 @@ run: all $(RUN_DISK)
 # The Debian packages the build and tests need (run as root or with sudo).
 deps:
 	apt-get update
-	apt-get install -y build-essential libzydis-dev libcmocka-dev
+	apt-get install -y build-essential libzydis-dev libcmocka-dev libtsan2
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
