@@ -25,6 +25,100 @@
  *    SA_RESTART) at the first zhv_vcpu_create(); a program must not use that
  *    signal for anything else.
  */
+
+/* Deviations from Zircon.
+ *
+ * libzhv does what Zircon's x86 hypervisor does (calls, statuses, packets,
+ * initial state, the quirks of its list in the project's spec, section
+ * 7.5) except for what follows, in one place. Each item: what Zircon does;
+ * what libzhv does; why. The call comments below hold the details.
+ *
+ *  - Packet size. Zircon's zx_port_packet_t is 48 bytes; zhv_packet_t is
+ *    56: the MEM payload also carries the access as KVM decoded it. Not
+ *    binary-compatible; Zircon's field names and offsets are kept. Why:
+ *    KVM performs the access itself, so the caller gets it without an x86
+ *    decoder of its own. (zhv_packet_t, zhv_packet_guest_mem_t.)
+ *  - Packet types of libzhv's own. Zircon has no EOI packet;
+ *    ZHV_PKT_TYPE_GUEST_EOI is ours, numbered outside Zircon's range
+ *    (bit 31 set), never 7 (ZX_PKT_TYPE_INTERRUPT). Why: KVM reports
+ *    level-triggered EOIs to user space, which Zircon's kernel handles
+ *    itself. (ZHV_PKT_TYPE_*, zhv_guest_set_irq_route.)
+ *  - MEM trap reads. Zircon does not perform the access: user space decodes
+ *    the instruction at rip and emulates it (results through
+ *    ZX_VCPU_STATE), so an unanswered read changes no register. libzhv: KVM
+ *    has decoded the access and completes it at the next enter; the read
+ *    loads what zhv_vcpu_write_state(ZHV_VCPU_MEM) gave, or 0 if nothing
+ *    (lib/x86/exit.c zeroes KVM's data). rip and instruction_size come from
+ *    decoding (a write's instruction is decoded backwards from RIP;
+ *    instruction_size 0 if that fails), not from a VM-exit field. Why: KVM
+ *    completes every MMIO read itself.
+ *  - String and REP port I/O (INS/OUTS). Zircon fails enter with
+ *    NOT_SUPPORTED (RIP on the instruction). libzhv returns one IO packet
+ *    per element; each IN element is answered before the next enter. Why:
+ *    KVM batches the elements into one exit, and real guests use them.
+ *    (zhv_vcpu_enter.)
+ *  - Unanswered IN on a trapped port. Zircon zeroes RAX for a 4-byte IN and
+ *    leaves AL/AX as they were for 1 and 2 bytes. libzhv: the access_size
+ *    low bytes of RAX become 0 for every size. Why: KVM completes the IN
+ *    from a buffer, which libzhv fills with 0 until answered.
+ *  - Unclaimed I/O and memory (a port without an IO trap; a guest-physical
+ *    address with neither RAM nor a trap). Zircon fails enter with
+ *    NOT_FOUND and leaves RIP on the instruction, so the error repeats on
+ *    every enter. libzhv also returns NOT_FOUND, but completes the access as
+ *    a PC bus does: reads see all-ones, writes are dropped, and the next
+ *    enter resumes after the instruction. Why: a VMM can log it and go on
+ *    (guests probe for absent devices). (zhv_vcpu_enter.)
+ *  - Local APIC. Zircon emulates an x2APIC of its own (SVR always reads
+ *    0xFF, INIT ignored, STARTUP ignores shorthands, 32-bit IPI masks,
+ *    timer at the TSC rate, a TSC_DEADLINE write in another timer mode or a
+ *    reserved LVT mode fails enter) and sends IPIs and STARTUP to user space
+ *    as VCPU packets. libzhv uses KVM's architectural local APIC (xAPIC
+ *    and x2APIC, split irqchip): registers, INIT/SIPI, timer and errors as
+ *    on hardware; IPIs travel between vCPUs inside KVM, so
+ *    ZHV_PKT_TYPE_GUEST_VCPU packets are never produced and APs are created
+ *    up front (ZHV_VCPU_OPT_WAIT_SIPI) rather than on a STARTUP packet.
+ *    HLT waits inside KVM. Why: KVM keeps the x2APIC MSRs to itself, so an
+ *    APIC of our own cannot exist on KVM. (zhv_vcpu_create,
+ *    zhv_packet_guest_vcpu_t.)
+ *  - Interrupt vectors. Zircon accepts 21-31 and fails the next enter, and
+ *    drops vectors above 255 silently. libzhv refuses them at the call
+ *    (INVALID_ARGS, OUT_OF_RANGE). Why: the error shows where it is made.
+ *    (zhv_vcpu_interrupt.)
+ *  - vCPU count. Zircon allows ids 1-63 (a 64th vCPU: NO_RESOURCES).
+ *    libzhv allows up to the guest's max_vcpus (KVM's maximum by default)
+ *    with 32-bit x2APIC IDs; MSIs name APIC IDs above 255 in address bits
+ *    63:40. Why: KVM supports it. (zhv_vcpu_create, zhv_guest_signal_msi.)
+ *  - Initial CR4. Zircon's BSP starts with PAE|PGE|OSFXSR|OSXSAVE|FSGSBASE.
+ *    libzhv asks KVM for the same, and if KVM refuses OSXSAVE or FSGSBASE
+ *    (as some KVMs do when their CPUID view lacks XSAVE or FSGSBASE),
+ *    creates the vCPU without both bits and logs a warning. Why: otherwise
+ *    no vCPU could be created on those hosts.
+ *  - MSRs. Zircon answers a fixed list and injects #GP for everything
+ *    else (TSC, SPEC_CTRL, MISC_ENABLE writes...); an APIC_BASE write that
+ *    changes the APIC's mode fails enter. libzhv: the MSRs KVM implements
+ *    (architectural ones, the APIC's, kvmclock) behave as KVM makes them;
+ *    for the others libzhv answers Zircon's list and injects #GP. Why: KVM
+ *    does not pass its own MSRs to user space.
+ *  - CPUID. Zircon: the host's CPUID with its overrides; leaf 0 reports the
+ *    host's maximum, leaves above 0x17 answer as 0x17. libzhv: KVM's
+ *    supported table with Zircon's overrides, so leaf 0, leaves beyond the
+ *    table, and host features KVM adds follow KVM (README: "CPUID on this
+ *    machine"). Why: the table given to KVM is all a guest can see.
+ *  - Invalid CR0 and XSETBV values. Zircon fails enter with INVALID_ARGS
+ *    for some, and raises #GP for CR0 with CD=0, NW=1 with RIP already past
+ *    the instruction. libzhv: KVM raises the architectural #GP or #UD at
+ *    the instruction. Why: KVM handles these instructions.
+ *  - Kick. Zircon's kernel interrupts the vCPU itself; libzhv uses an
+ *    atomic flag, KVM's immediate_exit and the signal ZHV_KICK_SIGNAL (see
+ *    above). The contract is Zircon's. (zhv_vcpu_kick.)
+ *  - Guest memory. Zircon's guest VMAR takes any permissions. libzhv needs
+ *    READ in every mapping and cannot enforce EXECUTE; a write to
+ *    read-only RAM fails enter with ACCESS_DENIED. Why: KVM memory slots
+ *    are readable and executable, optionally read-only. (zhv_guest_map.)
+ *  - PV clock: KVM's kvmclock (the MSRs and CPUID leaves Zircon also
+ *    uses), with KVM's update rules rather than Zircon's.
+ */
+
 #ifndef ZHV_H
 #define ZHV_H
 
@@ -107,13 +201,18 @@ zhv_time_t zhv_deadline_after(int64_t ns);
 /* ------------------------------------------------------------------------ */
 /* Packets.                                                                  */
 
+/* Packet types. USER and GUEST_* have Zircon's numbers (ZX_PKT_TYPE_*).
+ * Types of libzhv's own have bit 31 set and a low byte Zircon does not use
+ * either (Zircon numbers its types from 0 up: 0x00-0x0A so far, 7 being
+ * ZX_PKT_TYPE_INTERRUPT; some versions mask types with 0xFF), so no Zircon
+ * type will ever equal one of them. Compare types with these names only. */
 /* clang-format off */
 #define ZHV_PKT_TYPE_USER        0u
 #define ZHV_PKT_TYPE_GUEST_BELL  3u
 #define ZHV_PKT_TYPE_GUEST_MEM   4u
 #define ZHV_PKT_TYPE_GUEST_IO    5u
 #define ZHV_PKT_TYPE_GUEST_VCPU  6u
-#define ZHV_PKT_TYPE_GUEST_EOI   7u /* libzhv's own (Zircon has no such packet) */
+#define ZHV_PKT_TYPE_GUEST_EOI   0x800000E0u /* libzhv's own (Zircon has no such packet) */
 
 #define ZHV_PKT_GUEST_VCPU_INTERRUPT 0u
 #define ZHV_PKT_GUEST_VCPU_STARTUP   1u
@@ -207,6 +306,12 @@ typedef struct {
 	uint8_t reserved[31];
 } zhv_packet_guest_eoi_t;
 
+/* A packet: Zircon's zx_port_packet_t layout (key, type, status, then the
+ * payload), but 56 bytes where Zircon's is 48: the union is 40 bytes, not
+ * 32, because the MEM payload also carries the access as KVM decoded it
+ * (access_size, write, data). Field names and offsets up to the end of
+ * Zircon's payloads are Zircon's; the size is not (see "Deviations from
+ * Zircon" at the top). */
 typedef struct {
 	uint64_t key;
 	uint32_t type;  /* ZHV_PKT_TYPE_* */
@@ -220,6 +325,12 @@ typedef struct {
 		zhv_packet_guest_eoi_t guest_eoi;
 	};
 } zhv_packet_t;
+
+#ifdef __cplusplus
+static_assert(sizeof(zhv_packet_t) == 56, "zhv_packet_t is 56 bytes");
+#else
+_Static_assert(sizeof(zhv_packet_t) == 56, "zhv_packet_t is 56 bytes");
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Ports: queues of packets. BELL traps deliver to a port; programs queue
