@@ -2,6 +2,7 @@
  * conformance suite (see harness.h). */
 #include "harness.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,6 +108,62 @@ void zt_skip_now(const char *fmt, ...)
 	va_end(ap);
 	/* A failure recorded before the skip still counts. */
 	_exit(atomic_load(&test_failed) ? ZT_EXIT_FAIL : ZT_EXIT_SKIP);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The host, for quirk gating.                                               */
+
+zt_vendor_t zt_host_vendor(void)
+{
+	unsigned a, b, c, d;
+	__cpuid(0, a, b, c, d);
+	(void)a;
+	if (b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e) /* "GenuineIntel" */
+		return ZT_VENDOR_INTEL;
+	if (b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163) /* "AuthenticAMD" */
+		return ZT_VENDOR_AMD;
+	return ZT_VENDOR_OTHER;
+}
+
+const char *zt_vendor_name(zt_vendor_t vendor)
+{
+	switch (vendor) {
+	case ZT_VENDOR_INTEL:
+		return "Intel";
+	case ZT_VENDOR_AMD:
+		return "AMD";
+	default:
+		return "other";
+	}
+}
+
+bool zt_kvm_pvm(void)
+{
+	struct stat st;
+	return stat("/sys/module/kvm_pvm", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void zt_skip_quirk(unsigned vendors, const char *quirk, const char *details_fmt, ...)
+{
+	char details[320];
+	va_list ap;
+	va_start(ap, details_fmt);
+	vsnprintf(details, sizeof(details), details_fmt, ap);
+	va_end(ap);
+	zt_vendor_t vendor = zt_host_vendor();
+	if (!zt_kvm_pvm()) {
+		zt_diag("the symptom of kvm_pvm's quirk \"%s\" (%s), on a host without kvm_pvm "
+		        "(%s CPU): a failure there",
+		        quirk, details, zt_vendor_name(vendor));
+		zt_fail_now();
+	}
+	if (!(vendors & (unsigned)vendor)) {
+		zt_diag("the symptom of kvm_pvm's quirk \"%s\" (%s), documented for other host "
+		        "vendors, on this kvm_pvm %s host: a failure here",
+		        quirk, details, zt_vendor_name(vendor));
+		zt_fail_now();
+	}
+	zt_skip_now("kvm_pvm quirk (%s host): %s; %s", zt_vendor_name(vendor), quirk, details);
 }
 
 static bool conclude(bool fatal)
@@ -655,6 +713,9 @@ int zt_main(int argc, char **argv, const struct zt_test *const *suites, size_t n
 	}
 
 	tap_line("1..%zu", n);
+	tap_line("# host: %s CPU, %s", zt_vendor_name(zt_host_vendor()),
+	         zt_kvm_pvm() ? "kvm_pvm (quirk skips possible)"
+	                      : "no kvm_pvm (every Zircon assertion runs; no quirk skips)");
 	char why[256] = "";
 	bool kvm_ok = probe_kvm(why, sizeof(why));
 	if (!kvm_ok)

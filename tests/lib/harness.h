@@ -53,8 +53,10 @@ void zt_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void zt_fail_now(void);
 void zt_fail_later(void);
 
-/* zt_skip_now: the test is skipped for (reason); ends its process. A test
- * may skip only for a named quirk of kvm-on-this-machine.md. */
+/* zt_skip_now: the test is skipped for (reason); ends its process. Tests
+ * do not call it directly: a test may skip only for a named quirk of
+ * kvm-on-this-machine.md, through zt_skip_quirk (below), which checks that
+ * the host has that quirk. */
 __attribute__((noreturn)) void zt_skip_now(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
@@ -88,6 +90,34 @@ bool zt_check_true(bool fatal, const char *file, int line, const char *expr, boo
 #define ZT_EXPECT(cond) zt_check_true(false, __FILE__, __LINE__, #cond, (cond))
 
 #define ZT_SKIP(...) zt_skip_now(__VA_ARGS__)
+
+/* ------------------------------------------------------------------------ */
+/* The host, for quirk gating.                                               */
+
+/* The host CPU's vendor, from CPUID leaf 0 executed by the test process (on
+ * the host, not in a guest). libzhv gives the guest KVM's supported CPUID,
+ * whose vendor string is the host's, so this is the guest's vendor too. */
+typedef enum { ZT_VENDOR_OTHER = 1, ZT_VENDOR_INTEL = 2, ZT_VENDOR_AMD = 4 } zt_vendor_t;
+zt_vendor_t zt_host_vendor(void);
+const char *zt_vendor_name(zt_vendor_t vendor); /* "Intel", "AMD", "other" */
+
+/* zt_kvm_pvm: true iff /sys/module/kvm_pvm exists, i.e. the host's KVM is
+ * kvm_pvm (kvm-on-this-machine.md: guest 64-bit CPL3 code runs natively on
+ * the host CPU, everything else in KVM's instruction emulator). */
+bool zt_kvm_pvm(void);
+
+/* zt_skip_quirk: skip for the kvm_pvm quirk (quirk), documented in
+ * kvm-on-this-machine.md (and the README's skip table) for the host vendors
+ * in (vendors) (a mask of zt_vendor_t). Call it only after the test has
+ * seen the quirk's exact symptom. The skip happens only on a kvm_pvm host
+ * whose vendor is in (vendors); anywhere else the symptom is a failure (a
+ * hardware-virtualized host must pass Zircon's assertions), printed with
+ * the quirk's name. The skip reason names the quirk and the host:
+ * "kvm_pvm quirk (AMD host): <quirk>; <details>". */
+#define ZT_QUIRK_ANY_VENDOR (ZT_VENDOR_INTEL | ZT_VENDOR_AMD | ZT_VENDOR_OTHER)
+__attribute__((noreturn)) void zt_skip_quirk(unsigned vendors, const char *quirk,
+                                             const char *details_fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------------ */
 /* Zircon's guest harness (spec 6.1).                                        */
