@@ -7,7 +7,7 @@
 .section .note.GNU-stack, "", @progbits
 .section .rodata.zt_guest, "a", @progbits
 
-/* Tests 1 vcpu_enter, 5 vcpu_invalid_thread_reuse, 11, 13 vmar_protect.
+/* Tests 1 vcpu_enter, 5 vcpu_invalid_thread_reuse, 11.
  * Nothing here may leave the guest except the final store. */
 FUNCTION vcpu_enter
 	/* CR3 load and store do not exit. */
@@ -33,8 +33,18 @@ FUNCTION vcpu_wait
 	jmp 1b
 END_FUNCTION vcpu_wait
 
-/* Test 4 vcpu_process_destruction: halt forever with interrupts enabled. */
+/* Test 3 vcpu_suspend_thread: count in GUEST_MISC forever (the host sees
+ * whether the guest runs). */
+FUNCTION vcpu_count
+1:
+	incq (GUEST_MISC)
+	jmp 1b
+END_FUNCTION vcpu_count
+
+/* Test 4 vcpu_process_destruction: flag GUEST_FLAGS[0] (the guest ran),
+ * then halt forever with interrupts enabled. */
 FUNCTION vcpu_wait_sti
+	movl $1, (GUEST_FLAGS)
 	sti
 1:
 	hlt
@@ -47,6 +57,24 @@ FUNCTION guest_set_trap
 guest_set_trap_exit:
 	exit_test
 END_FUNCTION guest_set_trap
+
+/* Test 13 vmar_protect: exit once; then read the PML4 page (which the host
+ * has made read-only), store to its last entry (ACCESS_DENIED: the store is
+ * dropped) and to the one before (after the host made the page writable
+ * again), exit. The values have P = 0: the entries stay not present. */
+#define VMAR_PROTECT_VALUE1 0x5a5a5a00
+#define VMAR_PROTECT_VALUE2 0x3c3c3c00
+FUNCTION vmar_protect
+	exit_test
+	mov (GUEST_PML4), %rax
+	movq $VMAR_PROTECT_VALUE1, (GUEST_PML4 + 0xFF8)
+.global vmar_protect_second
+vmar_protect_second:
+	movq $VMAR_PROTECT_VALUE2, (GUEST_PML4 + 0xFF0)
+.global vmar_protect_exit
+vmar_protect_exit:
+	exit_test
+END_FUNCTION vmar_protect
 
 /* Test 12 vcpu_delete_from_other_thread: store to the trap page forever. */
 FUNCTION vcpu_always_exit

@@ -2,10 +2,12 @@
  * and "bell and max user" (spec 6.5), on libzhv. Guest code: common_guest.S
  * (same order). Where a test differs from Zircon's, a comment says why. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -16,9 +18,12 @@
 ZT_GUEST_CODE(vcpu_enter);
 ZT_GUEST_CODE(vcpu_wait);
 ZT_GUEST_CODE(vcpu_wait_sti);
+ZT_GUEST_CODE(vcpu_count);
+ZT_GUEST_CODE(vmar_protect);
 ZT_GUEST_CODE(guest_set_trap);
 ZT_GUEST_CODE(vcpu_always_exit);
 extern const char vcpu_enter_exit[], guest_set_trap_exit[];
+extern const char vmar_protect_second[], vmar_protect_exit[];
 
 #define VCPU_ENTER_EXIT ZT_GUEST_ADDR(vcpu_enter_start, vcpu_enter_exit)
 #define SET_TRAP_EXIT ZT_GUEST_ADDR(guest_set_trap_start, guest_set_trap_exit)
@@ -98,10 +103,14 @@ static void test_vcpu_kick(void)
  * Adaptation: Linux has no zx_task_suspend for one thread. We suspend the
  * vCPU thread the way a debugger-style suspend looks to the library: a
  * signal (SIGUSR1, installed without SA_RESTART) whose handler blocks on a
- * semaphore until "resume". KVM_RUN is interrupted with EINTR. Checks: enter
- * does not return while suspended, nor after the resume (libzhv must
- * re-enter the guest after a foreign signal, as Zircon restarts the
- * syscall), and the kick afterwards makes it return CANCELED. */
+ * semaphore until "resume". KVM_RUN is interrupted with EINTR. The guest
+ * counts in memory, so the host sees whether it runs. Checks: the handler
+ * runs while the thread is in enter (libzhv does not block foreign signals
+ * during KVM_RUN); while suspended the guest does not run; after the
+ * resume the guest runs again within the same enter (libzhv re-enters the
+ * guest after a foreign signal, as Zircon restarts the syscall, and does
+ * not return or wait); the kick then makes enter return CANCELED and the
+ * guest stops. */
 static sem_t suspend_resume;
 static atomic_int suspend_state; /* 0 running, 1 suspended, 2 resumed */
 
@@ -118,18 +127,16 @@ struct suspend_ctx {
 	struct zt_case tc;
 	sem_t ready;
 	atomic_bool returned;
-	atomic_int state_at_return;
 	zhv_status_t status;
 };
 
 static void *suspend_vcpu_thread(void *arg)
 {
 	struct suspend_ctx *c = arg;
-	zt_setup_guest(&c->tc, vcpu_wait_start, vcpu_wait_end);
+	zt_setup_guest(&c->tc, vcpu_count_start, vcpu_count_end);
 	sem_post(&c->ready);
 	zhv_packet_t p;
 	c->status = zhv_vcpu_enter(c->tc.vcpu, &p);
-	atomic_store(&c->state_at_return, atomic_load(&suspend_state));
 	atomic_store(&c->returned, true);
 	return NULL;
 }
@@ -142,6 +149,17 @@ static bool suspend_is(void *arg)
 static bool suspend_returned(void *arg)
 {
 	return atomic_load(&((struct suspend_ctx *)arg)->returned);
+}
+
+struct count_above {
+	struct zt_case *tc;
+	uint64_t value;
+};
+
+static bool guest_count_above(void *arg)
+{
+	struct count_above *a = arg;
+	return zt_guest_load64(a->tc, GUEST_MISC) > a->value;
 }
 
 static void test_vcpu_suspend_thread(void)
@@ -160,64 +178,153 @@ static void test_vcpu_suspend_thread(void)
 	pthread_t tid;
 	ZT_ASSERT_EQ(pthread_create(&tid, NULL, suspend_vcpu_thread, &c), 0);
 	ZT_ASSERT(zt_sem_wait_ms(&c.ready, 10000));
-	zt_sleep_ms(50); /* let it get into KVM_RUN */
+	struct count_above above = {.tc = &c.tc, .value = 0};
+	ZT_ASSERT(zt_wait_until_ms(guest_count_above, &above, 10000)); /* the guest runs */
 
-	/* Suspend. */
+	/* Suspend: the handler runs on the thread inside enter; the guest stops. */
 	ZT_ASSERT_EQ(pthread_kill(tid, SIGUSR1), 0);
 	ZT_ASSERT(zt_wait_until_ms(suspend_is, (void *)1, 5000));
+	uint64_t at_suspend = zt_guest_load64(&c.tc, GUEST_MISC);
 	zt_sleep_ms(100);
+	ZT_EXPECT_EQ(zt_guest_load64(&c.tc, GUEST_MISC), at_suspend);
 	ZT_EXPECT(!atomic_load(&c.returned));
 
-	/* Resume: the guest goes on halting, enter still does not return. */
+	/* Resume: enter does not return, and the guest counts again. */
 	sem_post(&suspend_resume);
 	ZT_ASSERT(zt_wait_until_ms(suspend_is, (void *)2, 5000));
-	zt_sleep_ms(100);
+	above.value = at_suspend;
+	if (!zt_wait_until_ms(guest_count_above, &above, 5000)) {
+		zt_diag("the guest did not run again after the resume (count %llu)",
+		        (unsigned long long)at_suspend);
+		zt_fail_later();
+	}
 	ZT_EXPECT(!atomic_load(&c.returned));
 
 	ZT_ASSERT_OK(zhv_vcpu_kick(c.tc.vcpu));
 	ZT_EXPECT(zt_wait_until_ms(suspend_returned, &c, 10000));
 	ZT_ASSERT_EQ(pthread_join(tid, NULL), 0);
 	ZT_EXPECT_STATUS(c.status, ZHV_ERR_CANCELED);
-	/* The suspension was observed before enter returned. */
-	ZT_EXPECT_EQ(atomic_load(&c.state_at_return), 2);
+	/* Out of enter, the guest no longer runs. */
+	uint64_t at_return = zt_guest_load64(&c.tc, GUEST_MISC);
+	zt_sleep_ms(20);
+	ZT_EXPECT_EQ(zt_guest_load64(&c.tc, GUEST_MISC), at_return);
 	zt_case_destroy(&c.tc);
 }
 
 /* 4. VcpuProcessDestruction.
- * Adaptation: a child process creates a guest and a vCPU on a thread that
- * halts in "sti; hlt" inside enter, and exits (exit(), so atexit handlers
- * and destructors run) while that thread is still in enter. The child must
- * exit with status 0: no crash, no hang. */
-static sem_t destruct_ready;
+ * Adaptation: a child process creates a guest and a vCPU on a detached
+ * thread whose guest flags GUEST_FLAGS[0] and halts in "sti; hlt" inside
+ * enter; the child then exits (exit(42): atexit handlers and destructors
+ * run) while that thread is still in enter. We check that the child really
+ * got there (the guest ran; the vCPU thread is blocked in the KVM_RUN
+ * ioctl, per /proc/PID/task/TID/syscall; enter had not returned) and that
+ * the process then ends with exactly status 42: no crash, no hang, no
+ * other exit path taken. */
+#define KVM_RUN_IOCTL 0xae80
+#define SYS_IOCTL_NR 16 /* x86-64 */
+
+struct destruct_ctx {
+	struct zt_case tc;
+	sem_t ready;
+	atomic_int tid;
+};
 
 static void *destruct_vcpu_thread(void *arg)
 {
-	struct zt_case *tc = arg;
-	zt_setup_guest(tc, vcpu_wait_sti_start, vcpu_wait_sti_end);
-	sem_post(&destruct_ready);
+	struct destruct_ctx *c = arg;
+	zt_setup_guest(&c->tc, vcpu_wait_sti_start, vcpu_wait_sti_end);
+	atomic_store(&c->tid, (int)gettid());
+	sem_post(&c->ready);
 	zhv_packet_t p;
-	zhv_status_t st = zhv_vcpu_enter(tc->vcpu, &p);
+	zhv_status_t st = zhv_vcpu_enter(c->tc.vcpu, &p);
 	zt_diag("child: enter returned %s before the process exited", zhv_status_string(st));
 	_exit(3);
 }
 
+static bool destruct_guest_ran(void *arg)
+{
+	return zt_guest_load32(arg, GUEST_FLAGS) == 1;
+}
+
+static void destruct_child(int to_parent, int from_parent)
+{
+	static struct destruct_ctx c;
+	sem_init(&c.ready, 0, 0);
+	pthread_attr_t attr;
+	pthread_t tid;
+	if (pthread_attr_init(&attr) != 0 ||
+	    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0 ||
+	    pthread_create(&tid, &attr, destruct_vcpu_thread, &c) != 0)
+		_exit(4);
+	if (!zt_sem_wait_ms(&c.ready, 10000) ||
+	    !zt_wait_until_ms(destruct_guest_ran, &c.tc, 10000))
+		_exit(5);
+	int vcpu_tid = atomic_load(&c.tid);
+	char go;
+	if (write(to_parent, &vcpu_tid, sizeof(vcpu_tid)) != sizeof(vcpu_tid) ||
+	    read(from_parent, &go, 1) != 1)
+		_exit(6);
+	exit(42);
+}
+
+/* Whether thread (tid) of (pid) is blocked in ioctl(fd, KVM_RUN). */
+static bool in_kvm_run(pid_t pid, int tid, char *line, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, tid);
+	line[0] = '\0';
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(line, len, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	if (fgets(line, (int)len, f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	long nr = -1;
+	unsigned long fd = 0, req = 0;
+	return sscanf(line, "%ld %lx %lx", &nr, &fd, &req) == 3 && nr == SYS_IOCTL_NR &&
+	       req == KVM_RUN_IOCTL;
+}
+
 static void test_vcpu_process_destruction(void)
 {
+	int up[2], down[2];
+	ZT_ASSERT_EQ(pipe(up), 0);
+	ZT_ASSERT_EQ(pipe(down), 0);
 	pid_t pid = fork();
 	ZT_ASSERT(pid >= 0);
 	if (pid == 0) {
-		static struct zt_case tc;
-		pthread_t tid;
-		sem_init(&destruct_ready, 0, 0);
-		if (pthread_create(&tid, NULL, destruct_vcpu_thread, &tc) != 0)
-			_exit(4);
-		if (!zt_sem_wait_ms(&destruct_ready, 10000))
-			_exit(5);
-		zt_sleep_ms(50);
-		exit(0);
+		close(up[0]);
+		close(down[1]);
+		destruct_child(up[1], down[0]);
 	}
+	close(up[1]);
+	close(down[0]);
+
+	int vcpu_tid = 0;
+	struct pollfd pfd = {.fd = up[0], .events = POLLIN};
+	if (poll(&pfd, 1, 20000) != 1 || read(up[0], &vcpu_tid, sizeof(vcpu_tid)) != sizeof(vcpu_tid)) {
+		kill(pid, SIGKILL);
+		int status = 0;
+		waitpid(pid, &status, 0);
+		zt_diag("the child did not get its guest running (status %#x)", status);
+		zt_fail_now();
+	}
+	char line[256];
+	uint64_t deadline = zt_now_ms() + 5000;
+	bool blocked;
+	while (!(blocked = in_kvm_run(pid, vcpu_tid, line, sizeof(line))) && zt_now_ms() < deadline)
+		zt_sleep_ms(5);
+	if (!blocked) {
+		zt_diag("the child's vCPU thread is not blocked in KVM_RUN: syscall \"%s\"", line);
+		zt_fail_later();
+	}
+
+	char go = 1;
+	ZT_ASSERT_EQ(write(down[1], &go, 1), 1);
 	int status = 0;
-	uint64_t deadline = zt_now_ms() + 20000;
+	deadline = zt_now_ms() + 20000;
 	pid_t w;
 	while ((w = waitpid(pid, &status, WNOHANG)) == 0 && zt_now_ms() < deadline)
 		zt_sleep_ms(2);
@@ -231,7 +338,9 @@ static void test_vcpu_process_destruction(void)
 	if (WIFSIGNALED(status))
 		zt_diag("child killed by signal %d", WTERMSIG(status));
 	ZT_EXPECT(WIFEXITED(status));
-	ZT_EXPECT_EQ(WEXITSTATUS(status), 0);
+	ZT_EXPECT_EQ(WEXITSTATUS(status), 42);
+	close(up[0]);
+	close(down[1]);
 }
 
 /* 5. VcpuInvalidThreadReuse: a second vCPU on a thread that has one is
@@ -442,17 +551,42 @@ static void test_vcpu_delete_from_other_thread(void)
 }
 
 /* 13. VmarProtect.
- * Adaptation: zhv_guest_protect(RWX, 0, 4096) stands for zx_vmar_protect
- * on the guest VMAR. Ours: zhv_guest_query reports the new flags. */
+ * Adaptation: zhv_guest_protect stands for zx_vmar_protect on the guest
+ * VMAR, on Zircon's range (GPA 0, one page: the guest's PML4). Zircon
+ * protects to RWX, which changes nothing; we protect to READ, which must
+ * change what the guest sees: its page walks and its read of that page
+ * still work, its store there stops enter with ACCESS_DENIED and leaves
+ * memory unchanged. As for an access to nothing (zhv.h, NOT_FOUND), the
+ * write is dropped and the guest resumes after it (KVM has completed the
+ * instruction when it reports the write). Protected back to RWX, the
+ * page takes the guest's next store and the guest reaches its clean exit. */
+#define VMAR_PROTECT_VALUE2 0x3c3c3c00ull /* must match common_guest.S */
+
 static void test_vmar_protect(void)
 {
 	struct zt_case tc;
-	zt_setup_guest(&tc, vcpu_enter_start, vcpu_enter_end);
-	ZT_ASSERT_OK(zhv_guest_protect(tc.guest, 0, ZHV_PAGE_SIZE, ZHV_MAP_RWX));
+	zt_setup_guest(&tc, vmar_protect_start, vmar_protect_end);
+	zt_enter_clean_exit_at(&tc, GUEST_ENTRY);
+
+	/* The walks through this page must never need to write it (A bit). */
+	zt_guest_store64(&tc, GUEST_PML4, zt_guest_load64(&tc, GUEST_PML4) | 0x20);
+	ZT_ASSERT_OK(zhv_guest_protect(tc.guest, 0, ZHV_PAGE_SIZE, ZHV_MAP_READ));
 	uint32_t flags = 0;
 	ZT_EXPECT_OK(zhv_guest_query(tc.guest, 0, &flags));
+	ZT_EXPECT_EQ(flags, ZHV_MAP_READ);
+
+	zt_expect_enter(tc.vcpu, ZHV_ERR_ACCESS_DENIED);
+	ZT_EXPECT_EQ(zt_guest_load64(&tc, GUEST_PML4 + 0xFF8), 0);
+	zhv_vcpu_regs_t r = zt_read_regs(tc.vcpu);
+	ZT_EXPECT_EQ(r.rax, zt_guest_load64(&tc, GUEST_PML4)); /* the read worked */
+	ZT_EXPECT_EQ(r.rip, ZT_GUEST_ADDR(vmar_protect_start, vmar_protect_second));
+
+	ZT_ASSERT_OK(zhv_guest_protect(tc.guest, 0, ZHV_PAGE_SIZE, ZHV_MAP_RWX));
+	ZT_EXPECT_OK(zhv_guest_query(tc.guest, 0, &flags));
 	ZT_EXPECT_EQ(flags, ZHV_MAP_RWX);
-	zt_enter_clean_exit_at(&tc, VCPU_ENTER_EXIT);
+	zt_enter_clean_exit_at(&tc, ZT_GUEST_ADDR(vmar_protect_start, vmar_protect_exit));
+	ZT_EXPECT_EQ(zt_guest_load64(&tc, GUEST_PML4 + 0xFF0), VMAR_PROTECT_VALUE2);
+	ZT_EXPECT_EQ(zt_guest_load64(&tc, GUEST_PML4 + 0xFF8), 0); /* dropped */
 	zt_case_destroy(&tc);
 }
 
