@@ -398,6 +398,18 @@ void zhv_guest_destroy(zhv_guest_t *guest);
 #define ZHV_MAP_WRITE   (1u << 1)
 #define ZHV_MAP_EXECUTE (1u << 2)
 #define ZHV_MAP_RWX     (ZHV_MAP_READ | ZHV_MAP_WRITE | ZHV_MAP_EXECUTE)
+/* Cache policies (Zircon's VMO cache policies). Not supported on KVM: KVM
+ * takes a guest's memory types from the guest's own PAT and MTRRs, over
+ * host memory that is always ordinary write-back memory (Intel EPT maps RAM
+ * write-back; AMD NPT combines the guest's PAT with the host's write-back
+ * mapping), and a memory slot has no cache attribute a VMM could set. So
+ * zhv_guest_map refuses them with NOT_SUPPORTED. A mapping without one is
+ * write-back (the guest may still choose stronger types through its PAT). */
+#define ZHV_MAP_CACHE_UNCACHED        (1u << 3)
+#define ZHV_MAP_CACHE_UNCACHED_DEVICE (1u << 4)
+#define ZHV_MAP_CACHE_WRITE_COMBINING (1u << 5)
+#define ZHV_MAP_CACHE_MASK (ZHV_MAP_CACHE_UNCACHED | ZHV_MAP_CACHE_UNCACHED_DEVICE | \
+                            ZHV_MAP_CACHE_WRITE_COMBINING)
 /* clang-format on */
 
 /* zhv_guest_map: make host memory [host_addr, host_addr + size) the guest's
@@ -410,9 +422,10 @@ void zhv_guest_destroy(zhv_guest_t *guest);
  * execute permission, so EXECUTE is recorded (see zhv_guest_query) but not
  * enforced. The caller keeps ownership of the host
  * memory and must keep it mapped while the guest may use it. Any thread.
- * Returns ZHV_OK, INVALID_ARGS (alignment, zero size, no READ, unknown
- * flags), OUT_OF_RANGE (beyond the address space), ALREADY_EXISTS (overlap),
- * NO_RESOURCES (KVM memory slots exhausted) or IO. */
+ * Returns ZHV_OK, NOT_SUPPORTED (a ZHV_MAP_CACHE_* flag, whatever the other
+ * arguments: nothing is mapped), INVALID_ARGS (alignment, zero size, no READ,
+ * unknown flags), OUT_OF_RANGE (beyond the address space), ALREADY_EXISTS
+ * (overlap), NO_RESOURCES (KVM memory slots exhausted) or IO. */
 ZHV_MUST_CHECK zhv_status_t zhv_guest_map(zhv_guest_t *guest, uint64_t gpa, void *host_addr,
                                           uint64_t size, uint32_t flags);
 

@@ -164,6 +164,8 @@ zhv_status_t zhv_guest_map(zhv_guest_t *g, uint64_t gpa, void *host, uint64_t si
 {
 	if (!g)
 		return ZHV_ERR_INVALID_ARGS;
+	if (flags & ZHV_MAP_CACHE_MASK)
+		return ZHV_ERR_NOT_SUPPORTED; /* KVM maps RAM write-back only (zhv.h) */
 	return memory_map(&g->mem, gpa, host, size, flags);
 }
 
