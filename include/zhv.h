@@ -94,11 +94,11 @@
  *    creates the vCPU without both bits and logs a warning. Why: otherwise
  *    no vCPU could be created on those hosts.
  *  - MSRs. Zircon answers a fixed list and injects #GP for everything
- *    else (TSC, SPEC_CTRL, MISC_ENABLE writes...); an APIC_BASE write that
- *    changes the APIC's mode fails enter. libzhv: the MSRs KVM implements
- *    (architectural ones, the APIC's, kvmclock) behave as KVM makes them;
- *    for the others libzhv answers Zircon's list and injects #GP. Why: KVM
- *    does not pass its own MSRs to user space.
+ *    else (TSC, TSC_DEADLINE reads, SPEC_CTRL reads, MISC_ENABLE writes...);
+ *    an APIC_BASE write that changes the APIC's mode fails enter. libzhv:
+ *    the MSRs KVM implements (architectural ones, the APIC's, kvmclock)
+ *    behave as KVM makes them; for the others libzhv answers Zircon's list
+ *    and injects #GP. Why: KVM does not pass its own MSRs to user space.
  *  - CPUID. Zircon: the host's CPUID with its overrides; leaf 0 reports the
  *    host's maximum, leaves above 0x17 answer as 0x17. libzhv: KVM's
  *    supported table with Zircon's overrides, so leaf 0, leaves beyond the
@@ -111,10 +111,13 @@
  *  - Kick. Zircon's kernel interrupts the vCPU itself; libzhv uses an
  *    atomic flag, KVM's immediate_exit and the signal ZHV_KICK_SIGNAL (see
  *    above). The contract is Zircon's. (zhv_vcpu_kick.)
- *  - Guest memory. Zircon's guest VMAR takes any permissions. libzhv needs
- *    READ in every mapping and cannot enforce EXECUTE; a write to
- *    read-only RAM fails enter with ACCESS_DENIED. Why: KVM memory slots
- *    are readable and executable, optionally read-only. (zhv_guest_map.)
+ *  - Guest memory. Zircon enforces a guest mapping's permissions, execute
+ *    included (EPT), and maps with the cache policy of the VMO. libzhv
+ *    needs READ in every mapping, cannot enforce EXECUTE, and refuses the
+ *    ZHV_MAP_CACHE_* policies with NOT_SUPPORTED (RAM is write-back; the
+ *    guest's PAT still applies); a write to read-only RAM fails enter with
+ *    ACCESS_DENIED. Why: KVM memory slots are readable, executable and
+ *    write-back, optionally read-only. (ZHV_MAP_*, zhv_guest_map.)
  *  - PV clock: KVM's kvmclock (the MSRs and CPUID leaves Zircon also
  *    uses), with KVM's update rules rather than Zircon's.
  */
