@@ -373,8 +373,8 @@ vcpu_vmcall_invalid_cpl_exit:
 END_FUNCTION vcpu_vmcall_invalid_cpl
 
 /* 31 vcpu_extended_registers: XMM0 = xmm_data, exit; then RAX:RBX = XMM0
- * (through memory: kvm_pvm cannot emulate movq xmm->gpr at CPL0), exit;
- * clear CR4.OSFXSR, exit twice. */
+ * and RCX:RDX = XMM1 (which the host wrote) through memory (kvm_pvm cannot
+ * emulate movq xmm->gpr at CPL0), exit; clear CR4.OSFXSR, exit twice. */
 #define XMM_SAVE (GUEST_MISC + 0x100)
 FUNCTION vcpu_extended_registers
 	mov %cr4, %rax
@@ -385,6 +385,9 @@ FUNCTION vcpu_extended_registers
 	movdqu %xmm0, (XMM_SAVE)
 	mov (XMM_SAVE), %rax
 	mov (XMM_SAVE + 8), %rbx
+	movdqu %xmm1, (XMM_SAVE + 16)
+	mov (XMM_SAVE + 16), %rcx
+	mov (XMM_SAVE + 24), %rdx
 	exit_test
 	mov %cr4, %rax
 	and $~X86_CR4_OSFXSR, %rax

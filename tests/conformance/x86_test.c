@@ -684,20 +684,33 @@ static void test_vcpu_vmcall_invalid_cpl(void)
 
 /* 31. VcpuExtendedRegisters.
  * Adaptation: Zircon checks that the host's XMM0 survives a vcpu_enter
- * syscall. For a library call that is meaningless (XMM registers are
- * caller-saved in the SysV ABI, so libzhv may use them). We check both
- * directions of isolation instead: the host fills XMM0-15 with junk right
- * before enter, and the guest must still read its own XMM0 (RAX:RBX); after
- * enter, no host XMM register may hold the guest's value; and the guest's
- * XMM0 is visible through ZHV_VCPU_FPU (FXSAVE layout: XMM0 at byte 160). */
+ * syscall. Across a library call the SysV ABI lets the callee change every
+ * XMM register (so "host XMM0 still zero" would hold or not by accident:
+ * glibc's memset leaves zero in XMM0), but the MXCSR control bits are
+ * callee-saved. We check what can go wrong with a library:
+ * - the host's registers are set and read in assembly around the call
+ *   (zt_enter_with_xmm: XMM0-15 hold junk and MXCSR a non-default control
+ *   value right up to the call, and are stored right after it, so the
+ *   compiler cannot keep or fold anything across it): MXCSR must come back
+ *   unchanged, and no host XMM register may hold a guest value;
+ * - the guest's XMM0, set by the guest, survives the exit and the host's
+ *   junk, and ZHV_VCPU_FPU reads it (FXSAVE layout: XMM0 at byte 160);
+ * - ZHV_VCPU_FPU writes reach the guest: the host writes the guest's XMM1
+ *   and MXCSR; the guest reads XMM1 into RCX:RDX; FPU reads back MXCSR.
+ * Then the guest clears CR4.OSFXSR, exits, and enters once more. */
 zhv_status_t zt_enter_with_xmm(zhv_vcpu_t *vcpu, zhv_packet_t *packet, const uint8_t *xmm_in,
                                uint8_t *xmm_out);
+/* xmm_in: XMM0-15 (256 bytes), then the MXCSR to load (4 bytes). xmm_out:
+ * XMM0-15 after the call, then MXCSR after the call. */
 __asm__(".text\n"
         ".globl zt_enter_with_xmm\n"
         ".type zt_enter_with_xmm, @function\n"
         "zt_enter_with_xmm:\n"
         "	push %rbx\n"
+        "	sub $16, %rsp\n"
         "	mov %rcx, %rbx\n"
+        "	stmxcsr 8(%rsp)\n" /* the caller's MXCSR, restored at the end */
+        "	ldmxcsr 0x100(%rdx)\n"
         "	movdqu 0x00(%rdx), %xmm0\n"
         "	movdqu 0x10(%rdx), %xmm1\n"
         "	movdqu 0x20(%rdx), %xmm2\n"
@@ -731,54 +744,88 @@ __asm__(".text\n"
         "	movdqu %xmm13, 0xd0(%rbx)\n"
         "	movdqu %xmm14, 0xe0(%rbx)\n"
         "	movdqu %xmm15, 0xf0(%rbx)\n"
+        "	stmxcsr 0x100(%rbx)\n"
+        "	ldmxcsr 8(%rsp)\n"
+        "	add $16, %rsp\n"
         "	pop %rbx\n"
         "	ret\n"
         ".size zt_enter_with_xmm, .-zt_enter_with_xmm\n");
 
-static void enter_with_xmm_clean(struct zt_case *tc, uint8_t out[256])
+/* Host MXCSR for the call: all exceptions masked, round toward zero, FTZ
+ * (the default is 0x1F80). */
+#define HOST_MXCSR  0x9F80u
+#define GUEST_MXCSR 0x3F80u /* round down: written by the host, read back */
+#define FXSAVE_MXCSR 24
+#define FXSAVE_XMM(n) (160 + 16 * (n))
+
+/* Enter once with junk in the host's XMM registers; the exit must be the
+ * clean one; (forbidden) lists 128-bit values no host XMM may hold. */
+static void enter_with_xmm_clean(struct zt_case *tc, const uint64_t (*forbidden)[2],
+                                 unsigned nforbidden)
 {
-	uint8_t junk[256];
-	for (unsigned i = 0; i < sizeof(junk); i++)
-		junk[i] = (uint8_t)(0xA5 ^ i);
+	uint8_t in[260], out[260];
+	for (unsigned i = 0; i < 256; i++)
+		in[i] = (uint8_t)(0xA5 ^ i);
+	uint32_t mxcsr = HOST_MXCSR;
+	memcpy(&in[256], &mxcsr, 4);
+	memset(out, 0, sizeof(out));
 	zhv_packet_t p;
 	memset(&p, 0, sizeof(p));
-	zhv_status_t st = zt_enter_with_xmm(tc->vcpu, &p, junk, out);
+	zhv_status_t st = zt_enter_with_xmm(tc->vcpu, &p, in, out);
 	ZT_ASSERT_OK(st);
 	ZT_ASSERT_EQ(p.type, ZHV_PKT_TYPE_GUEST_MEM);
 	ZT_ASSERT_EQ(p.guest_mem.addr, EXIT_TEST_ADDR);
+	memcpy(&mxcsr, &out[256], 4);
+	ZT_EXPECT_EQ(mxcsr, HOST_MXCSR);
+	for (unsigned i = 0; i < 16; i++) {
+		uint64_t h[2];
+		memcpy(h, &out[16 * i], sizeof(h));
+		for (unsigned k = 0; k < nforbidden; k++) {
+			if (h[0] == forbidden[k][0] && h[1] == forbidden[k][1]) {
+				zt_diag("host XMM%u holds a guest value after enter", i);
+				zt_fail_later();
+			}
+		}
+	}
 }
 
 static void test_vcpu_extended_registers(void)
 {
-	static const uint64_t lo = 0x89abcdef01234567ull, hi = 0x76543210fedcba98ull;
+	static const uint64_t xmm0[2] = {0x89abcdef01234567ull, 0x76543210fedcba98ull};
+	static const uint64_t xmm1[2] = {0x0f1e2d3c4b5a6978ull, 0x8796a5b4c3d2e1f0ull};
+	const uint64_t forbidden[2][2] = {{xmm0[0], xmm0[1]}, {xmm1[0], xmm1[1]}};
 	struct zt_case tc;
 	zt_setup_guest(&tc, vcpu_extended_registers_start, vcpu_extended_registers_end);
 
 	/* Guest sets XMM0. */
-	uint8_t out[256];
-	enter_with_xmm_clean(&tc, out);
+	enter_with_xmm_clean(&tc, forbidden, 1);
 	zhv_vcpu_fpu_t *fpu = calloc(1, sizeof(*fpu));
 	ZT_ASSERT(fpu != NULL);
 	ZT_ASSERT_OK(zhv_vcpu_read_state(tc.vcpu, ZHV_VCPU_FPU, fpu, sizeof(*fpu)));
 	uint64_t g[2];
-	memcpy(g, &fpu->xsave[160], sizeof(g));
-	ZT_EXPECT_EQ(g[0], lo);
-	ZT_EXPECT_EQ(g[1], hi);
-	free(fpu);
+	memcpy(g, &fpu->xsave[FXSAVE_XMM(0)], sizeof(g));
+	ZT_EXPECT_EQ(g[0], xmm0[0]);
+	ZT_EXPECT_EQ(g[1], xmm0[1]);
 
-	/* Guest reads XMM0 into RAX:RBX while the host's XMM0-15 held junk. */
-	enter_with_xmm_clean(&tc, out);
+	/* Host writes the guest's XMM1 and MXCSR. */
+	memcpy(&fpu->xsave[FXSAVE_XMM(1)], xmm1, sizeof(xmm1));
+	uint32_t mxcsr = GUEST_MXCSR;
+	memcpy(&fpu->xsave[FXSAVE_MXCSR], &mxcsr, 4);
+	ZT_ASSERT_OK(zhv_vcpu_write_state(tc.vcpu, ZHV_VCPU_FPU, fpu, sizeof(*fpu)));
+
+	/* Guest reads XMM0 into RAX:RBX and XMM1 into RCX:RDX while the
+	 * host's registers held junk. */
+	enter_with_xmm_clean(&tc, forbidden, 2);
 	zhv_vcpu_state_t s = zt_read_state(tc.vcpu);
-	ZT_EXPECT_EQ(s.rax, lo);
-	ZT_EXPECT_EQ(s.rbx, hi);
-	for (unsigned i = 0; i < 16; i++) {
-		uint64_t h[2];
-		memcpy(h, &out[16 * i], sizeof(h));
-		if (h[0] == lo && h[1] == hi) {
-			zt_diag("host XMM%u holds the guest's XMM0 after enter", i);
-			zt_fail_later();
-		}
-	}
+	ZT_EXPECT_EQ(s.rax, xmm0[0]);
+	ZT_EXPECT_EQ(s.rbx, xmm0[1]);
+	ZT_EXPECT_EQ(s.rcx, xmm1[0]);
+	ZT_EXPECT_EQ(s.rdx, xmm1[1]);
+	memset(fpu, 0, sizeof(*fpu));
+	ZT_ASSERT_OK(zhv_vcpu_read_state(tc.vcpu, ZHV_VCPU_FPU, fpu, sizeof(*fpu)));
+	memcpy(&mxcsr, &fpu->xsave[FXSAVE_MXCSR], 4);
+	ZT_EXPECT_EQ(mxcsr, GUEST_MXCSR);
+	free(fpu);
 
 	/* Guest disables SSE, then runs again. */
 	zt_enter_and_clean_exit(&tc);
