@@ -673,7 +673,11 @@ typedef struct {
 #define ZHV_RFLAGS_USER_MASK 0x244DD5ull
 
 /* ZHV_VCPU_IO: answer to a pending IN. access_size must be 1, 2 or 4; that
- * many bytes of data go to the low bytes of RAX. */
+ * many bytes of data go to the low bytes of RAX (for an INS element: to
+ * that element's bytes in memory). The answer is only recorded: the guest
+ * gets it when it next enters, after the last element of an INS has been
+ * answered; reads of state in between do not disturb it, and writing IO
+ * again before entering replaces it. An IN left unanswered reads 0. */
 typedef struct {
 	uint8_t access_size;
 	uint8_t reserved[3];
@@ -686,7 +690,11 @@ typedef struct {
 } zhv_vcpu_io_t;
 
 /* ZHV_VCPU_MEM: answer to a pending MEM-trap read (the value the guest's
- * load receives). access_size must match the packet's (1, 2, 4 or 8). */
+ * load receives). access_size must match the packet's (1, 2, 4 or 8). It
+ * is recorded and reaches the guest at the next enter; reads of state in
+ * between do not disturb it. BAD_STATE when no MEM read is pending (also
+ * after a write of another kind finished the exit, see
+ * zhv_vcpu_write_state). A load left unanswered receives 0. */
 typedef struct {
 	uint8_t access_size;
 	uint8_t reserved[7];
@@ -786,13 +794,40 @@ typedef struct {
 /* zhv_vcpu_read_state: copy state (kind) of (vcpu) into (buf), which must be
  * exactly the size of that kind's struct. Only on the vCPU's thread. Returns
  * ZHV_OK; BAD_STATE (other thread; checked first); INVALID_ARGS (unknown or
- * write-only kind, wrong size, NULL buf, bad MSR count); NOT_SUPPORTED; IO. */
+ * write-only kind, wrong size, NULL buf, bad MSR count); NOT_SUPPORTED; IO.
+ *
+ * Reading changes nothing, also in the middle of an exit (after enter
+ * returned an IO or MEM packet and before the next enter): every kind
+ * reports the state as it is now, with the trapping instruction not yet
+ * finished, and leaves the exit pending, so that answers given after the
+ * read still reach the guest. What a reader sees then:
+ *  - IN (and each element of an INS) and MEM read: nothing of the
+ *    instruction has happened. RIP is at the instruction (the packet's
+ *    rip for MEM); RAX, the load's destination register, and for INS
+ *    RCX, RDI and the memory are unchanged, whatever was answered so far.
+ *    All of it happens at the next enter.
+ *  - OUT and MEM write: the access has reached the packet and the guest
+ *    will not see it again. RIP is past the instruction where KVM's
+ *    instruction emulator ran it (MEM writes; OUTS; every OUT of kvm_pvm,
+ *    which emulates all guest ring-0 code); on a hardware-virtualized KVM
+ *    (VMX/SVM) a single OUT leaves RIP at the OUT until the next enter.
+ *  - Every other kind (SREGS, FPU, MSRS, EVENTS, LAPIC) is unaffected by
+ *    the pending instruction.
+ * Zircon shows RIP already past the instruction at every IO and MEM packet;
+ * libzhv cannot, without finishing the exit. */
 ZHV_MUST_CHECK zhv_status_t zhv_vcpu_read_state(zhv_vcpu_t *vcpu, uint32_t kind, void *buf,
                                                 size_t len);
 
 /* zhv_vcpu_write_state: set state (kind) of (vcpu) from (buf) (size as for
  * read). Only on the vCPU's thread. ZHV_VCPU_IO needs access_size 1, 2 or 4
- * (INVALID_ARGS otherwise). Returns as zhv_vcpu_read_state. */
+ * (INVALID_ARGS otherwise). Returns as zhv_vcpu_read_state.
+ * In the middle of an exit, ZHV_VCPU_IO and ZHV_VCPU_MEM only record the
+ * answer. A write of any other kind first finishes the pending instruction
+ * (without running guest code) with the answers given so far (0 for those
+ * not given, also for INS elements not yet delivered as packets), then
+ * sets the state: so answer first, then write. RIP read mid-exit at an IN
+ * or MEM read and written back makes the guest run that instruction
+ * again. */
 ZHV_MUST_CHECK zhv_status_t zhv_vcpu_write_state(zhv_vcpu_t *vcpu, uint32_t kind,
                                                  const void *buf, size_t len);
 

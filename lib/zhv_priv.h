@@ -159,7 +159,9 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *vcpu, uint32_t options, uint64_t entry,
 zhv_status_t vcpu_state_read(zhv_vcpu_t *vcpu, uint32_t kind, void *buf, size_t len);
 zhv_status_t vcpu_state_write(zhv_vcpu_t *vcpu, uint32_t kind, const void *buf, size_t len);
 /* vcpu_complete_pending: let KVM finish the last I/O or MMIO exit (so the
- * register state is what the guest sees after the instruction). */
+ * register state is what the guest sees after the instruction) without
+ * running guest code. Reads of state never call it; writes of register
+ * state and zhv_vcpu_destroy do. */
 zhv_status_t vcpu_complete_pending(zhv_vcpu_t *vcpu);
 
 /* ---- exits (x86/exit.c) ------------------------------------------------- */

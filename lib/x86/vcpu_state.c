@@ -268,6 +268,11 @@ zhv_status_t vcpu_complete_pending(zhv_vcpu_t *v)
 		__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	if (atomic_load(&v->kicked))
 		__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	/* An INS is finished now, with the answers given so far (0 for the
+	 * rest): no packets for its remaining elements. The remaining elements
+	 * of an OUTS were sent already; their packets still come. */
+	if (v->pending == PENDING_IO_IN)
+		v->rep_index = v->rep_count = 0;
 	v->pending = PENDING_NONE;
 	if (r < 0 && e != EINTR) {
 		zhv_log(ZHV_LOG_ERROR, "vcpu %u: completing I/O: %s", v->id, strerror(e));
@@ -566,9 +571,12 @@ zhv_status_t vcpu_state_read(zhv_vcpu_t *v, uint32_t kind, void *buf, size_t len
 {
 	if (!kind_ok(kind, len) || kind == ZHV_VCPU_IO || kind == ZHV_VCPU_MEM)
 		return ZHV_ERR_INVALID_ARGS;
-	zhv_status_t st = vcpu_complete_pending(v);
-	if (st != ZHV_OK)
-		return st;
+	/* Mid-exit (an IN or MMIO read waiting for its answer, or any I/O
+	 * exit KVM finishes at the next KVM_RUN) the state is read as KVM
+	 * holds it now, and the exit stays pending: completing it here would
+	 * commit answers not given yet (zhv.h, zhv_vcpu_read_state). None of
+	 * the GET ioctls below completes anything. */
+	zhv_status_t st;
 	struct kvm_regs r;
 	switch (kind) {
 	case ZHV_VCPU_STATE: {
