@@ -72,13 +72,31 @@ struct irq_route {
 	uint32_t data;
 };
 
+/* What KVM gave a new KVM vCPU right after libzhv installed its CPUID:
+ * its complete power-on state (x86/vcpu_state.c). A vCPU that reuses the
+ * KVM vCPU starts from it, so that it cannot be told from a new one. */
+#define POWER_ON_MSRS_MAX 512
+struct vcpu_power_on {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xsave xsave;
+	struct kvm_xcrs xcrs;
+	struct kvm_debugregs debugregs;
+	struct kvm_vcpu_events events;
+	struct kvm_mp_state mp;
+	bool have_xcrs, have_debugregs;
+	uint32_t nmsrs; /* MSRs KVM let us read and write back (not the TSC) */
+	struct kvm_msr_entry msrs[POWER_ON_MSRS_MAX];
+};
+
 /* A KVM vCPU cannot be destroyed before its VM: when a zhv vCPU goes away
- * its KVM vCPU stays in its slot and is reset when the same id is used
- * again. Slots are allocated on first use. */
+ * its KVM vCPU stays in its slot and goes back to its power-on state when
+ * the same id is used again. Slots are allocated on first use. */
 struct kvm_vcpu_slot {
 	int fd;
 	struct kvm_run *run;
 	struct kvm_lapic_state lapic_reset; /* its power-on LAPIC page */
+	struct vcpu_power_on power_on;      /* the rest of its power-on state */
 };
 
 struct zhv_guest {
@@ -154,7 +172,10 @@ bool msr_policy_read(uint32_t index, uint64_t *value);
 bool msr_policy_write(uint32_t index, uint64_t value);
 
 /* vcpu_state_init: the initial architectural state of a new or reused
- * vCPU (spec 2.2), per (options) and (entry). */
+ * vCPU (spec 2.2), per (options) and (entry). A new KVM vCPU gets its CPUID
+ * and its power-on state is captured into its slot; a reused one (reused)
+ * first finishes any completion its predecessor left and goes back to that
+ * power-on state; then both are set up alike. */
 zhv_status_t vcpu_state_init(zhv_vcpu_t *vcpu, uint32_t options, uint64_t entry, bool reused);
 zhv_status_t vcpu_state_read(zhv_vcpu_t *vcpu, uint32_t kind, void *buf, size_t len);
 zhv_status_t vcpu_state_write(zhv_vcpu_t *vcpu, uint32_t kind, const void *buf, size_t len);

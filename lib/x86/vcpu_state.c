@@ -29,7 +29,6 @@
 #define APIC_REG_ID     0x20
 #define APIC_REG_LDR    0xd0
 #define APIC_REG_SVR    0xf0
-#define MSR_IA32_APICBASE 0x1b
 /* clang-format on */
 
 static zhv_status_t vcpu_ioctl(zhv_vcpu_t *v, unsigned long req, void *arg, const char *name)
@@ -70,37 +69,216 @@ static zhv_status_t set_msr(zhv_vcpu_t *v, uint32_t index, uint64_t value)
 	return r == 1 ? ZHV_OK : ZHV_ERR_IO;
 }
 
-/* MSRs a reused KVM vCPU gets back at their power-on value (0 unless
- * noted). KVM keeps the others consistent across INIT itself. */
-static const struct {
-	uint32_t index;
-	uint64_t value;
-} reset_msrs[] = {
-	{0x174, 0}, {0x175, 0}, {0x176, 0},                /* SYSENTER_CS/ESP/EIP */
-	{0x277, 0x0007040600070406ull},                    /* PAT */
-	{0x6e0, 0},                                        /* TSC_DEADLINE */
-	{0xc0000081, 0}, {0xc0000082, 0}, {0xc0000083, 0}, /* STAR, LSTAR, CSTAR */
-	{0xc0000084, 0}, {0xc0000102, 0}, {0xc0000103, 0}, /* FMASK, KGSBASE, TSC_AUX */
-	{0x4b564d00, 0}, {0x4b564d01, 0}, {0x11, 0}, {0x12, 0}, /* kvmclock */
-	{0x4b564d02, 0}, {0x4b564d03, 0}, {0x4b564d04, 0}, /* async PF, steal, PV EOI */
+/* ---- power-on state of a KVM vCPU (reuse of vCPU ids) --------------------------
+ * KVM cannot destroy a vCPU before its VM, and refuses KVM_SET_CPUID2 once a
+ * vCPU has run. So libzhv keeps each KVM vCPU in its slot, and the first
+ * time it creates one it captures everything KVM gave it right after its
+ * CPUID was installed: registers, segments and control registers, XSAVE
+ * image and XCR0, debug registers, MSRs, pending events, run state and the
+ * LAPIC page. A later vCPU with the same id (the same APIC ID, hence the
+ * same CPUID) skips KVM_SET_CPUID2 and puts that state back; from there both
+ * are set up by the same code, so that a reused vCPU cannot be told from a
+ * new one. */
+#define MSR_IA32_TSC 0x10
+#define MSR_CHUNK 128 /* KVM takes fewer than 256 MSRs per ioctl */
+
+/* MSRs a vCPU has that KVM_GET_MSR_INDEX_LIST does not list: PAT and the
+ * MTRRs (capability 8 variable ranges, KVM's number). */
+static const uint32_t extra_msrs[] = {
+	0x277,                                                  /* PAT */
+	0x2ff,                                                  /* MTRRdefType */
+	0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, /* fixed MTRRs */
+	0x26d, 0x26e, 0x26f,
+	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207, /* variable MTRRs */
+	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
 };
 
-static void reset_reused(zhv_vcpu_t *v)
+/* MSRs not to capture. Those of the VM rather than of the vCPU: KVM keeps
+ * one value for all its vCPUs, so a new vCPU sees the VM's current value,
+ * and a reused one must not write an old one back (KVM's wall clock;
+ * Hyper-V's partition-wide MSRs: guest OS id, hypercall page, reset,
+ * reference counter and TSC page, crash and synthetic-debugger registers,
+ * re-enlightenment, TSC emulation and invariant TSC control). Those that
+ * are windows on the local APIC, whose page is restored whole and where a
+ * write has effects (an ICR write sends an IPI, an EOI write ends an
+ * interrupt): the x2APIC range and Hyper-V's EOI, ICR and TPR. The TSC is
+ * handled on its own. */
+static bool msr_not_captured(uint32_t index)
 {
-	for (size_t i = 0; i < sizeof(reset_msrs) / sizeof(reset_msrs[0]); i++)
-		(void)set_msr(v, reset_msrs[i].index, reset_msrs[i].value); /* absent: skip */
+	switch (index) {
+	case MSR_IA32_TSC:
+	case 0x11:
+	case 0x4b564d00:
+	case 0x40000000:
+	case 0x40000001:
+	case 0x40000003:
+	case 0x40000020:
+	case 0x40000021:
+	case 0x40000118:
+		return true;
+	}
+	return (index >= 0x40000100 && index <= 0x40000108) ||
+	       (index >= 0x400000f1 && index <= 0x400000ff) ||
+	       (index >= 0x40000070 && index <= 0x40000072) || (index >= 0x800 && index <= 0x8ff);
+}
 
-	struct kvm_fpu fpu;
-	memset(&fpu, 0, sizeof(fpu));
-	fpu.fcw = 0x37f;
-	fpu.mxcsr = 0x1f80;
-	(void)zhv_ioctl(v->fd, KVM_SET_FPU, &fpu);
+/* KVM_GET_MSRS or KVM_SET_MSRS (req) of entries[0..n), one MSR KVM refuses
+ * not stopping the others (KVM stops an ioctl at the first one it refuses).
+ * With (drop), refused entries are removed from the array. Returns the
+ * number of entries left (drop) or refused (!drop), or a negative status
+ * if an ioctl failed as a whole. */
+static int64_t msrs_each(zhv_vcpu_t *v, unsigned long req, struct kvm_msr_entry *e, uint32_t n,
+                         bool drop)
+{
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + MSR_CHUNK * sizeof(*e));
+	if (!m)
+		return ZHV_ERR_NO_MEMORY;
+	uint32_t kept = 0, refused = 0, i = 0;
+	while (i < n) {
+		uint32_t chunk = n - i < MSR_CHUNK ? n - i : MSR_CHUNK;
+		m->nmsrs = chunk;
+		memcpy(m->entries, e + i, chunk * sizeof(*e));
+		int r = zhv_ioctl(v->fd, req, m);
+		if (r < 0) {
+			zhv_log(ZHV_LOG_ERROR, "vcpu %u: %s: %s", v->id,
+			        req == KVM_GET_MSRS ? "KVM_GET_MSRS" : "KVM_SET_MSRS", strerror(-r));
+			free(m);
+			return ZHV_ERR_IO;
+		}
+		if (drop)
+			memmove(e + kept, m->entries, (size_t)r * sizeof(*e));
+		kept += (uint32_t)r;
+		i += (uint32_t)r;
+		if (i < n && (uint32_t)r < chunk) {
+			zhv_log(ZHV_LOG_DEBUG, "vcpu %u: KVM %s MSR %#x", v->id,
+			        req == KVM_GET_MSRS ? "cannot read" : "refuses to write", e[i].index);
+			refused++;
+			i++;
+		}
+	}
+	free(m);
+	return drop ? kept : refused;
+}
 
-	struct kvm_vcpu_events ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
-	           KVM_VCPUEVENT_VALID_SHADOW;
-	(void)zhv_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
+static zhv_status_t power_on_capture_msrs(zhv_vcpu_t *v, struct vcpu_power_on *p)
+{
+	struct kvm_msr_list *list = calloc(1, sizeof(*list) + POWER_ON_MSRS_MAX * sizeof(uint32_t));
+	if (!list)
+		return ZHV_ERR_NO_MEMORY;
+	list->nmsrs = POWER_ON_MSRS_MAX;
+	if (zhv_ioctl(v->guest->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
+		zhv_log(ZHV_LOG_WARN, "vcpu %u: KVM_GET_MSR_INDEX_LIST failed: a reused vCPU "
+		        "gets only PAT and the MTRRs back", v->id);
+		list->nmsrs = 0;
+	}
+	uint32_t n = 0;
+	for (size_t i = 0; i < sizeof(extra_msrs) / sizeof(extra_msrs[0]); i++)
+		p->msrs[n++].index = extra_msrs[i];
+	for (uint32_t i = 0; i < list->nmsrs && n < POWER_ON_MSRS_MAX; i++) {
+		uint32_t index = list->indices[i];
+		bool dup = msr_not_captured(index);
+		for (size_t k = 0; k < sizeof(extra_msrs) / sizeof(extra_msrs[0]) && !dup; k++)
+			dup = extra_msrs[k] == index;
+		if (!dup)
+			p->msrs[n++].index = index;
+	}
+	free(list);
+	/* Keep what KVM lets us read, then what it lets us write back (the
+	 * same values, to this new vCPU: an MSR it refuses here is one a new
+	 * vCPU cannot have changed either). */
+	int64_t k = msrs_each(v, KVM_GET_MSRS, p->msrs, n, true);
+	if (k >= 0)
+		k = msrs_each(v, KVM_SET_MSRS, p->msrs, (uint32_t)k, true);
+	if (k < 0)
+		return (zhv_status_t)k;
+	p->nmsrs = (uint32_t)k;
+	return ZHV_OK;
+}
+
+static zhv_status_t power_on_capture(zhv_vcpu_t *v)
+{
+	struct vcpu_power_on *p = &v->slot->power_on;
+	memset(p, 0, sizeof(*p));
+	zhv_status_t st = VCPU_IOCTL(v, KVM_GET_REGS, &p->regs);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_GET_SREGS, &p->sregs);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_GET_XSAVE, &p->xsave);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_GET_VCPU_EVENTS, &p->events);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_GET_MP_STATE, &p->mp);
+	if (st != ZHV_OK)
+		return st;
+	p->have_xcrs = zhv_ioctl(v->fd, KVM_GET_XCRS, &p->xcrs) >= 0;
+	p->have_debugregs = zhv_ioctl(v->fd, KVM_GET_DEBUGREGS, &p->debugregs) >= 0;
+	return power_on_capture_msrs(v, p);
+}
+
+/* Finish whatever completion the KVM vCPU still holds (an IN, INS or MMIO
+ * read of a predecessor destroyed mid-exit) without running guest code:
+ * KVM completes it at the start of KVM_RUN, then sees immediate_exit and
+ * returns EINTR (a vCPU waiting for INIT returns at once). The state it
+ * leaves is overwritten right after. */
+static void flush_completion(zhv_vcpu_t *v)
+{
+	struct kvm_run *run = v->run;
+	__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int r = ioctl(v->fd, KVM_RUN, 0);
+	int e = errno;
+	__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (r < 0 && e != EINTR)
+		zhv_log(ZHV_LOG_WARN, "vcpu %u: finishing the last exit of its predecessor: %s",
+		        v->id, strerror(e));
+}
+
+static zhv_status_t power_on_restore(zhv_vcpu_t *v)
+{
+	struct kvm_vcpu_slot *slot = v->slot;
+	struct vcpu_power_on *p = &slot->power_on;
+	flush_completion(v);
+
+	/* MSRs first, while the old LAPIC is in place: a TSC deadline its
+	 * timer may still hold is disarmed by the write of 0. */
+	struct kvm_msr_entry *e = malloc(p->nmsrs * sizeof(*e) + 1);
+	if (!e)
+		return ZHV_ERR_NO_MEMORY;
+	memcpy(e, p->msrs, p->nmsrs * sizeof(*e));
+	int64_t refused = msrs_each(v, KVM_SET_MSRS, e, p->nmsrs, false);
+	free(e);
+	if (refused < 0)
+		return (zhv_status_t)refused;
+	if (refused > 0)
+		zhv_log(ZHV_LOG_WARN, "vcpu %u: KVM refused %lld power-on MSR value(s) it took "
+		        "when the vCPU was new", v->id, (long long)refused);
+	/* The TSC: what KVM gives a new vCPU of this VM, synchronised with the
+	 * others. A host write of 0 asks KVM for exactly that (its "vCPU
+	 * creation" case); writing the captured value would move it back. */
+	if (set_msr(v, MSR_IA32_TSC, 0) != ZHV_OK)
+		zhv_log(ZHV_LOG_WARN, "vcpu %u: KVM refused to resynchronise the TSC", v->id);
+
+	zhv_status_t st = VCPU_IOCTL(v, KVM_SET_SREGS, &p->sregs);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_SET_REGS, &p->regs);
+	if (st == ZHV_OK && p->have_xcrs)
+		st = VCPU_IOCTL(v, KVM_SET_XCRS, &p->xcrs);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_SET_XSAVE, &p->xsave);
+	if (st == ZHV_OK && p->have_debugregs)
+		st = VCPU_IOCTL(v, KVM_SET_DEBUGREGS, &p->debugregs);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_SET_LAPIC, &slot->lapic_reset);
+	if (st != ZHV_OK)
+		return st;
+	/* Events: no exception, interrupt or NMI in flight, no latched INIT
+	 * (the SMM flags KVM reported carry it). */
+	struct kvm_vcpu_events ev = p->events;
+	ev.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+	            KVM_VCPUEVENT_VALID_SHADOW;
+	st = VCPU_IOCTL(v, KVM_SET_VCPU_EVENTS, &ev);
+	if (st == ZHV_OK)
+		st = VCPU_IOCTL(v, KVM_SET_MP_STATE, &p->mp);
+	return st;
 }
 
 zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bool reused)
@@ -110,16 +288,21 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 	bool bsp = v->id == 1;
 	zhv_status_t st;
 
-	if (!reused) {
+	v->pending = PENDING_NONE;
+	v->rep_index = v->rep_count = 0;
+	if (reused) {
+		/* Same APIC ID, same CPUID: KVM keeps the one it was given. */
+		st = power_on_restore(v);
+	} else {
 		st = VCPU_IOCTL(v, KVM_GET_LAPIC, &slot->lapic_reset);
-		if (st != ZHV_OK)
-			return st;
+		if (st == ZHV_OK)
+			st = cpuid_set_vcpu(g->cpuid, v->fd, v->apic_id);
+		if (st == ZHV_OK)
+			st = power_on_capture(v);
 	}
-	st = cpuid_set_vcpu(g->cpuid, v->fd, v->apic_id);
 	if (st != ZHV_OK)
 		return st;
-	if (reused)
-		reset_reused(v);
+	/* From here on a reused vCPU is in the state of a new one. */
 
 	struct kvm_sregs sr;
 	st = VCPU_IOCTL(v, KVM_GET_SREGS, &sr);
@@ -129,10 +312,11 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 	 * APIC_RESET or WAIT_SIPI it stays in its power-on xAPIC mode. */
 	bool x2apic = !(options & (ZHV_VCPU_OPT_APIC_RESET | ZHV_VCPU_OPT_WAIT_SIPI));
 	sr.apic_base = APIC_BASE_ADDR | APIC_BASE_EN | (bsp ? APIC_BASE_BSP : 0) |
-	               (x2apic && !reused ? APIC_BASE_EXTD : 0);
+	               (x2apic ? APIC_BASE_EXTD : 0);
 
+	/* An AP that waits for INIT/SIPI keeps its power-on registers. */
 	bool wait_sipi = options & ZHV_VCPU_OPT_WAIT_SIPI;
-	if (!wait_sipi || reused) {
+	if (!wait_sipi) {
 		/* Spec 2.2: flat segments with 16-bit limits, selector 0.
 		 * OSXSAVE and FSGSBASE are tried even when KVM's supported
 		 * CPUID omits XSAVE/FSGSBASE (some KVMs still give them to
@@ -140,13 +324,7 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 		uint64_t cr4 = CR4_OSFXSR | CR4_OSXSAVE | CR4_FSGSBASE;
 		uint16_t sel = 0;
 		uint64_t base = 0;
-		if (wait_sipi) {
-			/* Reused AP that will wait for INIT: the reset
-			 * vector's state (INIT will load it again). */
-			sel = 0xf000;
-			base = 0xffff0000;
-			cr4 = 0;
-		} else if (!bsp) {
+		if (!bsp) {
 			sel = (uint16_t)(entry >> 4);
 			base = entry;
 		}
@@ -165,7 +343,7 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 		sr.gdt.limit = sr.idt.limit = 0xffff;
 		sr.cr2 = sr.cr3 = 0;
 		sr.cr8 = 0;
-		if (bsp && !wait_sipi) {
+		if (bsp) {
 			sr.cs.l = 1;
 			/* Zircon runs with CR0.NE set but shows the guest
 			 * PE|ET|WP|PG; KVM shows what we set. */
@@ -173,9 +351,9 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 			sr.cr4 = cr4 | CR4_PAE | CR4_PGE;
 			sr.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 		} else {
-			sr.cr0 = wait_sipi ? 0x60000010 : (CR0_ET | CR0_WP);
+			sr.cr0 = CR0_ET | CR0_WP;
 			sr.cr4 = cr4;
-			sr.efer = wait_sipi ? 0 : (EFER_SCE | EFER_NXE);
+			sr.efer = EFER_SCE | EFER_NXE;
 		}
 	}
 	st = VCPU_IOCTL(v, KVM_SET_SREGS, &sr);
@@ -189,11 +367,11 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 	if (st != ZHV_OK)
 		return st;
 
-	if (!wait_sipi || reused) {
+	if (!wait_sipi) {
 		struct kvm_regs regs;
 		memset(&regs, 0, sizeof(regs));
 		regs.rflags = 0x2;
-		regs.rip = (bsp && !wait_sipi) ? entry : wait_sipi ? 0xfff0 : 0;
+		regs.rip = bsp ? entry : 0;
 		st = VCPU_IOCTL(v, KVM_SET_REGS, &regs);
 		if (st != ZHV_OK)
 			return st;
@@ -209,16 +387,11 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 			        (unsigned long long)g->xcr0);
 	}
 
-	if (reused || !x2apic) {
-		/* Back to the power-on page (xAPIC mode, as apic_base now).
-		 * For a new vCPU this also makes KVM rebuild its APIC-ID map:
-		 * KVM reset the APIC before the vCPU was online, so until some
-		 * APIC state changes, IPIs (INIT/SIPI too) cannot find it. */
+	if (!x2apic) {
+		/* The power-on page again: this makes KVM rebuild its APIC-ID
+		 * map. KVM reset the APIC before the vCPU was online, so until
+		 * some APIC state changes, IPIs (INIT/SIPI too) cannot find it. */
 		st = VCPU_IOCTL(v, KVM_SET_LAPIC, &slot->lapic_reset);
-		if (st == ZHV_OK && x2apic)
-			st = set_msr(v, MSR_IA32_APICBASE,
-			             APIC_BASE_ADDR | APIC_BASE_EN | APIC_BASE_EXTD |
-			                     (bsp ? APIC_BASE_BSP : 0));
 		if (st != ZHV_OK)
 			return st;
 	}
@@ -237,10 +410,11 @@ zhv_status_t vcpu_state_init(zhv_vcpu_t *v, uint32_t options, uint64_t entry, bo
 			return st;
 	}
 
-	/* KVM makes vCPU 0 runnable and the others wait for INIT; set the
-	 * state only where that differs from what we want. */
+	/* KVM makes vCPU 0 runnable and the others wait for INIT (a reused
+	 * vCPU got that state back); set it only where that differs from what
+	 * we want. */
 	bool want_runnable = !wait_sipi;
-	if (!reused && bsp && want_runnable)
+	if (bsp && want_runnable)
 		return ZHV_OK;
 	struct kvm_mp_state mp = {
 		.mp_state = want_runnable ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED,
