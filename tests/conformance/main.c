@@ -10,6 +10,7 @@ static const struct zt_test *const suites[] = {
 	zt_beyond_tests,
 	zt_api_tests,
 	zt_aspace_tests,
+	zt_state_tests,
 };
 
 int main(int argc, char **argv)
