@@ -143,6 +143,33 @@ bool zt_kvm_pvm(void)
 	return stat("/sys/module/kvm_pvm", &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool zt_qemu_tcg(void)
+{
+	unsigned a, b, c, d;
+	__cpuid(1, a, b, c, d);
+	if (!(c & (1u << 31)))
+		return false;
+	__cpuid(0x40000000, a, b, c, d);
+	return b == 0x54474354 && c == 0x43544743 && d == 0x47435447; /* "TCGTCGTCGTCG" */
+}
+
+void zt_skip_tcg_quirk(unsigned vendors, const char *quirk, const char *details_fmt, ...)
+{
+	char details[320];
+	va_list ap;
+	va_start(ap, details_fmt);
+	vsnprintf(details, sizeof(details), details_fmt, ap);
+	va_end(ap);
+	zt_vendor_t vendor = zt_host_vendor();
+	if (!zt_qemu_tcg() || !(vendors & (unsigned)vendor)) {
+		zt_diag("the symptom of QEMU TCG's quirk \"%s\" (%s) on a %s host that is not "
+		        "QEMU TCG or not of a vendor it is documented for: a failure",
+		        quirk, details, zt_vendor_name(vendor));
+		zt_fail_now();
+	}
+	zt_skip_now("QEMU TCG quirk (%s CPU): %s; %s", zt_vendor_name(vendor), quirk, details);
+}
+
 void zt_skip_quirk(unsigned vendors, const char *quirk, const char *details_fmt, ...)
 {
 	char details[320];
@@ -713,9 +740,10 @@ int zt_main(int argc, char **argv, const struct zt_test *const *suites, size_t n
 	}
 
 	tap_line("1..%zu", n);
-	tap_line("# host: %s CPU, %s", zt_vendor_name(zt_host_vendor()),
-	         zt_kvm_pvm() ? "kvm_pvm (quirk skips possible)"
-	                      : "no kvm_pvm (every Zircon assertion runs; no quirk skips)");
+	tap_line("# host: %s CPU%s, %s", zt_vendor_name(zt_host_vendor()),
+	         zt_qemu_tcg() ? " (QEMU TCG)" : "",
+	         zt_kvm_pvm() ? "kvm_pvm (its quirks may skip)"
+	                      : "no kvm_pvm (every Zircon assertion runs; no kvm_pvm quirk skips)");
 	char why[256] = "";
 	bool kvm_ok = probe_kvm(why, sizeof(why));
 	if (!kvm_ok)

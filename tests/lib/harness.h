@@ -114,6 +114,18 @@ bool zt_kvm_pvm(void);
  * hardware-virtualized host must pass Zircon's assertions), printed with
  * the quirk's name. The skip reason names the quirk and the host:
  * "kvm_pvm quirk (AMD host): <quirk>; <details>". */
+/* zt_qemu_tcg: true iff the host CPU is QEMU's software emulation (TCG):
+ * CPUID leaf 1 has the hypervisor bit and leaf 0x40000000 says
+ * "TCGTCGTCGTCG" (tools/kvm-in-qemu.sh runs the suite on KVM inside such a
+ * machine when this one has no /dev/kvm). */
+bool zt_qemu_tcg(void);
+
+/* zt_skip_tcg_quirk: as zt_skip_quirk, for a quirk of QEMU's TCG CPU
+ * (vendors as there): skips only when zt_qemu_tcg(); a failure elsewhere. */
+__attribute__((noreturn)) void zt_skip_tcg_quirk(unsigned vendors, const char *quirk,
+                                                 const char *details_fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #define ZT_QUIRK_ANY_VENDOR (ZT_VENDOR_INTEL | ZT_VENDOR_AMD | ZT_VENDOR_OTHER)
 __attribute__((noreturn)) void zt_skip_quirk(unsigned vendors, const char *quirk,
                                              const char *details_fmt, ...)
