@@ -520,10 +520,6 @@ static void sysenter_case(struct zt_case *tc, bool compat, uint64_t sysexit_rip,
 
 	if (p.guest_mem.rip == done_rip) {
 		/* SYSENTER entered ring 0 at SYSENTER_EIP. */
-		zhv_vcpu_sregs_t s = zt_read_sregs(tc->vcpu);
-		ZT_EXPECT_EQ(s.cs.selector, CODE_64_SELECTOR);
-		ZT_EXPECT_EQ(s.cs.dpl, 0);
-		ZT_EXPECT_EQ(s.ss.selector, DATA_SELECTOR);
 		if (vendor != ZT_VENDOR_INTEL) {
 			if (compat)
 				zt_skip_tcg_quirk(ZT_VENDOR_AMD, TCG_SYSENTER_QUIRK,
@@ -532,6 +528,10 @@ static void sysenter_case(struct zt_case *tc, bool compat, uint64_t sysexit_rip,
 			        "#UD there)");
 			zt_fail_later();
 		}
+		zhv_vcpu_sregs_t s = zt_read_sregs(tc->vcpu);
+		ZT_EXPECT_EQ(s.cs.selector, CODE_64_SELECTOR);
+		ZT_EXPECT_EQ(s.cs.dpl, 0);
+		ZT_EXPECT_EQ(s.ss.selector, DATA_SELECTOR);
 		return;
 	}
 
