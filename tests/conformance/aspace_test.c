@@ -235,8 +235,9 @@ static void test_cache_policies(void)
  *     again if entered again unchanged: BAD_STATE where the CPU's entry
  *     checks refuse it (VMX: a failed VM entry, Zircon's case), or
  *     NOT_SUPPORTED where the first fetch faults and the guest, which has no
- *     IDT yet, triple-faults (SVM, KVM's emulator). get_info's last exit
- *     agrees. Then the state is repaired and the guest reaches its exit. */
+ *     IDT yet, triple-faults (SVM, KVM's emulator), or the emulator gives
+ *     up. get_info's last exit agrees. Then the state is repaired and the
+ *     guest reaches its exit. */
 static void expect_sregs_unchanged(const zhv_vcpu_sregs_t *a, const zhv_vcpu_sregs_t *b)
 {
 	ZT_EXPECT_EQ(a->cr0, b->cr0);
@@ -283,7 +284,8 @@ static void test_enter_bad_state(void)
 	if (st == ZHV_ERR_BAD_STATE) {
 		ZT_EXPECT_EQ(info.last_exit, ZHV_EXIT_ERROR);
 	} else if (st == ZHV_ERR_NOT_SUPPORTED) {
-		ZT_EXPECT_EQ(info.last_exit, ZHV_EXIT_SHUTDOWN);
+		/* A triple fault, or the fetch reached an emulator that gave up. */
+		ZT_EXPECT(info.last_exit == ZHV_EXIT_SHUTDOWN || info.last_exit == ZHV_EXIT_EMULATION);
 	} else {
 		zt_diag("want BAD_STATE (entry refused) or NOT_SUPPORTED (triple fault)");
 		if (st == ZHV_OK)

@@ -276,7 +276,11 @@ static void test_wait_sipi(void)
 	ZT_EXPECT_EQ(c.packet.guest_io.u8, 0x5a);
 	ZT_EXPECT_EQ(c.sregs.cs.selector, GUEST_SIPI_PAGE >> 4);
 	ZT_EXPECT_EQ(c.sregs.cs.base, GUEST_SIPI_PAGE);
-	ZT_EXPECT_EQ(c.regs.rip, (uint64_t)(wait_sipi_ap_after_out - wait_sipi_ap_start));
+	/* Read mid-exit (zhv.h, zhv_vcpu_read_state): past the OUT where KVM's
+	 * emulator ran it (kvm_pvm runs all ring-0 code so), at the OUT (2
+	 * bytes) on a hardware-virtualized KVM until the next enter. */
+	uint64_t after_out = (uint64_t)(wait_sipi_ap_after_out - wait_sipi_ap_start);
+	ZT_EXPECT_EQ(c.regs.rip, zt_kvm_pvm() ? after_out : after_out - 2);
 	zt_case_destroy(&tc);
 }
 
@@ -407,15 +411,25 @@ static void test_mem_read(void)
  * A store and a load to guest-physical memory with neither RAM nor trap,
  * then an OUT and an IN on a port without a trap. */
 static void expect_unhandled(struct zt_case *tc, uint32_t last_exit, uint64_t addr,
-                             uint64_t next_rip)
+                             uint64_t insn_rip, uint64_t next_rip)
 {
 	zt_expect_enter(tc->vcpu, ZHV_ERR_NOT_FOUND);
 	zhv_vcpu_info_t info;
 	ZT_ASSERT_OK(zhv_vcpu_get_info(tc->vcpu, &info));
 	ZT_EXPECT_EQ(info.last_exit, last_exit);
 	ZT_EXPECT_EQ(info.last_exit_addr, addr);
-	/* Fatal: the steps after this one assume the guest moved on. */
-	ZT_ASSERT_EQ(zt_read_regs(tc->vcpu).rip, next_rip);
+	/* Between this error and the next enter, RIP is at the instruction or
+	 * past it, depending on whether KVM has finished it yet (zhv.h,
+	 * zhv_vcpu_read_state). That the guest does go on after it is shown
+	 * by the next step: the next access's error, or the clean exit (a
+	 * repeated access would be one error too many). */
+	uint64_t rip = zt_read_regs(tc->vcpu).rip;
+	if (rip != insn_rip && rip != next_rip) {
+		zt_diag("RIP %#llx: neither the access (%#llx) nor the next instruction (%#llx)",
+		        (unsigned long long)rip, (unsigned long long)insn_rip,
+		        (unsigned long long)next_rip);
+		zt_fail_now();
+	}
 }
 
 static void test_unhandled_access(void)
@@ -423,13 +437,20 @@ static void test_unhandled_access(void)
 	struct zt_case tc;
 	zt_setup_guest(&tc, unhandled_access_start, unhandled_access_end);
 #define UA(label) ZT_GUEST_ADDR(unhandled_access_start, label)
-	expect_unhandled(&tc, ZHV_EXIT_UNHANDLED_MEM, UNBACKED_GPA, UA(unhandled_access_load));
-	expect_unhandled(&tc, ZHV_EXIT_UNHANDLED_MEM, UNBACKED_GPA, UA(unhandled_access_io));
-	ZT_EXPECT_EQ(zt_read_regs(tc.vcpu).rbx, UINT64_MAX);
-	expect_unhandled(&tc, ZHV_EXIT_UNHANDLED_IO, 0x99, UA(unhandled_access_in));
-	expect_unhandled(&tc, ZHV_EXIT_UNHANDLED_IO, 0x99, UA(unhandled_access_exit));
-	ZT_EXPECT_EQ(zt_read_regs(tc.vcpu).rax, 0xff);
+	expect_unhandled(&tc, ZHV_EXIT_UNHANDLED_MEM, UNBACKED_GPA, UA(unhandled_access_mem),
+	                 UA(unhandled_access_load));
+	expect_unhandled(&tc, ZHV_EXIT_UNHANDLED_MEM, UNBACKED_GPA, UA(unhandled_access_load),
+	                 UA(unhandled_access_io));
+	expect_unhandled(&tc, ZHV_EXIT_UNHANDLED_IO, 0x99, UA(unhandled_access_io),
+	                 UA(unhandled_access_in));
+	expect_unhandled(&tc, ZHV_EXIT_UNHANDLED_IO, 0x99,
+	                 UA(unhandled_access_in) + 5 /* after "mov $0, %eax" */,
+	                 UA(unhandled_access_exit));
 	zt_enter_clean_exit_at(&tc, UA(unhandled_access_exit));
+	/* What the dropped loads returned, once they are finished. */
+	zhv_vcpu_state_t s = zt_read_state(tc.vcpu);
+	ZT_EXPECT_EQ(s.rbx, UINT64_MAX);
+	ZT_EXPECT_EQ(s.rax, 0xff);
 #undef UA
 	zt_case_destroy(&tc);
 }
@@ -504,11 +525,14 @@ static void test_string_io(void)
 }
 
 /* A triple fault: NOT_SUPPORTED, last exit SHUTDOWN; with its state
- * rewritten the vCPU runs again. */
+ * rewritten the vCPU runs again. The state written is the one from before
+ * the enter: after a shutdown, KVM on SVM resets the vCPU (the VMCB is
+ * undefined after a shutdown intercept), VMX and kvm_pvm keep it. */
 static void test_triple_fault(void)
 {
 	struct zt_case tc;
 	zt_setup_guest(&tc, triple_fault_start, triple_fault_end);
+	zhv_vcpu_sregs_t s = zt_read_sregs(tc.vcpu);
 	zt_expect_enter(tc.vcpu, ZHV_ERR_NOT_SUPPORTED);
 	zhv_vcpu_info_t info;
 	ZT_ASSERT_OK(zhv_vcpu_get_info(tc.vcpu, &info));
@@ -517,9 +541,10 @@ static void test_triple_fault(void)
 	ZT_ASSERT_OK(zhv_guest_get_stats(tc.guest, &st));
 	ZT_EXPECT_EQ(st.shutdown_exits, 1);
 
-	zhv_vcpu_sregs_t s = zt_read_sregs(tc.vcpu);
 	ZT_ASSERT_OK(zhv_vcpu_write_state(tc.vcpu, ZHV_VCPU_SREGS, &s, sizeof(s)));
-	zhv_vcpu_regs_t r = zt_read_regs(tc.vcpu);
+	zhv_vcpu_regs_t r;
+	memset(&r, 0, sizeof(r));
+	r.rflags = 0x2;
 	r.rip = ZT_GUEST_ADDR(triple_fault_start, triple_fault_exit);
 	ZT_ASSERT_OK(zhv_vcpu_write_state(tc.vcpu, ZHV_VCPU_REGS, &r, sizeof(r)));
 	zt_enter_clean_exit_at(&tc, r.rip);
@@ -654,7 +679,12 @@ static void test_level_eoi_packet(void)
 	struct eoi_run r = level_eoi_run(&tc, data, 1);
 	zt_diag("packets in order: %s", r.order);
 	ZT_EXPECT_EQ(zt_guest_load32(&tc, GUEST_COUNT_A), 2);
-	ZT_EXPECT_EQ(r.io_packets, 3);
+	/* One OUT per pass of the guest's loop: 3 when the second interrupt
+	 * comes after the guest's next CLI (kvm_pvm: the EOI is reported at
+	 * the next entry), 2 when it comes at once, as the handler's IRETQ
+	 * sets IF (a hardware-assisted APIC exits at the EOI write). */
+	ZT_EXPECT_GE(r.io_packets, 2);
+	ZT_EXPECT_LE(r.io_packets, 3);
 	ZT_ASSERT_EQ(r.eoi_packets, 2);
 	for (unsigned i = 0; i < 2; i++) {
 		ZT_EXPECT_EQ(r.vectors[i], LEVEL_VECTOR);
