@@ -1,7 +1,9 @@
 /* x86_test.c: Zircon's x86-64 hypervisor tests (spec 6.3, tests 14-34) on
  * libzhv. Guest code: x86_guest.S (same order). Where a test differs from
- * Zircon's, a comment says why. Skips are allowed only for a named quirk
- * of kvm-on-this-machine.md, detected at run time. */
+ * Zircon's, a comment says why. A test skips only for a named quirk of
+ * kvm-on-this-machine.md (zt_skip_quirk: kvm_pvm and a documented host
+ * vendor) or of QEMU's TCG CPU (zt_skip_tcg_quirk), after seeing its
+ * symptom; on any other host the symptom is a failure. */
 #include <inttypes.h>
 #include <semaphore.h>
 #include <stdatomic.h>

@@ -4,7 +4,8 @@
  *
  * A test is a void function. It fails through ZT_ASSERT_* (fatal: the
  * test's process ends at once, whichever thread asserts) or ZT_EXPECT_*
- * (recorded, the test goes on), and skips through ZT_SKIP(). Every check
+ * (recorded, the test goes on), and skips only through zt_skip_quirk() or
+ * zt_skip_tcg_quirk(), which check that the host has the quirk. Every check
  * prints file:line, the expression and the values as TAP diagnostics.
  *
  * Tests are listed in static tables (struct zt_test[], ending with a
@@ -88,8 +89,6 @@ bool zt_check_true(bool fatal, const char *file, int line, const char *expr, boo
 
 #define ZT_ASSERT(cond) ((void)zt_check_true(true, __FILE__, __LINE__, #cond, (cond)))
 #define ZT_EXPECT(cond) zt_check_true(false, __FILE__, __LINE__, #cond, (cond))
-
-#define ZT_SKIP(...) zt_skip_now(__VA_ARGS__)
 
 /* ------------------------------------------------------------------------ */
 /* The host, for quirk gating.                                               */
