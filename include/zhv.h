@@ -20,10 +20,20 @@
  *    zhv_vcpu_write_state() run only on the thread that created the vCPU
  *    (ZHV_ERR_BAD_STATE elsewhere). Everything else may be called from any
  *    thread.
+ *  - Handles: a call on a vCPU that is running on another thread when
+ *    zhv_vcpu_destroy() is called completes safely (destroy waits for it).
+ *    A call that starts after destroy (or, for a guest, after its last
+ *    reference is gone) has returned is the caller's error, as using a
+ *    closed handle is in Zircon.
  *  - libzhv sends the real-time signal ZHV_KICK_SIGNAL (SIGRTMIN + 4) to vCPU
- *    threads to make them leave KVM_RUN. It installs a handler for it (with
- *    SA_RESTART) at the first zhv_vcpu_create(); a program must not use that
- *    signal for anything else.
+ *    threads to make them leave KVM_RUN. zhv_vcpu_create() installs a
+ *    handler for it (with SA_RESTART) unless the program already has one
+ *    there (then it fails with ALREADY_EXISTS); a program must not use that
+ *    signal for anything else. A vCPU thread keeps the signal blocked
+ *    outside KVM_RUN (zhv_vcpu_create() blocks it); KVM unblocks it only
+ *    while the guest runs (KVM_SET_SIGNAL_MASK, the thread's current mask
+ *    minus that signal), so kicks work whatever the program does with its
+ *    signal mask and never interrupt the program's own system calls.
  */
 
 /* Deviations from Zircon.
@@ -428,7 +438,16 @@ void zhv_guest_destroy(zhv_guest_t *guest);
  * Returns ZHV_OK, NOT_SUPPORTED (a ZHV_MAP_CACHE_* flag, whatever the other
  * arguments: nothing is mapped), INVALID_ARGS (alignment, zero size, no READ,
  * unknown flags), OUT_OF_RANGE (beyond the address space), ALREADY_EXISTS
- * (overlap), NO_RESOURCES (KVM memory slots exhausted) or IO. */
+ * (overlap), NO_RESOURCES (KVM memory slots exhausted) or IO.
+ *
+ * Memory changes while vCPUs run (map, unmap, protect, and set_trap over
+ * RAM) are atomic for the guest: a change KVM makes in one step is made
+ * directly; one that takes several (splitting a KVM memory slot to unmap or
+ * protect part of it) is made with every vCPU of the guest held outside
+ * KVM_RUN (kicked out, re-entry blocked until the change is complete), so
+ * code, page tables and data next to the changed range stay reachable.
+ * Callers of zhv_vcpu_enter() see nothing of it (no CANCELED, no error).
+ * When KVM refuses a change, the address space is left as it was. */
 ZHV_MUST_CHECK zhv_status_t zhv_guest_map(zhv_guest_t *guest, uint64_t gpa, void *host_addr,
                                           uint64_t size, uint32_t flags);
 
@@ -546,17 +565,29 @@ typedef struct zhv_vcpu zhv_vcpu_t;
  * in KVM until the guest starts it with INIT/SIPI through its APIC (or the
  * vCPU is kicked); (entry) is ignored.
  *
+ * The calling thread gets ZHV_KICK_SIGNAL blocked (see the top of this
+ * file). A vCPU id freed by zhv_vcpu_destroy() may be given out again; the
+ * new vCPU is indistinguishable from a fresh one.
+ *
  * Returns ZHV_OK; INVALID_ARGS (unknown options, WAIT_SIPI for the BSP,
  * entry >= ZHV_GUEST_PHYS_SIZE, NULL arguments); NO_RESOURCES (the guest has
  * its maximum of vCPUs); BAD_STATE (this thread already has a vCPU);
- * NO_MEMORY; IO. */
+ * ALREADY_EXISTS (the program has its own handler on ZHV_KICK_SIGNAL);
+ * NO_MEMORY (also when the vCPU's KVM run area cannot be mapped: the id
+ * stays usable, a later create retries); IO. */
 ZHV_MUST_CHECK zhv_status_t zhv_vcpu_create(zhv_guest_t *guest, uint32_t options, uint64_t entry,
                                             zhv_vcpu_t **vcpu);
 
 /* zhv_vcpu_destroy: destroy (vcpu) and free its id. The creating thread is
  * free to create another vCPU afterwards. Any thread, but the vCPU must not
  * be inside zhv_vcpu_enter() (kick it and let enter return first). Works
- * after the creating thread has exited. NULL is a no-op. */
+ * after the creating thread has exited. A zhv_vcpu_kick(),
+ * zhv_vcpu_interrupt() or zhv_vcpu_get_info() running on another thread
+ * meanwhile completes first (destroy waits for it); one that starts after
+ * destroy returned is the caller's error. If the last enter returned a
+ * packet that was not answered (an IN, a MEM read), KVM finishes that
+ * instruction now (an unanswered read loads what enter documents), so
+ * nothing of it reaches the next vCPU with this id. NULL is a no-op. */
 void zhv_vcpu_destroy(zhv_vcpu_t *vcpu);
 
 /* zhv_vcpu_enter: run the guest until an exit that needs the caller.
@@ -576,7 +607,9 @@ void zhv_vcpu_destroy(zhv_vcpu_t *vcpu);
  *  - CANCELED: zhv_vcpu_kick() was called since the last CANCELED; once per
  *    kick, however many kicks came. Enter again to resume the guest.
  *  - BAD_STATE: wrong thread; a BELL trap's port is closed (the store is
- *    skipped); KVM refused to enter (invalid guest state).
+ *    skipped); KVM refused to enter (invalid guest state); KVM could not
+ *    reach guest memory (EFAULT: host memory behind a mapping is gone),
+ *    here and on every other call that lets KVM finish an exit.
  *  - NOT_FOUND: the guest accessed a port without an IO trap, or guest-
  *    physical memory with neither RAM nor a trap. The access is dropped as
  *    on a PC bus: a write has no effect, a read returns all-ones, and
@@ -597,7 +630,10 @@ ZHV_MUST_CHECK zhv_status_t zhv_vcpu_enter(zhv_vcpu_t *vcpu, zhv_packet_t *packe
 
 /* zhv_vcpu_kick: make the current zhv_vcpu_enter() of (vcpu), or the next
  * one, return CANCELED exactly once. A kick is never lost and never counted
- * twice. Any thread; async-signal-safe. Returns ZHV_OK or INVALID_ARGS. */
+ * twice, whatever the vCPU thread's signal mask. Any thread, and from a
+ * signal handler: async-signal-safe (no locks, no allocation; atomics and
+ * one tgkill). Returns ZHV_OK or INVALID_ARGS; a kick racing with
+ * zhv_vcpu_destroy() returns ZHV_OK and does nothing. */
 zhv_status_t zhv_vcpu_kick(zhv_vcpu_t *vcpu);
 
 /* zhv_vcpu_interrupt: raise (vector) in (vcpu). Any thread.
@@ -612,8 +648,12 @@ zhv_status_t zhv_vcpu_kick(zhv_vcpu_t *vcpu);
  *    Zircon's: an NMI or an interrupt the guest can take at that entry goes
  *    first, and pending exceptions are dropped once something else was
  *    delivered. Only one exception per entry.
+ * An interrupt no APIC accepts (the vCPU's local APIC is disabled) is
+ * dropped as on hardware and returns ZHV_OK, as zhv_guest_signal_msi()
+ * does for the same message.
  * Returns ZHV_OK; INVALID_ARGS (21..31: Zircon accepts them and fails the
- * next enter, libzhv refuses them up front); OUT_OF_RANGE (vector > 255). */
+ * next enter, libzhv refuses them up front); OUT_OF_RANGE (vector > 255);
+ * IO (KVM failed otherwise). */
 zhv_status_t zhv_vcpu_interrupt(zhv_vcpu_t *vcpu, uint32_t vector);
 
 /* zhv_guest_signal_msi: deliver a message-signalled interrupt to the
@@ -853,7 +893,8 @@ typedef struct {
 } zhv_vcpu_info_t;
 
 /* zhv_vcpu_get_info: flags (KICKED while a kick is pending), ids and the
- * reason the last enter ended. Any thread. Returns ZHV_OK or INVALID_ARGS. */
+ * reason the last enter ended. Any thread. Returns ZHV_OK, INVALID_ARGS, or
+ * BAD_STATE when it races with zhv_vcpu_destroy() (nothing written). */
 ZHV_MUST_CHECK zhv_status_t zhv_vcpu_get_info(zhv_vcpu_t *vcpu, zhv_vcpu_info_t *info);
 
 #ifdef __cplusplus

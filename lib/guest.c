@@ -20,6 +20,15 @@ static zhv_status_t enable_cap(int vm_fd, uint32_t cap, uint64_t arg0, const cha
 	return ZHV_OK;
 }
 
+/* memory.c's hook around a multi-ioctl slot change (DESIGN decision 9). */
+static void memory_hold_vcpus(void *opaque, bool hold)
+{
+	if (hold)
+		guest_hold_vcpus(opaque);
+	else
+		guest_release_vcpus(opaque);
+}
+
 static zhv_status_t vm_setup(zhv_guest_t *g)
 {
 	g->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -69,6 +78,8 @@ zhv_status_t zhv_guest_create(const zhv_guest_config_t *config, zhv_guest_t **ou
 	atomic_init(&g->refs, 1);
 	pthread_mutex_init(&g->vcpu_lock, NULL);
 	pthread_mutex_init(&g->route_lock, NULL);
+	pthread_mutex_init(&g->gate_lock, NULL);
+	pthread_cond_init(&g->gate_cond, NULL);
 	trap_map_init(&g->traps);
 
 	zhv_status_t st = vm_setup(g);
@@ -90,6 +101,8 @@ zhv_status_t zhv_guest_create(const zhv_guest_config_t *config, zhv_guest_t **ou
 	st = memory_init(&g->mem, g->vm_fd, (uint32_t)slots);
 	if (st != ZHV_OK)
 		goto err;
+	g->mem.hold = memory_hold_vcpus;
+	g->mem.hold_opaque = g;
 	st = id_alloc_init(&g->ids, 1, g->max_vcpus + 1);
 	if (st != ZHV_OK)
 		goto err_mem;
@@ -117,6 +130,8 @@ err:
 	if (g->kvm_fd >= 0)
 		close(g->kvm_fd);
 	trap_map_destroy(&g->traps);
+	pthread_cond_destroy(&g->gate_cond);
+	pthread_mutex_destroy(&g->gate_lock);
 	pthread_mutex_destroy(&g->route_lock);
 	pthread_mutex_destroy(&g->vcpu_lock);
 	free(g);
@@ -139,8 +154,10 @@ void guest_unref(zhv_guest_t *g)
 		struct kvm_vcpu_slot *s = g->kvm_vcpus[i];
 		if (!s)
 			continue;
-		munmap(s->run, g->run_size);
+		if (s->run)
+			munmap(s->run, g->run_size);
 		close(s->fd);
+		free(s->obj);
 		free(s);
 	}
 	free(g->kvm_vcpus);
@@ -149,6 +166,8 @@ void guest_unref(zhv_guest_t *g)
 	memory_destroy(&g->mem);
 	id_alloc_destroy(&g->ids);
 	free(g->cpuid);
+	pthread_cond_destroy(&g->gate_cond);
+	pthread_mutex_destroy(&g->gate_lock);
 	pthread_mutex_destroy(&g->route_lock);
 	pthread_mutex_destroy(&g->vcpu_lock);
 	free(g);

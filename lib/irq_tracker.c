@@ -124,6 +124,13 @@ void irq_tracker_clear(struct irq_tracker *t, uint32_t min, uint32_t max)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void irq_tracker_discard_exceptions(struct irq_tracker *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->bits[0] &= ~(0xffffffffull & ~(1ull << 2));
+	pthread_mutex_unlock(&t->lock);
+}
+
 uint32_t irq_tracker_pending_mask(struct irq_tracker *t)
 {
 	uint32_t mask;

@@ -39,6 +39,11 @@ bool irq_tracker_try_pop(struct irq_tracker *t, uint32_t vector);
 int irq_tracker_pop(struct irq_tracker *t);
 /* irq_tracker_clear: clear vectors [min, max) (max is capped at 256). */
 void irq_tracker_clear(struct irq_tracker *t, uint32_t min, uint32_t max);
+/* irq_tracker_discard_exceptions: drop the pending exceptions (vectors
+ * 0..31 except 2) once an event was injected (spec 4 step 5); an NMI and
+ * external interrupts stay pending. One step, so an NMI raised meanwhile by
+ * another thread is never dropped with them. */
+void irq_tracker_discard_exceptions(struct irq_tracker *t);
 /* irq_tracker_pending_mask: bits 0..31 of the bitmap. */
 uint32_t irq_tracker_pending_mask(struct irq_tracker *t);
 /* irq_tracker_set_mask: replace bits 0..31 of the bitmap with (mask). */

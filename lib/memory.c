@@ -3,9 +3,12 @@
  *
  * KVM cannot resize or move a slot, so unmapping or protecting part of a
  * region deletes its slot and installs new slots for the parts that stay.
- * During that short window a vCPU touching those parts exits with
- * KVM_EXIT_MMIO; the exit handler then finds the RAM here and performs the
- * access itself (exit.c), so the guest never sees the hole. */
+ * A vCPU fetching code or walking page tables in that window would find no
+ * memory there (and triple-fault), so every such multi-ioctl change runs
+ * with the guest's vCPUs held outside KVM_RUN (DESIGN decision 9; the
+ * m->hold hook, guest.c and vcpu.c), and callers of enter never see it.
+ * Every ioctl is checked; when KVM refuses, the map and KVM's slots are put
+ * back as they were. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +56,7 @@ static void slot_free(struct guest_memory *m, int slot)
 }
 
 /* Install (r) into KVM. KVM can withhold writes (KVM_MEM_READONLY) but
- * not reads or execution. */
+ * not reads or execution. On failure r->slot is -1 and nothing changed. */
 static zhv_status_t region_install(struct guest_memory *m, struct mem_region *r)
 {
 	r->slot = -1;
@@ -78,19 +81,52 @@ static zhv_status_t region_install(struct guest_memory *m, struct mem_region *r)
 	return ZHV_OK;
 }
 
-static void region_uninstall(struct guest_memory *m, struct mem_region *r)
+/* Remove (r)'s slot from KVM. On failure nothing changed. */
+static zhv_status_t region_uninstall(struct guest_memory *m, struct mem_region *r)
 {
 	if (r->slot < 0)
-		return;
+		return ZHV_OK;
 	struct kvm_userspace_memory_region kr = {
 		.slot = (uint32_t)r->slot,
 		.guest_phys_addr = r->gpa,
 		.memory_size = 0,
 	};
-	/* Deleting a slot cannot fail for a slot we created. */
-	(void)zhv_ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr);
+	int e = zhv_ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr);
+	if (e < 0) {
+		zhv_log(ZHV_LOG_ERROR, "KVM_SET_USER_MEMORY_REGION(delete slot %d, gpa=%#llx): %s",
+		        r->slot, (unsigned long long)r->gpa, strerror(-e));
+		return zhv_status_from_errno(e);
+	}
 	slot_free(m, r->slot);
 	r->slot = -1;
+	return ZHV_OK;
+}
+
+/* Put a region whose slot is gone back into KVM after a failed change. If
+ * KVM refuses even that, the region stays in the map without a slot: its
+ * accesses then exit to libzhv, which performs them on the host memory
+ * (exit.c), so the guest still sees its RAM, only slower. */
+static void region_restore(struct guest_memory *m, struct mem_region *r)
+{
+	if (region_install(m, r) != ZHV_OK)
+		zhv_log(ZHV_LOG_ERROR, "gpa %#llx: RAM left without a KVM slot (served by exits)",
+		        (unsigned long long)r->gpa);
+}
+
+/* Hold the guest's vCPUs out of KVM_RUN before the first ioctl of a
+ * multi-ioctl change (once per change; *held remembers it). */
+static void hold_vcpus(struct guest_memory *m, bool *held)
+{
+	if (*held || !m->hold)
+		return;
+	m->hold(m->hold_opaque, true);
+	*held = true;
+}
+
+static void release_vcpus(struct guest_memory *m, bool held)
+{
+	if (held && m->hold)
+		m->hold(m->hold_opaque, false);
 }
 
 static zhv_status_t regions_reserve(struct guest_memory *m, size_t extra)
@@ -178,9 +214,11 @@ out:
 	return st;
 }
 
-/* Split so that no region straddles (at). Caller holds the write lock and
- * has reserved room for one more region. */
-static zhv_status_t split_at(struct guest_memory *m, uint64_t at)
+/* Split so that no region straddles (at): the region's slot is replaced by
+ * one slot per part, with the vCPUs held out of KVM_RUN. Caller holds the
+ * write lock and has reserved room for one more region. On failure the
+ * map and KVM are as before. */
+static zhv_status_t split_at(struct guest_memory *m, uint64_t at, bool *held)
 {
 	size_t i = first_after(m, at);
 	if (i >= m->count)
@@ -193,14 +231,24 @@ static zhv_status_t split_at(struct guest_memory *m, uint64_t at)
 	right.gpa = at;
 	right.size = r->gpa + r->size - at;
 	right.hva = r->hva + left.size;
-	region_uninstall(m, r);
-	zhv_status_t st = region_install(m, &left);
-	if (st == ZHV_OK)
+	hold_vcpus(m, held);
+	zhv_status_t st = region_uninstall(m, r);
+	if (st != ZHV_OK)
+		return st;
+	st = region_install(m, &left);
+	if (st == ZHV_OK) {
 		st = region_install(m, &right);
+		if (st != ZHV_OK && region_uninstall(m, &left) != ZHV_OK) {
+			/* left keeps its slot: keep both halves in the map,
+			 * right served by exits (region_restore). */
+			m->regions[i] = left;
+			right.slot = -1;
+			regions_insert_at(m, i + 1, &right);
+			return st;
+		}
+	}
 	if (st != ZHV_OK) {
-		/* Put the original back; only slot exhaustion gets here. */
-		region_uninstall(m, &left);
-		(void)region_install(m, r);
+		region_restore(m, r); /* only slot exhaustion or ENOMEM gets here */
 		return st;
 	}
 	m->regions[i] = left;
@@ -214,20 +262,22 @@ zhv_status_t memory_unmap(struct guest_memory *m, uint64_t gpa, uint64_t size)
 	if (st != ZHV_OK)
 		return st == ZHV_ERR_OUT_OF_RANGE ? ZHV_ERR_INVALID_ARGS : st;
 
+	bool held = false;
 	pthread_rwlock_wrlock(&m->lock);
 	st = regions_reserve(m, 2);
 	if (st == ZHV_OK)
-		st = split_at(m, gpa);
+		st = split_at(m, gpa, &held);
 	if (st == ZHV_OK)
-		st = split_at(m, gpa + size);
-	if (st == ZHV_OK) {
-		size_t i = first_after(m, gpa);
-		while (i < m->count && m->regions[i].gpa < gpa + size) {
-			region_uninstall(m, &m->regions[i]);
+		st = split_at(m, gpa + size, &held);
+	/* Each whole region goes with one ioctl: no hold needed for that. */
+	size_t i = first_after(m, gpa);
+	while (st == ZHV_OK && i < m->count && m->regions[i].gpa < gpa + size) {
+		st = region_uninstall(m, &m->regions[i]);
+		if (st == ZHV_OK)
 			regions_remove_at(m, i);
-		}
 	}
 	pthread_rwlock_unlock(&m->lock);
+	release_vcpus(m, held);
 	return st;
 }
 
@@ -239,6 +289,7 @@ zhv_status_t memory_protect(struct guest_memory *m, uint64_t gpa, uint64_t size,
 	if (!flags_valid(flags))
 		return ZHV_ERR_INVALID_ARGS;
 
+	bool held = false;
 	pthread_rwlock_wrlock(&m->lock);
 	/* The whole range must be mapped. */
 	uint64_t cur = gpa;
@@ -251,31 +302,57 @@ zhv_status_t memory_protect(struct guest_memory *m, uint64_t gpa, uint64_t size,
 		st = ZHV_ERR_NOT_FOUND;
 		goto out;
 	}
+	/* Nothing to do when every page already has (flags): no split. */
+	bool change = false;
+	for (size_t i = first_after(m, gpa); i < m->count && m->regions[i].gpa < gpa + size; i++)
+		change |= m->regions[i].flags != flags;
+	if (!change)
+		goto out;
 	st = regions_reserve(m, 2);
 	if (st == ZHV_OK)
-		st = split_at(m, gpa);
+		st = split_at(m, gpa, &held);
 	if (st == ZHV_OK)
-		st = split_at(m, gpa + size);
+		st = split_at(m, gpa + size, &held);
 	if (st != ZHV_OK)
 		goto out;
-	for (size_t i = first_after(m, gpa); i < m->count && m->regions[i].gpa < gpa + size; i++) {
+	/* Only a change of WRITE changes a KVM slot (READONLY); READ and
+	 * EXECUTE are bookkeeping, KVM cannot withhold them. The flags are
+	 * recorded once every slot is in place. */
+	size_t first = first_after(m, gpa), i;
+	for (i = first; i < m->count && m->regions[i].gpa < gpa + size; i++) {
 		struct mem_region *r = &m->regions[i];
-		bool reinstall = ((r->flags ^ flags) & ZHV_MAP_WRITE) != 0;
+		if (!((r->flags ^ flags) & ZHV_MAP_WRITE))
+			continue;
+		hold_vcpus(m, &held);
+		st = region_uninstall(m, r);
+		if (st != ZHV_OK)
+			break;
 		uint32_t old = r->flags;
-		if (reinstall)
-			region_uninstall(m, r);
 		r->flags = flags;
-		if (reinstall) {
-			st = region_install(m, r);
-			if (st != ZHV_OK) {
-				r->flags = old;
-				(void)region_install(m, r);
-				goto out;
-			}
+		st = region_install(m, r);
+		if (st != ZHV_OK) {
+			r->flags = old;
+			region_restore(m, r);
+			break;
 		}
+		r->flags = old; /* set below, once every region made it */
 	}
+	if (st != ZHV_OK) {
+		/* Roll back the regions already changed in KVM. */
+		for (size_t k = first; k < i; k++) {
+			struct mem_region *r = &m->regions[k];
+			if (!((r->flags ^ flags) & ZHV_MAP_WRITE))
+				continue;
+			if (region_uninstall(m, r) == ZHV_OK)
+				region_restore(m, r); /* with its old flags */
+		}
+		goto out;
+	}
+	for (i = first; i < m->count && m->regions[i].gpa < gpa + size; i++)
+		m->regions[i].flags = flags;
 out:
 	pthread_rwlock_unlock(&m->lock);
+	release_vcpus(m, held);
 	return st;
 }
 

@@ -34,6 +34,10 @@ struct guest_memory {
 	uint64_t *slot_bits; /* allocated KVM slot ids */
 	uint32_t nr_slots;
 	int vm_fd;
+	/* Called with true before, and false after, a change that takes more
+	 * than one KVM ioctl (guest.c: hold the guest's vCPUs out of KVM_RUN). */
+	void (*hold)(void *opaque, bool hold);
+	void *hold_opaque;
 };
 
 zhv_status_t memory_init(struct guest_memory *m, int vm_fd, uint32_t nr_slots);
@@ -94,9 +98,15 @@ struct vcpu_power_on {
  * the same id is used again. Slots are allocated on first use. */
 struct kvm_vcpu_slot {
 	int fd;
-	struct kvm_run *run;
+	struct kvm_run *run; /* NULL until mapped (a failed mmap is retried) */
 	struct kvm_lapic_state lapic_reset; /* its power-on LAPIC page */
+	bool initialized; /* a vCPU was set up on it: lapic_reset etc. hold */
 	struct vcpu_power_on power_on;      /* the rest of its power-on state */
+	/* The zhv vCPU object of this id. It outlives zhv_vcpu_destroy and is
+	 * reused by the next vCPU with the id, so that a kick, interrupt or
+	 * get_info racing with destroy never touches freed memory; it is
+	 * freed with the guest. */
+	zhv_vcpu_t *obj;
 };
 
 struct zhv_guest {
@@ -109,6 +119,13 @@ struct zhv_guest {
 	struct guest_memory mem;
 	pthread_mutex_t vcpu_lock;
 	struct kvm_vcpu_slot **kvm_vcpus; /* indexed by APIC ID = id - 1 */
+	/* The run gate (DESIGN decision 9): a change of KVM's memory slots
+	 * that takes several ioctls holds every vCPU of the guest outside
+	 * KVM_RUN. gate_running counts vCPUs inside (or about to enter)
+	 * KVM_RUN; gate_hold counts memory changes waiting or in progress. */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
+	uint32_t gate_running, gate_hold;
 	bool sync_regs; /* MEM traps exist: have KVM_RUN return the registers */
 	struct kvm_cpuid2 *cpuid;        /* the policy table (cpuid.c) */
 	uint64_t xcr0;                   /* initial XCR0 */
@@ -140,8 +157,13 @@ struct zhv_vcpu {
 	struct kvm_run *run;
 	struct kvm_vcpu_slot *slot;
 	struct thread_binding *binding;
+	atomic_bool live;     /* between create and destroy */
+	atomic_uint users;    /* kick / interrupt / get_info calls in progress */
 	atomic_bool kicked;   /* a kick waits to be reported */
 	atomic_bool in_enter; /* inside zhv_vcpu_enter */
+	bool in_run;          /* counted in gate_running (under gate_lock) */
+	uint64_t run_sigmask; /* the signal mask KVM_RUN uses (kernel format) */
+	bool run_sigmask_set;
 	struct irq_tracker tracker;
 	enum pending_completion pending;
 	/* A string or REP port access KVM handed over in one exit with
@@ -154,8 +176,25 @@ struct zhv_vcpu {
 };
 
 /* vcpu_poke: make the vCPU leave KVM_RUN soon (immediate_exit + signal).
- * Any thread. */
+ * Any thread; async-signal-safe. */
 void vcpu_poke(zhv_vcpu_t *vcpu);
+
+/* vcpu_run_begin / vcpu_run_end: bracket every KVM_RUN of (vcpu) (the run
+ * gate): begin waits while a memory change holds the guest's vCPUs out. */
+void vcpu_run_begin(zhv_vcpu_t *vcpu);
+void vcpu_run_end(zhv_vcpu_t *vcpu);
+
+/* guest_hold_vcpus / guest_release_vcpus: around a change of KVM's memory
+ * slots that takes more than one ioctl, keep every vCPU of (guest) out of
+ * KVM_RUN (kick them, wait until each is out, block re-entry), then let
+ * them go. Callers of enter see nothing. Any thread, including a vCPU's
+ * own (it is outside KVM_RUN while it calls libzhv). */
+void guest_hold_vcpus(zhv_guest_t *guest);
+void guest_release_vcpus(zhv_guest_t *guest);
+
+/* kvm_run_status: the status for KVM_RUN failing with (err) (errno), the
+ * same on every path that runs KVM_RUN. */
+zhv_status_t kvm_run_status(int err);
 
 /* ---- x86 policy (x86/cpuid.c, x86/msr.c, x86/vcpu_state.c) -------------- */
 /* cpuid_build_policy: KVM's supported table with Zircon's overrides. */

@@ -315,8 +315,9 @@ static int handle_mmio(zhv_vcpu_t *v, zhv_packet_t *pkt)
 		return ZHV_ERR_ACCESS_DENIED;
 	}
 	if (host && (flags & (ZHV_MAP_READ | ZHV_MAP_WRITE))) {
-		/* RAM whose slot was being replaced (memory.c): do the access
-		 * here, the guest never notices. */
+		/* RAM without a KVM slot (memory.c: KVM refused to put a
+		 * slot back after a failed change): do the access here, the
+		 * guest never notices. */
 		if (write)
 			memcpy(host, run->mmio.data, len);
 		else
@@ -610,7 +611,7 @@ zhv_status_t exit_inject_pending(zhv_vcpu_t *v)
 		return ZHV_OK;
 	if (irq_tracker_try_pop(&v->tracker, 2)) {
 		/* Fallback NMI (the APIC could not take it). */
-		irq_tracker_clear(&v->tracker, 0, 32);
+		irq_tracker_discard_exceptions(&v->tracker);
 		return zhv_ioctl(v->fd, KVM_NMI, NULL) < 0 ? ZHV_ERR_IO : ZHV_OK;
 	}
 	struct kvm_vcpu_events ev;
@@ -621,7 +622,7 @@ zhv_status_t exit_inject_pending(zhv_vcpu_t *v)
 		return ZHV_OK; /* KVM is still delivering an event: next time */
 	if ((ev.nmi.pending && !ev.nmi.masked) || lapic_interrupt_deliverable(v, &ev)) {
 		/* That event wins; Zircon then discards pending exceptions. */
-		irq_tracker_clear(&v->tracker, 0, 32);
+		irq_tracker_discard_exceptions(&v->tracker);
 		return ZHV_OK;
 	}
 	int vec = irq_tracker_pop(&v->tracker);
@@ -635,7 +636,7 @@ zhv_status_t exit_inject_pending(zhv_vcpu_t *v)
 	ev.flags = 0;
 	if (zhv_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 		return ZHV_ERR_IO;
-	irq_tracker_clear(&v->tracker, 0, 32);
+	irq_tracker_discard_exceptions(&v->tracker);
 	/* A halted vCPU takes the exception after its HLT. */
 	struct kvm_mp_state mp;
 	if (zhv_ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED) {

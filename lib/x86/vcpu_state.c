@@ -224,8 +224,10 @@ static void flush_completion(zhv_vcpu_t *v)
 {
 	struct kvm_run *run = v->run;
 	__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	vcpu_run_begin(v); /* KVM may write guest memory: not while slots change */
 	int r = ioctl(v->fd, KVM_RUN, 0);
 	int e = errno;
+	vcpu_run_end(v);
 	__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	if (r < 0 && e != EINTR)
 		zhv_log(ZHV_LOG_WARN, "vcpu %u: finishing the last exit of its predecessor: %s",
@@ -434,8 +436,10 @@ zhv_status_t vcpu_complete_pending(zhv_vcpu_t *v)
 	struct kvm_run *run = v->run;
 	uint8_t saved = __atomic_load_n(&run->immediate_exit, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	vcpu_run_begin(v); /* KVM may write guest memory: not while slots change */
 	int r = ioctl(v->fd, KVM_RUN, 0);
 	int e = errno;
+	vcpu_run_end(v);
 	/* A kick that arrived meanwhile must still stop the next entry: keep
 	 * immediate_exit set if it was. */
 	if (!saved)
@@ -450,7 +454,7 @@ zhv_status_t vcpu_complete_pending(zhv_vcpu_t *v)
 	v->pending = PENDING_NONE;
 	if (r < 0 && e != EINTR) {
 		zhv_log(ZHV_LOG_ERROR, "vcpu %u: completing I/O: %s", v->id, strerror(e));
-		return ZHV_ERR_IO;
+		return kvm_run_status(e);
 	}
 	return ZHV_OK;
 }

@@ -11,6 +11,7 @@ static const struct zt_test *const suites[] = {
 	zt_api_tests,
 	zt_aspace_tests,
 	zt_state_tests,
+	zt_contract_tests,
 };
 
 int main(int argc, char **argv)

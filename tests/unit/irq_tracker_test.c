@@ -401,6 +401,26 @@ static void test_interrupts_from_other_thread(void **state)
 	assert_int_equal(atomic_load(&s.popped), STRESS_VECTORS);
 }
 
+/* Spec 4 step 5: once an event went in, pending exceptions are dropped but
+ * an NMI (2) and external interrupts stay pending. */
+static void test_discard_exceptions_keeps_nmi(void **state)
+{
+	struct irq_tracker *t = *state;
+
+	irq_tracker_interrupt(t, 0);
+	irq_tracker_interrupt(t, 2);
+	irq_tracker_interrupt(t, 13);
+	irq_tracker_interrupt(t, 20);
+	irq_tracker_interrupt(t, 32);
+	irq_tracker_interrupt(t, 255);
+	irq_tracker_discard_exceptions(t);
+	assert_int_equal(irq_tracker_pending_mask(t), 1u << 2);
+	assert_int_equal(irq_tracker_pop(t), 255);
+	assert_int_equal(irq_tracker_pop(t), 32);
+	assert_int_equal(irq_tracker_pop(t), 2);
+	assert_int_equal(irq_tracker_pop(t), -1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tracker_setup, tracker_teardown)
 
 int main(void)
@@ -419,6 +439,7 @@ int main(void)
 		T(test_interrupt_wakes_waiter),
 		T(test_wait_loops_when_vector_stolen),
 		T(test_interrupts_from_other_thread),
+		T(test_discard_exceptions_keeps_nmi),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
