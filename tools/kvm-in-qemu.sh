@@ -16,8 +16,17 @@
 #   --cpus N       virtual CPUs (default: this machine's CPU count)
 #   --mem SIZE     guest memory, QEMU syntax (default: 4G)
 #   --timeout SECS kill QEMU after SECS seconds and exit 124 (default: 1800)
+#   --cpu MODEL    QEMU CPU model (default: max,phys-bits=48: SVM and NPT,
+#                  and guest-physical addresses up to 2^48 as on AMD hosts)
 #   --keep         keep the per-run directory (guest dmesg, the command script)
+#                  While it runs, that directory's `monitor` is QEMU's monitor
+#                  socket (e.g. `info registers -a`, `sendkey alt-sysrq-l`).
 #   --verbose      show the whole serial console (kernel boot, /init's steps)
+#   --mttcg        one host thread per virtual CPU (multi-threaded TCG). Off by
+#                  default: with it the guest kernel wedges now and then when
+#                  KVM patches kernel text (a static key flipped at VM destroy)
+#                  while another CPU runs it; the default single-threaded TCG
+#                  runs the virtual CPUs in turn on one host thread.
 #
 # COMMAND's stdout arrives on this script's stdout (first serial port) and its
 # stderr on this script's stderr (second serial port), line for line; the
@@ -44,6 +53,8 @@ mem=4G
 timeout_secs=1800
 keep=0
 verbose=0
+tcg_thread=single
+cpu_model=max,phys-bits=48
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -52,6 +63,8 @@ while [[ $# -gt 0 ]]; do
         --timeout) timeout_secs=${2:?--timeout needs a value}; shift 2 ;;
         --keep) keep=1; shift ;;
         --verbose) verbose=1; shift ;;
+        --mttcg) tcg_thread=multi; shift ;;
+        --cpu) cpu_model=${2:?--cpu needs a value}; shift 2 ;;
         --) shift; break ;;
         -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown option '$1' (usage: $0 [--cpus N] [--mem SIZE] [--timeout SECS] -- COMMAND [ARGS...])" ;;
@@ -203,15 +216,18 @@ build_initramfs() {  # $1: output file
     rm -rf "$root"
 }
 
-[[ -s $cache/linux/vmlinuz && -s $cache/linux/busybox && -s $cache/linux/modules/kvm-amd.ko ]] ||
-    fetch_debs
+# Several runs may start at once: one prepares the cache, the others wait.
+exec 9>"$cache/lock"
+flock 9
+[[ -s $cache/linux/VERSION ]] || fetch_debs
 # The initramfs's name carries a hash of /init, so a changed /init rebuilds it.
 initrd=$cache/initramfs-$( { printf '%s' "$init_script"; cat "$cache/linux/VERSION"; } |
                            sha256sum | cut -c1-12).cpio.gz
 if [[ ! -s $initrd ]]; then
-    rm -f "$cache"/initramfs-*.cpio.gz
+    rm -f "$cache"/initramfs-*.cpio.gz   # QEMU reads its -initrd at start
     build_initramfs "$initrd"
 fi
+exec 9>&-
 
 # ---------------------------------------------------------------------------
 # The per-run directory, seen by the guest through the share at the same path.
@@ -241,7 +257,7 @@ case $cwd/ in /tmp/*) touch "$run/keep-tmp" ;; esac
 # ---------------------------------------------------------------------------
 # Boot. ttyS0 (console) -> filter -> stdout; ttyS1 -> stderr.
 # ---------------------------------------------------------------------------
-append="console=ttyS0 panic=-1 mitigations=off tsc=reliable zhv.run=$run"
+append="console=ttyS0 panic=-1 mitigations=off nokaslr tsc=reliable sysrq_always_enabled zhv.run=$run"
 if [[ $verbose == 1 ]]; then
     append+=" zhv.verbose=1"
 else
@@ -251,13 +267,14 @@ fi
 qemu=(
     qemu-system-x86_64
     -nodefaults -no-user-config -display none -no-reboot
-    -machine pc -accel tcg,thread=multi,tb-size=512
-    -cpu max -smp "$cpus" -m "$mem"
+    -machine pc -accel tcg,thread=$tcg_thread,tb-size=512
+    -cpu "$cpu_model" -smp "$cpus" -m "$mem"
     -kernel "$cache/linux/vmlinuz" -initrd "$initrd" -append "$append"
     -chardev stdio,id=ser0,signal=off -serial chardev:ser0
     -chardev pipe,id=ser1,path="$run/stderr" -serial chardev:ser1
     -fsdev local,id=hostroot,path=/,security_model=passthrough,multidevs=remap
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
+    -monitor unix:"$run/monitor",server=on,wait=off
 )
 
 # Keep only what lies between the two markers /init prints; with --verbose,
