@@ -43,6 +43,19 @@ state_in_insn:
 	exit_test
 END_FUNCTION state_in
 
+/* state_out_write: an OUT of 0x42 to TRAP_PORT, then a store of 0x77 to
+ * a MEM trap. */
+FUNCTION state_out_write
+	mov $0x42, %al
+.global state_out_insn
+state_out_insn:
+	out %al, $TRAP_PORT
+.global state_write_insn
+state_write_insn:
+	movq $0x77, (TRAP_ADDR)
+	exit_test
+END_FUNCTION state_out_write
+
 /* state_change: change as much vCPU state as ring-0 code can cheaply
  * (kvm_pvm emulates it), then stop on an IN the host never answers:
  * GDT, IDT, TR, CS by a far return, the data segments, CR0.MP|NE,

@@ -16,10 +16,11 @@
 ZT_GUEST_CODE(state_rep_insb);
 ZT_GUEST_CODE(state_mem_read);
 ZT_GUEST_CODE(state_in);
+ZT_GUEST_CODE(state_out_write);
 ZT_GUEST_CODE(state_change);
 ZT_GUEST_CODE(state_dump);
 extern const char state_rep_insb_insn[], state_mem_read_insn[], state_in_insn[],
-	state_change_in[];
+	state_out_insn[], state_write_insn[], state_change_in[];
 
 /* Must match state_guest.S. */
 #define STATE_INS_BUF  GUEST_MISC
@@ -185,6 +186,41 @@ static void test_read_mid_in(void)
 {
 	for (size_t k = 0; k < NKINDS; k++)
 		in_case(k);
+}
+
+/* What a reader sees after an OUT and after a MEM write (zhv.h): the
+ * access is done; RIP is past the OUT where KVM's emulator ran it (all of
+ * kvm_pvm's ring-0 code), at it on a hardware-virtualized KVM until the
+ * next enter; RIP is past a MEM write everywhere. Reads of every kind in
+ * between, and the guest goes on without repeating either access. */
+static void test_read_mid_out_write(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, state_out_write_start, state_out_write_end);
+	ZT_ASSERT_OK(zhv_guest_set_trap(tc.guest, ZHV_TRAP_IO, TRAP_PORT, 1, NULL, TRAP_KEY));
+	ZT_ASSERT_OK(zhv_guest_set_trap(tc.guest, ZHV_TRAP_MEM, TRAP_ADDR, ZHV_PAGE_SIZE, NULL,
+	                                TRAP_KEY));
+	uint64_t out = ZT_GUEST_ADDR(state_out_write_start, state_out_insn);
+	uint64_t store = ZT_GUEST_ADDR(state_out_write_start, state_write_insn);
+	zhv_packet_t p = enter_packet(tc.vcpu, ZHV_PKT_TYPE_GUEST_IO);
+	ZT_EXPECT_EQ(p.guest_io.input, 0);
+	ZT_EXPECT_EQ(p.guest_io.u8, 0x42);
+	for (size_t k = 0; k < NKINDS; k++)
+		read_kind(tc.vcpu, k);
+	uint64_t rip = zt_read_regs(tc.vcpu).rip;
+	zt_diag("RIP after the OUT packet: %s", rip == out ? "at the OUT" : rip == store ?
+	        "past the OUT" : "elsewhere");
+	ZT_EXPECT_EQ(rip, zt_kvm_pvm() ? store : out);
+
+	p = enter_packet(tc.vcpu, ZHV_PKT_TYPE_GUEST_MEM);
+	ZT_EXPECT_EQ(p.guest_mem.write, 1);
+	ZT_EXPECT_EQ(p.guest_mem.data, 0x77);
+	ZT_EXPECT_EQ(p.guest_mem.rip, store);
+	for (size_t k = 0; k < NKINDS; k++)
+		read_kind(tc.vcpu, k);
+	ZT_EXPECT_EQ(zt_read_regs(tc.vcpu).rip, store + p.guest_mem.instruction_size);
+	zt_enter_and_clean_exit(&tc);
+	zt_case_destroy(&tc);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -670,6 +706,7 @@ const struct zt_test zt_state_tests[] = {
 	{"state_read_mid_rep_insb", test_read_mid_rep_insb},
 	{"state_read_mid_mem_read", test_read_mid_mem_read},
 	{"state_read_mid_in", test_read_mid_in},
+	{"state_read_mid_out_write", test_read_mid_out_write},
 	{"state_reuse_bsp", test_reuse_bsp},
 	{"state_reuse_ap", test_reuse_ap},
 	{"state_reuse_100", test_reuse_100},
