@@ -178,9 +178,9 @@ static void test_protect_while_running(void)
 	zt_case_destroy(&tc);
 }
 
-/* 10^4 map and unmap calls while the vCPU runs: an unrelated range above
- * the guest's RAM (one KVM slot each) alternating with a page punched out
- * of the RAM the guest runs in and put back (a slot split each time). */
+/* 10^4 map and unmap calls of an unrelated range above the guest's RAM
+ * (one KVM slot each) while the vCPU runs, and every tenth time a page
+ * punched out of the RAM the guest runs in and put back (a slot split). */
 static void test_map_unmap_while_running(void)
 {
 	struct zt_case tc;
@@ -195,10 +195,12 @@ static void test_map_unmap_while_running(void)
 	expect_guest_progress(&tc, 0);
 
 	uint64_t before = guest_counter(&tc);
-	for (unsigned i = 0; i < 2500 && !atomic_load(&r.other); i++) {
+	for (unsigned i = 0; i < 5000 && !atomic_load(&r.other); i++) {
 		ZT_ASSERT_OK(zhv_guest_map(tc.guest, 0x40000000, extra, extra_size, ZHV_MAP_RWX));
 		ZT_ASSERT_OK(zhv_guest_unmap(tc.guest, 0x40000000, extra_size));
-		uint64_t hole = 0x600000 + (uint64_t)(i % 256) * ZHV_PAGE_SIZE;
+		if (i % 10)
+			continue;
+		uint64_t hole = 0x600000 + (uint64_t)(i / 10 % 256) * ZHV_PAGE_SIZE;
 		ZT_ASSERT_OK(zhv_guest_unmap(tc.guest, hole, ZHV_PAGE_SIZE));
 		ZT_ASSERT_OK(zhv_guest_map(tc.guest, hole, tc.mem + hole, ZHV_PAGE_SIZE,
 		                           ZHV_MAP_RWX));
@@ -281,7 +283,7 @@ static void test_destroy_races_kick(void)
 	memset(&d, 0, sizeof(d));
 	zt_thread_t *h1 = zt_thread_start(hammer_thread, &d);
 	zt_thread_t *h2 = zt_thread_start(hammer_thread, &d);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 100; i++) {
 		struct destroy_round x;
 		memset(&x, 0, sizeof(x));
 		x.tc = &tc;
@@ -303,7 +305,7 @@ static void test_destroy_races_kick(void)
 	atomic_store(&d.stop, true);
 	zt_thread_join(h1);
 	zt_thread_join(h2);
-	ZT_EXPECT_GE(atomic_load(&d.calls), 200);
+	ZT_EXPECT_GE(atomic_load(&d.calls), 100);
 	ZT_EXPECT(!atomic_load(&d.bad_info));
 	zt_case_destroy(&tc);
 }
