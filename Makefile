@@ -108,13 +108,20 @@ $(RUN_DISK):
 	printf 'Hello from the virtio disk of zhv run\n' > $@
 	truncate -s 1M $@
 
+# Without /dev/kvm (a machine whose kernel is itself a guest), zhv runs on
+# a real KVM inside QEMU's emulated AMD-V (tools/kvm-in-qemu.sh).
 run: all $(RUN_DISK)
-	$(VMM_BIN) run --cpus 4 --memory 64M --disk $(RUN_DISK) $(GUEST_ELF)
+	@if [ -e /dev/kvm ]; then \
+		$(VMM_BIN) run --cpus 4 --memory 64M --disk $(RUN_DISK) $(GUEST_ELF); \
+	else \
+		echo "no /dev/kvm: running zhv inside tools/kvm-in-qemu.sh" >&2; \
+		tools/kvm-in-qemu.sh -- $(VMM_BIN) run --cpus 4 --memory 64M --disk $(RUN_DISK) $(GUEST_ELF); \
+	fi
 
 # The Debian packages the build and tests need (run as root or with sudo).
 deps:
 	apt-get update
-	apt-get install -y build-essential libzydis-dev libcmocka-dev libtsan2
+	apt-get install -y build-essential libzydis-dev libcmocka-dev libtsan2 qemu-system-x86
 
 clean:
 	rm -rf build build-san build-tsan

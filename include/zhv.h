@@ -62,6 +62,12 @@
  *    decoding (a write's instruction is decoded backwards from RIP;
  *    instruction_size 0 if that fails), not from a VM-exit field. Why: KVM
  *    completes every MMIO read itself.
+ *  - RIP at a packet. Zircon advances RIP past the instruction before it
+ *    returns an IO or MEM packet. libzhv: KVM finishes the instruction at
+ *    the next enter, so until then RIP is at an IN or MEM read (and at a
+ *    single OUT on VMX/SVM), and a state read shows it there without
+ *    finishing the exit. Why: finishing it early would lose the answer.
+ *    (zhv_vcpu_read_state, zhv_vcpu_write_state.)
  *  - String and REP port I/O (INS/OUTS). Zircon fails enter with
  *    NOT_SUPPORTED (RIP on the instruction). libzhv returns one IO packet
  *    per element; each IN element is answered before the next enter. Why:
@@ -248,8 +254,10 @@ typedef struct {
  *
  * (rip) is the address of the accessing instruction and (instruction_size)
  * its length in bytes (from a real x86 decoder). When zhv_vcpu_enter()
- * returns the packet, the guest's RIP is already past the instruction, as in
- * Zircon. For a write, (data) holds the (access_size) bytes written. For a
+ * returns the packet, the guest's RIP is past the instruction for a write
+ * (as in Zircon) and still at it for a read, until the next enter finishes
+ * it (see zhv_vcpu_read_state). For a write, (data) holds the (access_size)
+ * bytes written. For a
  * read, the value the guest receives is what the caller sets with
  * zhv_vcpu_write_state(ZHV_VCPU_MEM) before the next enter (0 if it sets
  * nothing). */

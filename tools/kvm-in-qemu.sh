@@ -85,6 +85,7 @@ modules=(
     virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
     9pnet 9pnet_virtio netfs fscache 9p
     irqbypass kvm ccp kvm-amd
+    tun veth
 )
 
 # ---------------------------------------------------------------------------
@@ -119,7 +120,7 @@ fail() {
 }
 
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
-         9pnet 9pnet_virtio netfs fscache 9p irqbypass kvm ccp; do
+         9pnet 9pnet_virtio netfs fscache 9p irqbypass kvm ccp tun veth; do
     insmod /lib/modules/$m.ko || fail "insmod $m failed"
 done
 if ! insmod /lib/modules/kvm-amd.ko npt=1; then
@@ -219,7 +220,10 @@ build_initramfs() {  # $1: output file
 # Several runs may start at once: one prepares the cache, the others wait.
 exec 9>"$cache/lock"
 flock 9
-[[ -s $cache/linux/VERSION ]] || fetch_debs
+need_fetch=0
+[[ -s $cache/linux/VERSION ]] || need_fetch=1
+for m in "${modules[@]}"; do [[ -s $cache/linux/modules/$m.ko ]] || need_fetch=1; done
+[[ $need_fetch == 0 ]] || fetch_debs
 # The initramfs's name carries a hash of /init, so a changed /init rebuilds it.
 initrd=$cache/initramfs-$( { printf '%s' "$init_script"; cat "$cache/linux/VERSION"; } |
                            sha256sum | cut -c1-12).cpio.gz

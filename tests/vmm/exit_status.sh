@@ -27,8 +27,17 @@ check "i8042 reset: the kernel did not run on" eval 'out_has "reset: pulsing" &&
 run_zhv run "$K/triple_fault.elf"
 check "triple fault: status 1" status_is 1
 check "triple fault: named on stderr" err_has "triple fault"
-check "triple fault: register dump with the decoded instruction" \
-	eval 'err_has "ud2" && err_has "7afe7afe" && err_has "rip"'
+# KVM on AMD-V (SVM, without kvm_pvm) reinitialises the vCPU at a shutdown
+# intercept (the VMCB is undefined after it), so the registers of the fault
+# are gone there and the dump shows the reset state; on VMX and on kvm_pvm
+# it shows the faulting instruction.
+if [ ! -d /sys/module/kvm_pvm ] && grep -qm1 AuthenticAMD /proc/cpuinfo; then
+	check "triple fault: register dump (KVM on AMD-V: the vCPU's reset state)" \
+		eval 'err_has "rip" && err_has "cr0" && err_has "insn:"'
+else
+	check "triple fault: register dump with the decoded instruction" \
+		eval 'err_has "ud2" && err_has "7afe7afe" && err_has "rip"'
+fi
 
 run_zhv run --cpus 2 "$K/triple_fault.elf"
 check "triple fault with an idle AP: status 1, no hang" status_is 1
