@@ -193,12 +193,20 @@ static zhv_status_t kvm_vcpu_get(zhv_guest_t *g, uint32_t apic_id, struct kvm_vc
 	struct kvm_vcpu_slot *s = g->kvm_vcpus[apic_id];
 	pthread_mutex_unlock(&g->vcpu_lock);
 	if (!s) {
+		/* The object is allocated before the slot is published: the
+		 * run gate (guest_hold_vcpus) reads it under vcpu_lock. */
 		s = calloc(1, sizeof(*s));
-		if (!s)
+		zhv_vcpu_t *obj = calloc(1, sizeof(*obj));
+		if (!s || !obj) {
+			free(s);
+			free(obj);
 			return ZHV_ERR_NO_MEMORY;
+		}
+		s->obj = obj;
 		int vfd = ioctl(g->vm_fd, KVM_CREATE_VCPU, (unsigned long)apic_id);
 		if (vfd < 0) {
 			int e = errno;
+			free(obj);
 			free(s);
 			zhv_log(ZHV_LOG_ERROR, "KVM_CREATE_VCPU(%u): %s", apic_id, strerror(e));
 			return e == EINVAL ? ZHV_ERR_NO_RESOURCES : zhv_status_from_errno(e);
@@ -216,11 +224,6 @@ static zhv_status_t kvm_vcpu_get(zhv_guest_t *g, uint32_t apic_id, struct kvm_vc
 			return ZHV_ERR_NO_MEMORY;
 		}
 		s->run = r;
-	}
-	if (!s->obj) {
-		s->obj = calloc(1, sizeof(*s->obj));
-		if (!s->obj)
-			return ZHV_ERR_NO_MEMORY;
 	}
 	*out = s;
 	return ZHV_OK;
