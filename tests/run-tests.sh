@@ -20,6 +20,7 @@ BUILD=${BUILD:-build}
 TIMEOUT=${ZHV_TEST_TIMEOUT:-600}
 SKIP_LIST=" ${ZHV_TESTS_SKIP:-} "
 pass=0 fail=0 skip=0
+failures="" # "program: not ok line" for the list printed before the summary
 log=$(mktemp)
 san_dir=$(mktemp -d)
 trap 'rm -rf "$log" "$san_dir"' EXIT
@@ -42,6 +43,7 @@ collect_reports() {
 	done
 	if [ "$n" -gt 0 ]; then
 		echo "not ok - $name: $n process(es) with ThreadSanitizer reports"
+		failures+="# FAILED $name: $n process(es) with ThreadSanitizer reports"$'\n'
 		fail=$((fail + 1))
 	fi
 }
@@ -64,8 +66,13 @@ run() {
 	f=$(grep -cE '^not ok [0-9]+' "$log")
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "not ok - $name exited with status $rc"
+		failures+="# FAILED $name: exited with status $rc"$'\n'
 		f=1
 	fi
+	local line
+	while IFS= read -r line; do
+		failures+="# FAILED $name: $line"$'\n'
+	done < <(grep -E '^not ok [0-9]+' "$log")
 	echo "# $name: $((SECONDS - t0)) s"
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 	collect_reports "$name"
@@ -91,6 +98,7 @@ run_kvm_programs() {
 # The inner run of kvm-in-qemu: only the KVM programs.
 if [ "${ZHV_TESTS_KVM_ONLY:-0}" = 1 ]; then
 	run_kvm_programs
+	printf '%s' "$failures"
 	echo "$pass passed, $fail failed, $skip skipped"
 	[ "$fail" -eq 0 ]
 	exit
@@ -120,9 +128,13 @@ else
 	else
 		read -r p _ f _ s _ <<<"$(echo "$line" | tr -d ',')"
 		pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + ${s:-0}))
+		inner=$(grep -E '^# FAILED ' "$log" | sed 's/^# FAILED /# FAILED kvm-in-qemu: /')
+		[ -n "$inner" ] && failures+="$inner"$'\n'
 	fi
 	echo "# kvm-in-qemu: $((SECONDS - t0)) s"
 fi
 
+# Every failure again, in one place, just above the summary line.
+printf '%s' "$failures"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
