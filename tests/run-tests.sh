@@ -70,9 +70,10 @@ run() {
 		f=1
 	fi
 	local line
+	# (no process substitution: kvm-in-qemu's chroot has no /dev/fd)
 	while IFS= read -r line; do
-		failures+="# FAILED $name: $line"$'\n'
-	done < <(grep -E '^not ok [0-9]+' "$log")
+		[ -n "$line" ] && failures+="# FAILED $name: $line"$'\n'
+	done <<<"$(grep -E '^not ok [0-9]+' "$log")"
 	echo "# $name: $((SECONDS - t0)) s"
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 	collect_reports "$name"
