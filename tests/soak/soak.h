@@ -102,7 +102,6 @@ static inline int soak_run(const char *what, long cycles, long warmup, long rss_
 			return 1;
 		}
 	struct soak_sample base = soak_measure();
-	double t1 = soak_now();
 	struct soak_sample worst = base;
 	bool ok = true;
 	long step = (cycles - warmup + 9) / 10;
@@ -133,7 +132,6 @@ static inline int soak_run(const char *what, long cycles, long warmup, long rss_
 	struct soak_sample end = soak_measure();
 	printf("# %s: %ld cycles (%ld of warm-up) in %.1f s: %.2f ms per cycle\n", what, cycles,
 	       warmup, t2 - t0, (t2 - t0) * 1e3 / (double)cycles);
-	(void)t1;
 	printf("# %s: fds %ld at start, %ld after warm-up, %ld at the end (most at a "
 	       "checkpoint: %ld)\n",
 	       what, start.fds, base.fds, end.fds, worst.fds);

@@ -96,7 +96,9 @@ static bool one_cycle(long i, void *opaque)
 
 	int kind = atomic_load(&b.vm.exit_kind);
 	if (kind != VM_EXIT_POWEROFF || b.vm.exit_status != 0) {
-		fprintf(stderr, "soak_board: cycle %ld: the run ended with kind %d, status %d (expected a power-off, 0)\n",
+		fprintf(stderr,
+		        "soak_board: cycle %ld: the run ended with kind %d, status %d "
+		        "(expected a power-off, 0)\n",
 		        i, kind, b.vm.exit_status);
 		goto out;
 	}
@@ -104,8 +106,10 @@ static bool one_cycle(long i, void *opaque)
 	fflush(s->serial);
 	long len = ftell(s->serial);
 	if (len != s->serial_len + (long)strlen(GUEST_LINE)) {
-		fprintf(stderr, "soak_board: cycle %ld: COM1 output went from %ld to %ld bytes (expected \"%s\")\n",
-		        i, s->serial_len, len, "soak: up\\n");
+		fprintf(stderr,
+		        "soak_board: cycle %ld: COM1 output went from %ld to %ld bytes "
+		        "(expected \"soak: up\\n\")\n",
+		        i, s->serial_len, len);
 		goto out;
 	}
 	s->serial_len = len;
