@@ -84,7 +84,10 @@ run() {
 # itself a guest and cannot nest KVM), all together inside
 # tools/kvm-in-qemu.sh: a Debian kernel with a real KVM (kvm-amd) on QEMU's
 # emulated AMD-V. Everything there runs slower, so a conformance test gets
-# ZHV_CONF_TIMEOUT=300 s there unless set. ZHV_KVM_IN_QEMU=0 turns this off
+# ZHV_CONF_TIMEOUT=300 s there unless set, and the soak (vmm/soak.sh) runs
+# 1000 libzhv and 300 board cycles unless ZHV_SOAK_LIB_CYCLES /
+# ZHV_SOAK_BOARD_CYCLES say otherwise (its full 10^4 + 10^3 cycles take
+# about 14 minutes there, at 71 and 123 ms per cycle). ZHV_KVM_IN_QEMU=0 turns this off
 # (the programs then fail without KVM under ZHV_REQUIRE_KVM=1, or skip).
 run_kvm_programs() {
 	if [ -x "$BUILD/tests/conformance/conformance" ]; then
@@ -119,6 +122,8 @@ else
 	timeout --kill-after=10 "${ZHV_QEMU_TIMEOUT:-5400}" \
 		tools/kvm-in-qemu.sh --mem 8G --timeout "${ZHV_QEMU_TIMEOUT:-5400}" -- \
 		env ZHV_TESTS_KVM_ONLY=1 ZHV_CONF_TIMEOUT="${ZHV_CONF_TIMEOUT:-300}" BUILD="$BUILD" \
+		ZHV_SOAK_LIB_CYCLES="${ZHV_SOAK_LIB_CYCLES:-1000}" \
+		ZHV_SOAK_BOARD_CYCLES="${ZHV_SOAK_BOARD_CYCLES:-300}" \
 		tests/run-tests.sh >"$log" 2>&1
 	rc=$?
 	cat "$log"

@@ -161,6 +161,11 @@ static int fill_io_gaps(struct board *b, char *err, size_t errlen)
 
 /* ---- the board ------------------------------------------------------------- */
 
+static void uart_teardown(void *opaque)
+{
+	uart16550_destroy(opaque);
+}
+
 static int devices_create(struct board *b, const struct board_config *cfg, char *err,
                           size_t errlen)
 {
@@ -176,6 +181,12 @@ static int devices_create(struct board *b, const struct board_config *cfg, char 
 		if (!u) {
 			fail(err, errlen, "uart16550 COM%u: cannot create", i + 1);
 			return -EIO;
+		}
+		ret = vm_add_teardown(vm, uart_teardown, u);
+		if (ret < 0) {
+			uart16550_destroy(u);
+			fail(err, errlen, "uart16550 COM%u: %s", i + 1, strerror(-ret));
+			return ret;
 		}
 		if (i == 0)
 			b->com1 = u;
@@ -242,5 +253,15 @@ int board_create(struct board *b, const struct board_config *cfg, char *err, siz
 		if (ret < 0)
 			fail(err, errlen, "%s", why[0] ? why : strerror(-ret));
 	}
-	return ret; /* on error the caller exits (see board.h) */
+	return ret; /* on error the caller calls board_destroy */
+}
+
+void board_destroy(struct board *b)
+{
+	if (!b)
+		return;
+	/* The unclaimed-port ranges refer to (gaps): the buses go first. */
+	vm_destroy(&b->vm);
+	free(b->gaps);
+	memset(b, 0, sizeof(*b));
 }

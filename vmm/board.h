@@ -42,13 +42,17 @@ struct board {
 
 /* board_create: build the machine (cfg) describes into (b): guest, RAM,
  * devices, tables, port catch-all, kernel. Returns 0, or a negative
- * errno-style value with a one-line reason in (err).
- *
- * There is no board_destroy: device models have no teardown, and some run
- * threads of their own (PIT and RTC timers, virtio-net receive) that may
- * signal interrupts through the guest at any time, so destroying the guest
- * or unmapping its RAM under them would be a use-after-free. The guest and
- * its devices live until the process exits, also after an error here. */
+ * errno-style value with a one-line reason in (err). Either way (b) is
+ * then released with board_destroy. */
 int board_create(struct board *b, const struct board_config *cfg, char *err, size_t errlen);
+
+/* board_destroy: the inverse of board_create, also after it failed part-
+ * way: every device's destroy path runs, last created first (PIT, RTC and
+ * virtio-net threads stopped and joined, disk images and taps closed, all
+ * memory freed), then the libzhv guest is destroyed and guest RAM
+ * unmapped. Call after vcpus_stop() and console_stop() (nothing may run in
+ * the machine any more); (cfg)'s serial FILE stays the caller's. (b) is left
+ * zeroed. */
+void board_destroy(struct board *b);
 
 #endif /* ZHV_VMM_BOARD_H */

@@ -67,3 +67,18 @@ $(BUILD)/$(TK_DIR)/%.elf: $(BUILD)/$(TK_DIR)/%.o $(TK_RT_OBJS) $(TK_DIR)/rt/kern
 .SECONDARY: $(TK_ELFS:.elf=.o) $(TK_RT_OBJS)
 
 VMM_TEST_BINS := $(GUEST_ELF) $(TK_ELFS)
+
+# ---- soak tests (tests/soak/, run by tests/vmm/soak.sh) ------------------------
+# soak_lib: libzhv alone; soak_board: the VMM's objects but main.c, with the
+# soak test kernel (tests/vmm/kernels/soak.c).
+SOAK_LIB_BIN   := $(BUILD)/tests/soak/soak_lib
+SOAK_BOARD_BIN := $(BUILD)/tests/soak/soak_board
+VMM_LIB_OBJS   := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
+
+$(SOAK_LIB_BIN): $(BUILD)/tests/soak/soak_lib.o $(LIBZHV)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBZHV) $(LDLIBS)
+
+$(SOAK_BOARD_BIN): $(BUILD)/tests/soak/soak_board.o $(VMM_LIB_OBJS) $(LIBZHV)
+	$(CC) $(LDFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LIBZHV) $(LDLIBS)
+
+VMM_TEST_BINS += $(SOAK_LIB_BIN) $(SOAK_BOARD_BIN)

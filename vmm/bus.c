@@ -2,13 +2,15 @@
  * trap key (key = key_base + index into the range table). */
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "bus.h"
 
 /* Registration may happen while vCPUs run (a device added late): writers
  * serialize on this lock; readers (bus_dispatch) take no lock. An entry is
  * complete before its index becomes visible through bus->count (release
- * store / acquire load), and entries are never removed or changed. */
+ * store / acquire load), and entries are never removed or changed while
+ * the machine runs (bus_destroy clears them all once it has stopped). */
 static pthread_mutex_t bus_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int status_to_errno(zhv_status_t st)
@@ -65,6 +67,16 @@ int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t le
 out:
 	pthread_mutex_unlock(&bus_lock);
 	return ret;
+}
+
+void bus_destroy(struct bus *bus)
+{
+	if (!bus)
+		return;
+	pthread_mutex_lock(&bus_lock);
+	__atomic_store_n(&bus->count, 0, __ATOMIC_RELEASE);
+	memset(bus->ranges, 0, sizeof(bus->ranges));
+	pthread_mutex_unlock(&bus_lock);
 }
 
 bool bus_dispatch(struct bus *bus, uint64_t key, uint64_t addr, bool write, uint8_t *data,

@@ -40,6 +40,11 @@ struct bus {
 int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
                  bus_access_fn fn, void *opaque, const char *name);
 
+/* bus_destroy: forget every range (the machine is being destroyed: no
+ * vCPU runs; the libzhv traps go with the guest). A later bus_dispatch
+ * finds no range. The bus owns no other resource. */
+void bus_destroy(struct bus *bus);
+
 /* bus_dispatch: run the access for a packet whose key belongs to (bus).
  * Returns false if the key is not one of this bus's. */
 bool bus_dispatch(struct bus *bus, uint64_t key, uint64_t addr, bool write, uint8_t *data,

@@ -44,6 +44,10 @@ void ioapic_shutdown(struct ioapic *io);
 struct uart;
 struct uart *uart16550_create(struct vm *vm, unsigned index, FILE *out);
 void uart16550_input(struct uart *u, const uint8_t *buf, size_t len);
+/* uart16550_destroy: free (u) (NULL: no-op). No vCPU or input thread may
+ * use it any more; (out) stays open (the caller's). board_destroy calls it
+ * in the machine's teardown order. */
+void uart16550_destroy(struct uart *u);
 
 /* dev/i8042.c: ports 0x60/0x64; writing 0xfe to 0x64 resets the machine
  * (vm_request_exit POWEROFF, status 0). */

@@ -364,6 +364,7 @@ static int cmd_run(int argc, char **argv)
 	int ret = board_create(&board, cfg, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "zhv: %s\n", err);
+		board_destroy(&board);
 		return 1;
 	}
 	struct vm *vm = &board.vm;
@@ -404,8 +405,7 @@ static int cmd_run(int argc, char **argv)
 	if (cfg->debug_io)
 		print_stats(vm);
 	int status = atomic_load(&vm->exit_kind) == VM_EXIT_NONE ? 1 : vm->exit_status;
-	/* The guest and its devices stay until exit (board.h says why); the
-	 * serial file stays open for device threads too, flushed here. */
+	board_destroy(&board);
 	fflush(stdout);
 	if (serial_file)
 		fflush(serial_file);

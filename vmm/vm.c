@@ -1,7 +1,10 @@
 /* vm.c: the machine's shared services: the checked guest-memory accessor,
  * interrupt lines into the IOAPIC, the run's end and unclaimed-access log. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include "devices.h"
 #include "vm.h"
@@ -71,4 +74,27 @@ void vm_log_unclaimed(struct vm *vm, const char *space, uint64_t addr, bool writ
 		        write ? "write" : "read", addr, size);
 	else /* libzhv does not say which access an unclaimed MMIO exit was */
 		fprintf(stderr, "zhv: unclaimed %s access at %#" PRIx64 "\n", space, addr);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	/* No access can reach a device from here on (no vCPU runs anyway). */
+	bus_destroy(&vm->io_bus);
+	bus_destroy(&vm->mmio_bus);
+	/* Last created first: a device's threads stop before anything they
+	 * signal (the IOAPIC, the PCI host) goes. */
+	while (vm->nteardowns > 0) {
+		struct vm_teardown *t = &vm->teardowns[--vm->nteardowns];
+		t->fn(t->opaque);
+	}
+	/* No device thread is left to signal an MSI or read guest memory:
+	 * the guest (its memslots, traps and KVM fds) and then its RAM go. */
+	zhv_guest_destroy(vm->guest);
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	pthread_mutex_destroy(&vm->irq_lock);
+	pthread_mutex_destroy(&vm->exit_lock);
+	memset(vm, 0, sizeof(*vm));
 }

@@ -3,6 +3,7 @@
 #ifndef ZHV_VMM_VM_H
 #define ZHV_VMM_VM_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,6 +30,16 @@ enum vm_exit_kind {
 	VM_EXIT_ERROR,    /* triple fault, fatal enter error: status 1 */
 };
 
+/* One device's destroy path (vm_add_teardown). */
+struct vm_teardown {
+	void (*fn)(void *opaque);
+	void *opaque;
+};
+
+/* At most one entry per device: 3 controllers, 4 UARTs, 6 legacy devices,
+ * 31 PCI functions, 2 table devices, with room to spare. */
+#define VM_MAX_TEARDOWNS 64
+
 struct vm {
 	zhv_guest_t *guest;
 	uint8_t *ram;         /* host mapping of all RAM (low part first) */
@@ -49,6 +60,11 @@ struct vm {
 	atomic_int exit_kind; /* enum vm_exit_kind */
 	int exit_status;
 	void (*on_exit)(struct vm *vm); /* kicks every vCPU (set by the VMM) */
+
+	/* Destroy paths of the devices created so far, in creation order
+	 * (vm_add_teardown); vm_destroy runs them last to first. */
+	struct vm_teardown teardowns[VM_MAX_TEARDOWNS];
+	unsigned nteardowns;
 };
 
 /* vm_gpa: host pointer to guest-physical [gpa, gpa + len) if it is RAM,
@@ -70,6 +86,31 @@ void vm_irq_pulse(struct vm *vm, unsigned gsi);
 /* vm_request_exit: end the run (first request wins) with (kind) and
  * (status) as zhv's exit status. Any thread. */
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status);
+
+/* vm_add_teardown: have vm_destroy call (fn)(opaque), before the teardowns
+ * of devices created earlier (so that a device with a thread is stopped
+ * before the interrupt controllers it signals go) and after those created
+ * later. A device registers it as the last step of its creation, once
+ * nothing can fail any more; if this fails the device destroys itself and
+ * fails. Returns 0, or -ENOSPC when the table is full. Set-up thread only.
+ * (Inline: device models and their unit tests need no vm.c for it.) */
+static inline int vm_add_teardown(struct vm *vm, void (*fn)(void *opaque), void *opaque)
+{
+	if (!vm || !fn)
+		return -EINVAL;
+	if (vm->nteardowns >= VM_MAX_TEARDOWNS)
+		return -ENOSPC;
+	vm->teardowns[vm->nteardowns++] = (struct vm_teardown){fn, opaque};
+	return 0;
+}
+
+/* vm_destroy: the inverse of the machine's creation (board_create): run
+ * every teardown, last first (device threads stopped and joined, files
+ * closed, memory freed), destroy the libzhv guest, unmap guest RAM and
+ * release the locks. Every vCPU must be stopped and destroyed first
+ * (vcpus_stop), and nothing may use (vm) afterwards. Safe on a machine
+ * whose creation failed part-way; (vm) is left zeroed. */
+void vm_destroy(struct vm *vm);
 
 /* vm_log_unclaimed: note an access nobody claimed (only with --debug-io). */
 void vm_log_unclaimed(struct vm *vm, const char *space, uint64_t addr, bool write,

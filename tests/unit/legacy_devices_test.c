@@ -523,6 +523,53 @@ static void test_legacy_ports(void **state)
 	}
 }
 
+/* ---- teardown ------------------------------------------------------------------ */
+
+static long thread_count(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	assert_non_null(f);
+	char line[256];
+	long n = -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Threads:", 8) == 0)
+			n = strtol(line + 8, NULL, 10);
+	fclose(f);
+	return n;
+}
+
+/* Every device registers its destroy path; running them (as vm_destroy
+ * does, last first) joins the PIT's and the RTC's threads while they wait
+ * for their next tick, and frees everything (LeakSanitizer under SAN=1). */
+static void test_teardown_joins_threads(void **state)
+{
+	(void)state;
+	long before = thread_count();
+	assert_int_equal(pic_create(&test_vm), 0);
+	assert_int_equal(i8042_create(&test_vm), 0);
+	assert_int_equal(debug_exit_create(&test_vm), 0);
+	assert_int_equal(pit_create(&test_vm), 0);
+	assert_int_equal(rtc_create(&test_vm), 0);
+	assert_int_equal(legacy_ports_create(&test_vm), 0);
+	/* PIC, i8042, PIT, RTC own memory; debug-exit and the legacy ports
+	 * own nothing but their bus ranges. */
+	assert_int_equal(test_vm.nteardowns, 4);
+	outb(0x43, 0x34); /* PIT channel 0, mode 2, count 0x1000: its thread starts */
+	outb(0x40, 0x00);
+	outb(0x40, 0x10);
+	outb(0x70, 0x0B); /* RTC: periodic interrupt on, its thread starts */
+	outb(0x71, (uint8_t)(inb(0x71) | 0x40));
+	assert_int_equal(thread_count(), before + 2);
+	sleep_ms(20); /* both threads in their timed waits, the PIT's pulsing */
+	while (test_vm.nteardowns > 0) {
+		struct vm_teardown *t = &test_vm.teardowns[--test_vm.nteardowns];
+		t->fn(t->opaque);
+	}
+	assert_int_equal(thread_count(), before);
+	assert_null(test_vm.pic);
+	test_vm.io_bus.count = 0; /* its ranges point at freed devices now */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +584,7 @@ int main(void)
 		cmocka_unit_test_setup(test_i8042, setup),
 		cmocka_unit_test_setup(test_debug_exit, setup),
 		cmocka_unit_test_setup(test_legacy_ports, setup),
+		cmocka_unit_test_setup(test_teardown_joins_threads, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

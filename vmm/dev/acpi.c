@@ -660,6 +660,13 @@ static int acpi_build_tables(struct vm *vm)
 	return 0;
 }
 
+static void acpi_pm_destroy(void *opaque)
+{
+	struct acpi_pm *pm = opaque;
+	pthread_mutex_destroy(&pm->lock);
+	free(pm);
+}
+
 int acpi_create(struct vm *vm)
 {
 	if (!vm)
@@ -676,11 +683,13 @@ int acpi_create(struct vm *vm)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	pm->base_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	ret = bus_register(&vm->io_bus, vm->guest, ACPI_PM_IO_BASE, ACPI_PM_IO_LEN, acpi_pm_access,
-	                   pm, "acpi-pm");
+	/* From here the machine owns (pm): vm_destroy frees it, also after a
+	 * failure below. */
+	ret = vm_add_teardown(vm, acpi_pm_destroy, pm);
 	if (ret < 0) {
-		pthread_mutex_destroy(&pm->lock);
-		free(pm);
+		acpi_pm_destroy(pm);
+		return ret;
 	}
-	return ret;
+	return bus_register(&vm->io_bus, vm->guest, ACPI_PM_IO_BASE, ACPI_PM_IO_LEN, acpi_pm_access,
+	                    pm, "acpi-pm");
 }

@@ -101,6 +101,13 @@ static void fw_cfg_access(void *opaque, uint64_t offset, bool write, uint8_t *da
 	pthread_mutex_unlock(&f->lock);
 }
 
+static void fw_cfg_destroy(void *opaque)
+{
+	struct fw_cfg *f = opaque;
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
 int fw_cfg_create(struct vm *vm)
 {
 	if (!vm)
@@ -111,10 +118,12 @@ int fw_cfg_create(struct vm *vm)
 	pthread_mutex_init(&f->lock, NULL);
 	f->vm = vm;
 	fw_cfg_select(f, FW_CFG_SIGNATURE);
-	int ret = bus_register(&vm->io_bus, vm->guest, FW_CFG_PORT, 2, fw_cfg_access, f, "fw_cfg");
+	/* From here the machine owns (f): vm_destroy frees it, also after a
+	 * failure below. */
+	int ret = vm_add_teardown(vm, fw_cfg_destroy, f);
 	if (ret < 0) {
-		pthread_mutex_destroy(&f->lock);
-		free(f);
+		fw_cfg_destroy(f);
+		return ret;
 	}
-	return ret;
+	return bus_register(&vm->io_bus, vm->guest, FW_CFG_PORT, 2, fw_cfg_access, f, "fw_cfg");
 }

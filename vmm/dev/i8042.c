@@ -284,6 +284,13 @@ static void i8042_cmd_access(void *opaque, uint64_t offset, bool write, uint8_t 
 	i8042_access(opaque, true, write, data, size);
 }
 
+static void i8042_destroy(void *opaque)
+{
+	struct i8042 *k = opaque;
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
 int i8042_create(struct vm *vm)
 {
 	if (!vm)
@@ -296,14 +303,17 @@ int i8042_create(struct vm *vm)
 	k->ctr = I8042_CTR_RESET;
 	k->outp = I8042_OUTP_RESET | I8042_OUTP_A20;
 	k->last_cmd = true;
-	int ret = bus_register(&vm->io_bus, vm->guest, I8042_DATA_PORT, 1, i8042_data_access, k,
-	                       "i8042-data");
+	/* From here the machine owns (k): vm_destroy frees it, also after a
+	 * failure below. */
+	int ret = vm_add_teardown(vm, i8042_destroy, k);
 	if (ret < 0) {
-		pthread_mutex_destroy(&k->lock);
-		free(k);
+		i8042_destroy(k);
 		return ret;
 	}
-	/* On failure (k) stays: the data port range already refers to it. */
+	ret = bus_register(&vm->io_bus, vm->guest, I8042_DATA_PORT, 1, i8042_data_access, k,
+	                   "i8042-data");
+	if (ret < 0)
+		return ret;
 	return bus_register(&vm->io_bus, vm->guest, I8042_CMD_PORT, 1, i8042_cmd_access, k,
 	                    "i8042-cmd");
 }

@@ -296,6 +296,17 @@ static void ioapic_access(void *opaque, uint64_t offset, bool write, uint8_t *da
 	pthread_mutex_unlock(&io->lock);
 }
 
+/* vm_destroy: every device that raises interrupts was destroyed before
+ * (they were created after the IOAPIC) and no vCPU runs. */
+static void ioapic_destroy(void *opaque)
+{
+	struct ioapic *io = opaque;
+	if (io->vm->ioapic == io)
+		io->vm->ioapic = NULL;
+	pthread_mutex_destroy(&io->lock);
+	free(io);
+}
+
 int ioapic_create(struct vm *vm)
 {
 	if (!vm)
@@ -307,13 +318,18 @@ int ioapic_create(struct vm *vm)
 	io->vm = vm;
 	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++)
 		io->rte[pin] = IOAPIC_RTE_MASKED; /* 82093AA: masked after reset */
-	int ret = bus_register(&vm->mmio_bus, vm->guest, VM_IOAPIC_BASE, IOAPIC_MMIO_LEN,
-	                       ioapic_access, io, "ioapic");
+	/* From here the machine owns (io): vm_destroy frees it, also after a
+	 * failure below. */
+	int ret = vm_add_teardown(vm, ioapic_destroy, io);
 	if (ret < 0) {
 		pthread_mutex_destroy(&io->lock);
 		free(io);
 		return ret;
 	}
+	ret = bus_register(&vm->mmio_bus, vm->guest, VM_IOAPIC_BASE, IOAPIC_MMIO_LEN,
+	                   ioapic_access, io, "ioapic");
+	if (ret < 0)
+		return ret;
 	vm->ioapic = io;
 	return 0;
 }

@@ -255,6 +255,17 @@ static void pci_bridge_init(struct pci_device *br, struct vm *vm)
 	br->slot = 0;
 }
 
+/* vm_destroy: the PCI devices on the bus were created after the host and
+ * are gone already; the host only forgets them. */
+static void pci_destroy(void *opaque)
+{
+	struct pci_host *h = opaque;
+	if (h->vm->pci == h)
+		h->vm->pci = NULL;
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
 int pci_init(struct vm *vm)
 {
 	if (!vm)
@@ -269,16 +280,19 @@ int pci_init(struct vm *vm)
 	h->mmio_next = VM_PCI_MMIO_BASE;
 	pci_bridge_init(&h->bridge, vm);
 	h->slots[0] = &h->bridge;
-	int ret = bus_register(&vm->io_bus, vm->guest, PCI_CONF_PORT, PCI_CONF_LEN, pci_conf_access,
-	                       h, "pci-conf");
+	/* From here the machine owns (h): vm_destroy frees it, also after a
+	 * failure below. */
+	int ret = vm_add_teardown(vm, pci_destroy, h);
 	if (ret < 0) {
 		pthread_mutex_destroy(&h->lock);
 		free(h);
 		return ret;
 	}
-	/* From here on (h) stays referenced by the port range. */
-	ret = bus_register(&vm->mmio_bus, vm->guest, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE,
-	                   pci_mmio_access, h, "pci-mmio");
+	ret = bus_register(&vm->io_bus, vm->guest, PCI_CONF_PORT, PCI_CONF_LEN, pci_conf_access, h,
+	                   "pci-conf");
+	if (ret == 0)
+		ret = bus_register(&vm->mmio_bus, vm->guest, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE,
+		                   pci_mmio_access, h, "pci-mmio");
 	if (ret == 0)
 		vm->pci = h;
 	return ret;

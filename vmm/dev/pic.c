@@ -209,6 +209,15 @@ static void pic_elcr_access(void *opaque, uint64_t offset, bool write, uint8_t *
 	pthread_mutex_unlock(&p->lock);
 }
 
+static void pic_destroy(void *opaque)
+{
+	struct pic *p = opaque;
+	if (p->vm->pic == p)
+		p->vm->pic = NULL;
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
 int pic_create(struct vm *vm)
 {
 	if (!vm)
@@ -223,16 +232,19 @@ int pic_create(struct vm *vm)
 		p->chip[n].vector_base = n ? 0x70 : 0x08; /* PC BIOS defaults */
 		p->chip[n].elcr_mask = n ? PIC_ELCR_MASK_SLAVE : PIC_ELCR_MASK_MASTER;
 	}
-	int ret = bus_register(&vm->io_bus, vm->guest, PIC_MASTER_PORT, 2, pic_master_access, p,
-	                       "pic-master");
+	/* From here the machine owns (p): vm_destroy frees it, also after a
+	 * failure below. */
+	int ret = vm_add_teardown(vm, pic_destroy, p);
 	if (ret < 0) {
 		pthread_mutex_destroy(&p->lock);
 		free(p);
 		return ret;
 	}
-	/* From here on (p) stays referenced by the master's range. */
-	ret = bus_register(&vm->io_bus, vm->guest, PIC_SLAVE_PORT, 2, pic_slave_access, p,
-	                   "pic-slave");
+	ret = bus_register(&vm->io_bus, vm->guest, PIC_MASTER_PORT, 2, pic_master_access, p,
+	                   "pic-master");
+	if (ret == 0)
+		ret = bus_register(&vm->io_bus, vm->guest, PIC_SLAVE_PORT, 2, pic_slave_access, p,
+		                   "pic-slave");
 	if (ret == 0)
 		ret = bus_register(&vm->io_bus, vm->guest, PIC_ELCR_PORT, 2, pic_elcr_access, p,
 		                   "pic-elcr");

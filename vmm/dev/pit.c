@@ -69,6 +69,7 @@ struct pit {
 	int64_t next_ns, period_ns;
 	pthread_t thread;
 	bool thread_started; /* the thread starts when channel 0 first counts */
+	bool stopping;       /* pit_destroy: the thread returns */
 };
 
 static int64_t pit_now(void)
@@ -360,7 +361,7 @@ static void *pit_thread(void *arg)
 {
 	struct pit *p = arg;
 	pthread_mutex_lock(&p->lock);
-	for (;;) {
+	while (!p->stopping) {
 		if (!p->armed) {
 			pthread_cond_wait(&p->cond, &p->lock);
 			continue;
@@ -383,7 +384,25 @@ static void *pit_thread(void *arg)
 		vm_irq_pulse(p->vm, 0);
 		pthread_mutex_lock(&p->lock);
 	}
+	pthread_mutex_unlock(&p->lock);
 	return NULL;
+}
+
+/* vm_destroy: no vCPU runs (nothing can start or re-arm the thread any
+ * more); stop and join the timer thread, which leaves every wait when
+ * signalled. */
+static void pit_destroy(void *opaque)
+{
+	struct pit *p = opaque;
+	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	if (p->thread_started)
+		pthread_join(p->thread, NULL);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
 }
 
 int pit_create(struct vm *vm)
@@ -405,17 +424,16 @@ int pit_create(struct vm *vm)
 		p->ch[n].gate = n != 2; /* channels 0 and 1: gate tied high */
 		p->ch[n].null_count = true;
 	}
-	int ret = bus_register(&vm->io_bus, vm->guest, PIT_BASE_PORT, 4, pit_access, p, "pit");
+	/* From here the machine owns (p): vm_destroy frees it, also after a
+	 * failure below. */
+	int ret = vm_add_teardown(vm, pit_destroy, p);
+	if (ret < 0) {
+		pit_destroy(p);
+		return ret;
+	}
+	ret = bus_register(&vm->io_bus, vm->guest, PIT_BASE_PORT, 4, pit_access, p, "pit");
 	if (ret < 0)
-		goto err_free;
-	ret = bus_register(&vm->io_bus, vm->guest, PIT_PORT_B, 1, pit_port_b_access, p,
-	                   "pit-port-b");
-	if (ret < 0)
-		return ret; /* (p) stays: the first range refers to it */
-	return 0;
-err_free:
-	pthread_mutex_destroy(&p->lock);
-	pthread_cond_destroy(&p->cond);
-	free(p);
-	return ret;
+		return ret;
+	return bus_register(&vm->io_bus, vm->guest, PIT_PORT_B, 1, pit_port_b_access, p,
+	                    "pit-port-b");
 }

@@ -62,6 +62,7 @@ struct rtc {
 	int irq_level;
 	pthread_t thread;
 	bool thread_started; /* the thread starts when B first enables an interrupt */
+	bool stopping;       /* rtc_destroy: the thread returns */
 };
 
 static int64_t rtc_clock(clockid_t id)
@@ -384,7 +385,7 @@ static void *rtc_thread(void *arg)
 {
 	struct rtc *r = arg;
 	pthread_mutex_lock(&r->lock);
-	for (;;) {
+	while (!r->stopping) {
 		uint8_t b = r->cmos[RTC_REG_B];
 		int64_t real_ns = rtc_clock(CLOCK_REALTIME), mono_ns = rtc_clock(CLOCK_MONOTONIC);
 		rtc_update(r, real_ns, mono_ns);
@@ -404,7 +405,24 @@ static void *rtc_thread(void *arg)
 		struct timespec ts = {.tv_sec = wake / RTC_NS, .tv_nsec = wake % RTC_NS};
 		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 	}
+	pthread_mutex_unlock(&r->lock);
 	return NULL;
+}
+
+/* vm_destroy: no vCPU runs (nothing can start the thread any more); stop
+ * and join the interrupt thread, which leaves every wait when signalled. */
+static void rtc_destroy(void *opaque)
+{
+	struct rtc *r = opaque;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	if (r->thread_started)
+		pthread_join(r->thread, NULL);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
 }
 
 static void rtc_put16(uint8_t *cmos, unsigned idx, uint64_t v)
@@ -463,12 +481,12 @@ int rtc_create(struct vm *vm)
 	int64_t real_ns = rtc_clock(CLOCK_REALTIME);
 	r->last_sec = rtc_floor_div(real_ns, RTC_NS);
 	r->periodic_next = rtc_clock(CLOCK_MONOTONIC) + rtc_period_ns(r);
-	int ret = bus_register(&vm->io_bus, vm->guest, RTC_PORT, 2, rtc_access, r, "rtc");
+	/* From here the machine owns (r): vm_destroy frees it, also after a
+	 * failure below. */
+	int ret = vm_add_teardown(vm, rtc_destroy, r);
 	if (ret < 0) {
-		pthread_mutex_destroy(&r->lock);
-		pthread_cond_destroy(&r->cond);
-		free(r);
+		rtc_destroy(r);
 		return ret;
 	}
-	return 0;
+	return bus_register(&vm->io_bus, vm->guest, RTC_PORT, 2, rtc_access, r, "rtc");
 }

@@ -181,8 +181,11 @@ static void blk_queue_notify(struct virtio_pci *vp, unsigned q)
 		virtio_pci_queue_interrupt(vp, q);
 }
 
+static void virtio_blk_destroy(struct virtio_pci *vp);
+
 static const struct virtio_dev_ops blk_ops = {
 	.queue_notify = blk_queue_notify,
+	.destroy = virtio_blk_destroy,
 };
 
 int virtio_blk_create(struct vm *vm, const char *path, bool read_only)
@@ -243,4 +246,15 @@ err_free:
 err_close:
 	close(fd);
 	return r;
+}
+
+/* vm_destroy (no vCPU runs, so no request is being served): close the
+ * image and free the device. */
+static void virtio_blk_destroy(struct virtio_pci *vp)
+{
+	struct virtio_blk *b = vp->opaque;
+
+	close(b->fd);
+	virtio_pci_fini(vp);
+	free(b);
 }

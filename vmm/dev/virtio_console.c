@@ -24,8 +24,8 @@ struct virtio_console {
 	struct vq_chain chain; /* under vp.lock */
 };
 
-/* The console virtio_console_input() feeds: set once at creation; the
- * console itself is never freed. */
+/* The console virtio_console_input() feeds: the last one created, until
+ * its destroy (the VMM's console input thread is stopped before). */
 static struct virtio_console *_Atomic the_console;
 
 /* Move buffered input into the guest's receive buffers. Lock held. */
@@ -106,8 +106,18 @@ static void console_queue_notify(struct virtio_pci *vp, unsigned q)
 		console_transmit(con);
 }
 
+static void virtio_console_destroy(struct virtio_pci *vp)
+{
+	struct virtio_console *con = vp->opaque;
+	struct virtio_console *expected = con;
+	atomic_compare_exchange_strong(&the_console, &expected, NULL);
+	virtio_pci_fini(vp);
+	free(con);
+}
+
 static const struct virtio_dev_ops console_ops = {
 	.queue_notify = console_queue_notify,
+	.destroy = virtio_console_destroy,
 };
 
 void virtio_console_input(const uint8_t *buf, size_t len)

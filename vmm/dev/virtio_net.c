@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -45,7 +46,10 @@ static const uint8_t net_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 struct virtio_net {
 	struct virtio_pci vp;
 	int tap_fd;
+	int stop_fd;          /* eventfd: net_destroy wakes the receive thread's poll */
 	pthread_t rx_thread;
+	bool rx_started;
+	bool stopping;        /* under vp.lock: the receive thread returns */
 	/* With vp.lock: signalled when receive buffers may have arrived. */
 	pthread_cond_t rx_cond;
 	/* Under vp.lock. rx_kicks counts receive-queue notifications (new
@@ -161,11 +165,18 @@ static void *rx_thread(void *arg)
 	unsigned kicks = 0, resets = 0;
 
 	for (;;) {
-		struct pollfd pfd = { .fd = n->tap_fd, .events = POLLIN };
+		struct pollfd pfd[2] = {
+			{ .fd = n->tap_fd, .events = POLLIN },
+			{ .fd = n->stop_fd, .events = POLLIN },
+		};
 		ssize_t len;
 
 		pthread_mutex_lock(&n->vp.lock);
 		for (;;) {
+			if (n->stopping) {
+				pthread_mutex_unlock(&n->vp.lock);
+				return NULL;
+			}
 			if (pending && n->rx_resets != resets)
 				pending = 0; /* the driver reset the device */
 			if (rx_can_receive(n) && (!pending || n->rx_kicks != kicks))
@@ -181,12 +192,14 @@ static void *rx_thread(void *arg)
 		}
 		pthread_mutex_unlock(&n->vp.lock);
 
-		if (poll(&pfd, 1, -1) < 0) {
+		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+		if (pfd[1].revents)
+			continue; /* net_destroy: the loop test returns */
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
 			errno = EIO;
 			break;
 		}
@@ -265,9 +278,33 @@ static void net_reset(struct virtio_pci *vp)
 	n->rx_resets++;
 }
 
+/* vm_destroy: stop and join the receive thread (it leaves its condition
+ * wait through (stopping) and its poll through (stop_fd)), close the tap. */
+static void net_destroy(struct virtio_pci *vp)
+{
+	struct virtio_net *n = vp->opaque;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&vp->lock);
+	n->stopping = true;
+	pthread_cond_broadcast(&n->rx_cond);
+	pthread_mutex_unlock(&vp->lock);
+	if (n->rx_started) {
+		while (write(n->stop_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+		pthread_join(n->rx_thread, NULL);
+	}
+	close(n->stop_fd);
+	close(n->tap_fd);
+	pthread_cond_destroy(&n->rx_cond);
+	virtio_pci_fini(vp);
+	free(n);
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.queue_notify = net_queue_notify,
 	.reset = net_reset,
+	.destroy = net_destroy,
 };
 
 /* Open (name) (NULL or "": the kernel picks tapN) as a TAP interface with
@@ -322,10 +359,15 @@ int virtio_net_create(struct vm *vm, const char *tap_name)
 		goto err_close;
 	}
 	n->tap_fd = fd;
+	n->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (n->stop_fd < 0) {
+		r = -errno;
+		goto err_free;
+	}
 	r = pthread_cond_init(&n->rx_cond, NULL);
 	if (r) {
 		r = -r;
-		goto err_free;
+		goto err_stop_fd;
 	}
 	memcpy(cfg + NET_CFG_MAC, net_mac, sizeof(net_mac));
 	cfg[NET_CFG_STATUS] = VIRTIO_NET_S_LINK_UP;
@@ -334,15 +376,18 @@ int virtio_net_create(struct vm *vm, const char *tap_name)
 	r = virtio_pci_init(&n->vp, vm, &info);
 	if (r < 0)
 		goto err_cond;
-	/* From here the device is on the bus and stays allocated. */
+	/* From here the machine owns the device: vm_destroy frees it (also
+	 * when the thread cannot start). */
 	r = pthread_create(&n->rx_thread, NULL, rx_thread, n);
 	if (r)
 		return -r;
-	pthread_detach(n->rx_thread);
+	n->rx_started = true;
 	return 0;
 
 err_cond:
 	pthread_cond_destroy(&n->rx_cond);
+err_stop_fd:
+	close(n->stop_fd);
 err_free:
 	free(n);
 err_close:

@@ -615,6 +615,13 @@ static const struct pci_device_ops virtio_pci_ops = {
 	.bar_access = bar_access,
 };
 
+/* vm_destroy's entry for one device: the model's hook frees it all. */
+static void virtio_pci_teardown(void *opaque)
+{
+	struct virtio_pci *vp = opaque;
+	vp->ops->destroy(vp);
+}
+
 int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pci_info *info)
 {
 	uint16_t qs = info->queue_size;
@@ -622,7 +629,7 @@ int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pc
 
 	if (info->num_queues == 0 || info->num_queues > VIRTIO_PCI_MAX_QUEUES ||
 	    info->config_len > VIRTIO_PCI_CONFIG_MAX || qs == 0 || qs > VQ_MAX_SIZE ||
-	    (qs & (qs - 1)) || !info->ops || !info->ops->queue_notify)
+	    (qs & (qs - 1)) || !info->ops || !info->ops->queue_notify || !info->ops->destroy)
 		return -EINVAL;
 	memset(vp, 0, sizeof(*vp));
 	vp->vm = vm;
@@ -657,9 +664,16 @@ int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pc
 	vp->pci.opaque = vp;
 	vp->pci.vm = vm;
 	r = pci_add(vm, &vp->pci);
+	if (r == 0)
+		r = vm_add_teardown(vm, virtio_pci_teardown, vp);
 	if (r < 0) {
 		pthread_mutex_destroy(&vp->lock);
 		return r;
 	}
 	return 0;
+}
+
+void virtio_pci_fini(struct virtio_pci *vp)
+{
+	pthread_mutex_destroy(&vp->lock);
 }

@@ -63,6 +63,11 @@ struct virtio_dev_ops {
 	/* The driver reset the device (status 0); the transport has already
 	 * reset its queues and interrupt state. Optional. */
 	void (*reset)(struct virtio_pci *vp);
+	/* The machine is being destroyed (vm_destroy; no vCPU runs): stop the
+	 * model's threads, close its files, call virtio_pci_fini(vp) and free
+	 * the memory that holds (vp). Required. Called without the lock, once,
+	 * for a device virtio_pci_init() accepted. */
+	void (*destroy)(struct virtio_pci *vp);
 };
 
 /* How a device model describes itself to virtio_pci_init(). */
@@ -129,9 +134,14 @@ struct virtio_pci {
 
 /* virtio_pci_init: set up (vp) from (info) (config space with the virtio
  * capabilities and MSI-X, BAR0, queues) and put it on the PCI bus with
- * pci_add(). (vp) must stay allocated for the life of (vm). Returns 0 or
- * -errno (then nothing is registered and the caller frees (vp)). */
+ * pci_add(). (vp) stays allocated until vm_destroy() calls the model's
+ * destroy hook. Returns 0 or -errno (then the caller frees (vp); a device
+ * already on the PCI bus stays there, unused, until vm_destroy()). */
 int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pci_info *info);
+
+/* virtio_pci_fini: release the transport's own state (its lock); the
+ * last step of a device model's destroy hook before it frees (vp). */
+void virtio_pci_fini(struct virtio_pci *vp);
 
 /* The rest is for device models, with (vp)->lock held. */
 

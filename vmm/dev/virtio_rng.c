@@ -67,8 +67,16 @@ static void rng_queue_notify(struct virtio_pci *vp, unsigned q)
 		virtio_pci_queue_interrupt(vp, q);
 }
 
+static void rng_destroy(struct virtio_pci *vp)
+{
+	struct virtio_rng *rng = vp->opaque;
+	virtio_pci_fini(vp);
+	free(rng);
+}
+
 static const struct virtio_dev_ops rng_ops = {
 	.queue_notify = rng_queue_notify,
+	.destroy = rng_destroy,
 };
 
 int virtio_rng_create(struct vm *vm)
