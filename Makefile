@@ -53,6 +53,7 @@ TOOL_BINS   := $(BUILD)/tools/cpuid_report
 # Optional parts: each directory adds itself if present.
 -include vmm/build.mk
 -include bench/build.mk
+-include fuzz/build.mk
 
 # ThreadSanitizer cannot link statically: the start-up benchmark's
 # harness is then dynamic, as under ASan (bench/build.mk).
