@@ -1,7 +1,7 @@
 /* virtio_console.c: libFuzzer target of the virtio console
  * (vmm/dev/virtio_console.c) behind the virtio PCI transport
  * (fuzz/virtio_dev.h describes the input). Event: (value & 0x1fff) bytes
- * typed on the host. Output goes to /dev/null. */
+ * typed on the host (a fixed pattern). Output goes to /dev/null. */
 #include "virtio_dev.h"
 
 #include "../vmm/dev/virtio_console.c"
@@ -29,11 +29,14 @@ static void fuzz_dev_destroy(void)
 
 static void fuzz_dev_event(uint8_t size, uint16_t offset, uint32_t value)
 {
-	static uint8_t typed[8192];
-	size_t n = value & 0x1fff;
+	static uint8_t typed[8192 + 256];
+	static bool filled;
 
 	(void)size;
-	for (size_t i = 0; i < n; i++)
-		typed[i] = (uint8_t)(offset + i);
-	virtio_console_input(typed, n);
+	if (!filled) {
+		for (size_t i = 0; i < sizeof(typed); i++)
+			typed[i] = (uint8_t)i;
+		filled = true;
+	}
+	virtio_console_input(typed + (offset & 0xff), value & 0x1fff);
 }
