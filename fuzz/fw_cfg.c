@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			width = 4;
 		uint32_t before = f->offset;
 		range->fn(range->opaque, port, write, buf, width);
-		FUZZ_CHECK(f->item_len <= FW_CFG_ITEM_MAX && f->offset <= f->item_len + 0u);
+		FUZZ_CHECK(f->item_len <= FW_CFG_ITEM_MAX && f->offset <= f->item_len);
 		if (!write && port == 0 && width == 1)
 			FUZZ_CHECK(buf[0] == 0 && f->offset == before);
 	}
