@@ -53,6 +53,7 @@ TOOL_BINS   := $(BUILD)/tools/cpuid_report
 # Optional parts: each directory adds itself if present.
 -include vmm/build.mk
 -include bench/build.mk
+-include fuzz/build.mk
 
 # ThreadSanitizer cannot link statically: the start-up benchmark's
 # harness is then dynamic, as under ASan (bench/build.mk).
@@ -121,9 +122,10 @@ run: all $(RUN_DISK)
 # The Debian packages the build and tests need (run as root or with sudo).
 deps:
 	apt-get update
-	apt-get install -y build-essential libzydis-dev libcmocka-dev libtsan2 qemu-system-x86
+	apt-get install -y build-essential libzydis-dev libcmocka-dev libtsan2 qemu-system-x86 \
+		clang libclang-rt-dev
 
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-tsan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
