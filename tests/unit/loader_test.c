@@ -1341,6 +1341,11 @@ static void test_bad_elf(void **state)
 	size_t len;
 	uint8_t *img = make_elf(ELF_CLASS32, ELF_EM_386, 0x100000, &s, 1, NULL, 0, &len);
 	load_fails(write_file("k32.elf", img, len), NULL, NULL, 0, "ELF32 without a multiboot");
+	want_format = KERNEL_PVH;
+	load_fails(tpath("k32.elf"), NULL, NULL, 0, "not a PVH kernel: ELF32 (needs x86-64 ELF64)");
+	want_format = KERNEL_ELF64;
+	load_fails(tpath("k32.elf"), NULL, NULL, 0, "not an ELF64 kernel: ELF32");
+	want_format = KERNEL_AUTO;
 	free(img);
 	assert_int_equal(count_fds(), fds); /* every error path closed its files */
 }

@@ -514,8 +514,13 @@ static int loader_elf(struct loader *l, enum kernel_format want)
 		return ret;
 	if (e.elf_class != ELF_CLASS64 || e.machine != ELF_EM_X86_64) {
 		const char *what = e.elf_class == ELF_CLASS32 ? "ELF32" : "non-x86-64 ELF64";
-		ret = loader_error(l, -ENOEXEC, "%s: not a bootable ELF: %s without a multiboot "
-		                   "header (needs x86-64 ELF64, or multiboot)", path, what);
+		if (want == KERNEL_AUTO)
+			ret = loader_error(l, -ENOEXEC, "%s: not a bootable ELF: %s without a "
+			                   "multiboot header (needs x86-64 ELF64, or multiboot)", path,
+			                   what);
+		else
+			ret = loader_error(l, -ENOEXEC, "%s: not %s kernel: %s (needs x86-64 ELF64)",
+			                   path, want == KERNEL_PVH ? "a PVH" : "an ELF64", what);
 	} else {
 		uint32_t entry = 0;
 		ret = want == KERNEL_ELF64 ? 0 : elf_find_pvh_entry(l, &e, &entry);
