@@ -148,11 +148,10 @@ struct loader_work loader_work;
 
 /* Sort the segments by start, with the running maximum of their ends, for
  * the binary search of loader_overlap. */
-static const struct loader_region *sort_base;
-static int cmp_seg(const void *a, const void *b)
+static int cmp_seg(const void *a, const void *b, void *segs)
 {
-	const struct loader_region *x = &sort_base[*(const size_t *)a];
-	const struct loader_region *y = &sort_base[*(const size_t *)b];
+	const struct loader_region *x = &((const struct loader_region *)segs)[*(const size_t *)a];
+	const struct loader_region *y = &((const struct loader_region *)segs)[*(const size_t *)b];
 	if (x->start != y->start)
 		return x->start < y->start ? -1 : 1;
 	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
@@ -173,8 +172,7 @@ static int loader_sort_segs(struct loader *l)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		l->seg_order[i] = i;
-	sort_base = l->segs; /* the loader runs on one thread */
-	qsort(l->seg_order, n, sizeof(*l->seg_order), cmp_seg);
+	qsort_r(l->seg_order, n, sizeof(*l->seg_order), cmp_seg, l->segs);
 	for (size_t i = 0; i < n; i++) {
 		const struct loader_region *r = &l->segs[l->seg_order[i]];
 		if (i == 0 || r->end > l->seg_maxend[i - 1]) {
