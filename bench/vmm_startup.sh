@@ -130,9 +130,9 @@ fi
 set -- @floor "$B/spawn_floor" \
        "@raw:$GUEST_MIB" "$B/raw_first_byte" --memory "$GUEST_MIB" "$TINY" \
        "@raw-static:$GUEST_MIB" "$B/raw_first_byte_static" --memory "$GUEST_MIB" "$TINY" \
-       "@zhv:$GUEST_MIB" "$BUILD/zhv" run --memory "${GUEST_MIB}M" "$TINY"
+       "@zhv:$GUEST_MIB" "$BUILD/zhv" run --debug-exit --memory "${GUEST_MIB}M" "$TINY"
 if [ "${VMMB_ZHV512:-1}" = 1 ]; then
-	set -- "$@" "@zhv-512M:512" "$BUILD/zhv" run "$TINY"
+	set -- "$@" "@zhv-512M:512" "$BUILD/zhv" run --debug-exit "$TINY"
 fi
 if [ "$have_qemu" = 1 ]; then
 	# shellcheck disable=SC2086

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "board.h"
 #include "dev/pci.h"
@@ -45,12 +46,12 @@ static const struct board_dev early_devices[] = {
 };
 static const struct board_dev legacy_devices[] = {
 	{ "i8042",        i8042_create },
-	{ "debug_exit",   debug_exit_create },
 	{ "pit",          pit_create },
 	{ "rtc",          rtc_create },
 	{ "fw_cfg",       fw_cfg_create },
 	{ "legacy_ports", legacy_ports_create },
 };
+static const struct board_dev debug_exit_device = { "debug_exit", debug_exit_create };
 static const struct board_dev table_devices[] = {
 	{ "acpi",    acpi_create },    /* after every device: the MADT/DSDT list them */
 	{ "mptable", mptable_create },
@@ -166,6 +167,28 @@ static void uart_teardown(void *opaque)
 	uart16550_destroy(opaque);
 }
 
+/* Why a disk image cannot be used, in a user's words. */
+static void disk_error(const char *path, int ret, char *err, size_t errlen)
+{
+	struct stat st;
+	const char *kind = "not a regular file";
+	if (ret == -EBUSY) {
+		fail(err, errlen, "disk %s: the image is in use (locked by another zhv, or given "
+		     "twice): a writable disk needs it alone, read-only (,ro) disks may share it",
+		     path);
+	} else if (ret == -ENOTBLK) {
+		if (stat(path, &st) == 0) /* (for the message only) */
+			kind = S_ISDIR(st.st_mode)  ? "a directory" :
+			       S_ISFIFO(st.st_mode) ? "a FIFO" :
+			       S_ISSOCK(st.st_mode) ? "a socket" :
+			       S_ISCHR(st.st_mode)  ? "a character device" : kind;
+		fail(err, errlen, "disk %s: not a disk image (%s; a disk is a regular file or a "
+		     "block device)", path, kind);
+	} else {
+		fail(err, errlen, "disk %s: %s", path, strerror(-ret));
+	}
+}
+
 static int devices_create(struct board *b, const struct board_config *cfg, char *err,
                           size_t errlen)
 {
@@ -193,12 +216,15 @@ static int devices_create(struct board *b, const struct board_config *cfg, char 
 	}
 	ret = create_all(vm, legacy_devices, sizeof(legacy_devices) / sizeof(legacy_devices[0]),
 	                 err, errlen);
+	if (ret == 0 && cfg->debug_exit) /* opt-in: else port 0xf4 is unclaimed */
+		ret = create_all(vm, &debug_exit_device, 1, err, errlen);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < cfg->ndisks; i++) {
 		ret = virtio_blk_create(vm, cfg->disks[i].path, cfg->disks[i].read_only);
 		if (ret < 0) {
-			fail(err, errlen, "disk %s: %s", cfg->disks[i].path, strerror(-ret));
+			disk_error(cfg->disks[i].path, ret, err, errlen);
+			b->load_error = true;
 			return ret;
 		}
 	}
@@ -250,8 +276,10 @@ int board_create(struct board *b, const struct board_config *cfg, char *err, siz
 	if (ret == 0) {
 		char why[256] = "";
 		ret = loader_load(vm, &cfg->boot, &b->boot, why, sizeof(why));
-		if (ret < 0)
+		if (ret < 0) {
 			fail(err, errlen, "%s", why[0] ? why : strerror(-ret));
+			b->load_error = true;
+		}
 	}
 	return ret; /* on error the caller calls board_destroy */
 }

@@ -23,6 +23,7 @@ struct board_config {
 	uint64_t mem_size;  /* bytes, page multiple, >= BOARD_MIN_MEMORY */
 	FILE *serial;       /* COM1 output; NULL: discarded */
 	bool debug_io;      /* log unclaimed port I/O and MMIO */
+	bool debug_exit;    /* isa-debug-exit at port 0xf4 (else the port is unclaimed) */
 	const struct board_disk *disks;
 	size_t ndisks;
 	const char *const *net_taps;
@@ -38,6 +39,7 @@ struct board {
 	struct boot_state boot; /* the BSP's initial state (loader_load) */
 	struct io_gap *gaps;
 	size_t ngaps;
+	bool load_error; /* board_create failed on an input: kernel, initrd, module, disk */
 };
 
 /* board_create: build the machine (cfg) describes into (b): guest, RAM,

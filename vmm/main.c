@@ -1,6 +1,7 @@
 /* main.c: the zhv command line ("zhv run [options] KERNEL"), process-wide
  * setup (log, signals, terminal) and the wait for the run to end. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -14,10 +15,10 @@
 
 #include "board.h"
 #include "console.h"
+#include "exit_status.h"
 #include "vcpu_thread.h"
 #include "zhv.h"
 
-#define EXIT_USAGE 2
 #define MAX_CPUS 255
 #define DEFAULT_MEMORY (512ull << 20)
 #define MAX_LIST 64 /* --module, --disk, --net each */
@@ -26,29 +27,44 @@ static const char usage_text[] =
 	"Usage: zhv run [options] KERNEL\n"
 	"       zhv --help | --version\n"
 	"\n"
-	"Boot KERNEL (multiboot v1, Linux bzImage, PVH or ELF64 vmlinux, or a flat\n"
-	"binary) in a new virtual machine with COM1 on the terminal.\n"
+	"Boot KERNEL (multiboot v1, Linux bzImage, PVH or ELF64 vmlinux; a flat\n"
+	"binary with --format flat) in a new virtual machine with COM1 on the\n"
+	"terminal.\n"
 	"\n"
 	"Options:\n"
 	"  -c, --cpus N             number of vCPUs, 1..255 (default 1)\n"
 	"  -m, --memory SIZE        guest RAM in bytes, or with a K, M or G suffix\n"
 	"                           (default 512M, at least 2M)\n"
+	"      --format FMT         KERNEL's format: auto (default: multiboot,\n"
+	"                           linux, pvh or elf, from its contents), multiboot,\n"
+	"                           linux (bzImage), pvh, elf (ELF64 at e_entry) or\n"
+	"                           flat (the file at 1 MiB, 64-bit mode)\n"
 	"      --cmdline STR        kernel command line\n"
 	"      --initrd FILE        initial ramdisk\n"
 	"      --module FILE[,ARGS] multiboot module with its command line (repeatable)\n"
-	"      --disk FILE[,ro]     virtio-blk disk, read-only with ,ro (repeatable)\n"
+	"      --disk FILE[,ro]     virtio-blk disk, read-only with ,ro (repeatable);\n"
+	"                           FILE is a regular file or a block device, locked:\n"
+	"                           shared with ,ro, else for this disk alone\n"
 	"      --net tap=NAME       virtio-net on host tap device NAME (repeatable)\n"
 	"      --serial MODE        COM1 output: stdio (default), file:PATH or none\n"
+	"      --debug-exit         isa-debug-exit at port 0xf4: the guest writing V\n"
+	"                           there ends the run with status (V << 1) | 1\n"
 	"      --debug-io           log unclaimed port I/O and MMIO, and exit counts\n"
 	"  -h, --help               show this help\n"
 	"  -V, --version            print the version\n"
 	"\n"
 	"On a terminal, Ctrl-A x quits (exit status 0); Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"\n"
-	"Exit status: 0 when the guest powers off (ACPI S5) or resets (i8042);\n"
-	"(V << 1) | 1 after the guest writes V to port 0xf4 (isa-debug-exit);\n"
-	"1 on a guest crash (triple fault, emulation failure) or runtime error;\n"
-	"2 on a usage error; 128 + N when stopped by signal N.\n";
+	"Exit status (zhv's own are even; a guest's, with --debug-exit, odd):\n"
+	"  0               the guest powered off (ACPI S5) or reset (i8042); Ctrl-A x\n"
+	"  (V << 1) | 1    the guest wrote V to port 0xf4 (with --debug-exit)\n"
+	"  2               usage error\n"
+	"  4               a kernel, initrd, module, disk or serial file could not\n"
+	"                  be opened or loaded\n"
+	"  6               guest crash (triple fault, emulation failure)\n"
+	"  8               host-side runtime error (KVM, memory, a device)\n"
+	"  10              the seccomp sandbox stopped a forbidden system call\n"
+	"Killed by SIGTERM, SIGINT or SIGHUP, zhv cleans up and dies of that signal.\n";
 
 /* ---- command line ------------------------------------------------------- */
 
@@ -69,7 +85,7 @@ static void usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs("\nTry 'zhv run --help' for more information.\n", stderr);
-	exit(EXIT_USAGE);
+	exit(ZHV_EXIT_USAGE);
 }
 
 /* "512M", "4G", "65536": bytes, with an optional binary K/M/G/T suffix. */
@@ -119,7 +135,7 @@ static uint64_t host_ram(void)
 static void parse_run(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL,
-	       OPT_DEBUG_IO };
+	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT };
 	static const struct option longopts[] = {
 		{"cpus", required_argument, NULL, 'c'},
 		{"memory", required_argument, NULL, 'm'},
@@ -130,6 +146,8 @@ static void parse_run(int argc, char **argv, struct options *o)
 		{"net", required_argument, NULL, OPT_NET},
 		{"serial", required_argument, NULL, OPT_SERIAL},
 		{"debug-io", no_argument, NULL, OPT_DEBUG_IO},
+		{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
+		{"format", required_argument, NULL, OPT_FORMAT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -220,6 +238,16 @@ static void parse_run(int argc, char **argv, struct options *o)
 		case OPT_DEBUG_IO:
 			b->debug_io = true;
 			break;
+		case OPT_DEBUG_EXIT:
+			b->debug_exit = true;
+			break;
+		case OPT_FORMAT: {
+			int f = loader_format_parse(optarg);
+			if (f < 0)
+				usage_error("--format '%s': expected " LOADER_FORMAT_NAMES, optarg);
+			b->boot.format = (enum kernel_format)f;
+			break;
+		}
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -228,7 +256,7 @@ static void parse_run(int argc, char **argv, struct options *o)
 			exit(0);
 		default: /* getopt_long said what was wrong */
 			fputs("Try 'zhv run --help' for more information.\n", stderr);
-			exit(EXIT_USAGE);
+			exit(ZHV_EXIT_USAGE);
 		}
 	}
 	if (optind >= argc)
@@ -265,8 +293,11 @@ static void wake_main(uint8_t what)
 static void on_termination_signal(int sig)
 {
 	console_restore();
-	if (signal_seen) /* a second signal: the user means it */
-		_exit(128 + sig);
+	if (signal_seen) { /* a second signal: the user means it; die of it */
+		signal(sig, SIG_DFL);
+		raise(sig); /* delivered as the handler returns */
+		return;
+	}
 	signal_seen = sig;
 	wake_main((uint8_t)sig);
 }
@@ -326,6 +357,31 @@ static void print_stats(struct vm *vm)
 
 /* ---- zhv run ----------------------------------------------------------------- */
 
+/* --serial file:PATH: created or truncated, opened without blocking (a
+ * FIFO with no reader is refused at once, not waited on; one with a reader
+ * is used as a pipe). Writes then block as on stdout. */
+static FILE *open_serial_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0666);
+	if (fd < 0) {
+		if (errno == ENXIO) /* open(2): a FIFO with no reader, or a socket */
+			fprintf(stderr, "zhv: --serial file:%s: a FIFO with no reader (or a socket): "
+			        "not waiting for one\n", path);
+		else
+			fprintf(stderr, "zhv: --serial file:%s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	FILE *f = NULL;
+	if (fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0)
+		f = fdopen(fd, "w");
+	if (!f) {
+		fprintf(stderr, "zhv: --serial file:%s: %s\n", path, strerror(errno));
+		close(fd);
+	}
+	return f;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static struct options o; /* large; lives for the whole run */
@@ -336,27 +392,25 @@ static int cmd_run(int argc, char **argv)
 	struct stat st;
 	if (stat(cfg->boot.kernel_path, &st) < 0 || access(cfg->boot.kernel_path, R_OK) < 0) {
 		fprintf(stderr, "zhv: %s: %s\n", cfg->boot.kernel_path, strerror(errno));
-		return 1;
+		return ZHV_EXIT_LOAD;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		fprintf(stderr, "zhv: %s: not a regular file\n", cfg->boot.kernel_path);
-		return 1;
+		return ZHV_EXIT_LOAD;
 	}
 	FILE *serial_file = NULL;
 	bool serial_stdio = strcmp(o.serial, "stdio") == 0;
 	if (serial_stdio) {
 		cfg->serial = stdout;
 	} else if (strncmp(o.serial, "file:", 5) == 0) {
-		serial_file = fopen(o.serial + 5, "w");
-		if (!serial_file) {
-			fprintf(stderr, "zhv: --serial %s: %s\n", o.serial, strerror(errno));
-			return 1;
-		}
+		serial_file = open_serial_file(o.serial + 5);
+		if (!serial_file)
+			return ZHV_EXIT_LOAD;
 		cfg->serial = serial_file;
 	}
 	if (pipe(wake_pipe) < 0) {
 		perror("zhv: pipe");
-		return 1;
+		return ZHV_EXIT_FATAL;
 	}
 
 	static struct board board;
@@ -364,14 +418,15 @@ static int cmd_run(int argc, char **argv)
 	int ret = board_create(&board, cfg, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "zhv: %s\n", err);
+		int status = board.load_error ? ZHV_EXIT_LOAD : ZHV_EXIT_FATAL;
 		board_destroy(&board);
-		return 1;
+		return status;
 	}
 	struct vm *vm = &board.vm;
 	g_vcpus = vcpus_create(vm);
 	if (!g_vcpus) {
 		fprintf(stderr, "zhv: out of memory\n");
-		return 1;
+		return ZHV_EXIT_FATAL;
 	}
 	vm->on_exit = on_vm_exit;
 
@@ -381,12 +436,13 @@ static int cmd_run(int argc, char **argv)
 	ret = vcpus_start(g_vcpus, &board.boot, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "zhv: %s\n", err);
-		vm_request_exit(vm, VM_EXIT_ERROR, 1);
+		vm_request_exit(vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
 	}
 	/* Input after the vCPUs: the guest starts a little sooner, and
 	 * bytes typed meanwhile wait in the terminal or pipe. */
 	if (serial_stdio && (ret = console_start(vm, board.com1)) < 0)
 		fprintf(stderr, "zhv: console input: %s (continuing without)\n", strerror(-ret));
+	int killed_by = 0; /* the termination signal that ended the run */
 	while (atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
 		uint8_t what;
 		ssize_t r = read(wake_pipe[0], &what, 1);
@@ -396,7 +452,8 @@ static int cmd_run(int argc, char **argv)
 			break;
 		if (what != 0) {
 			fprintf(stderr, "\nzhv: terminated by signal %d (%s)\n", what, strsignal(what));
-			vm_request_exit(vm, VM_EXIT_ERROR, 128 + what);
+			killed_by = what;
+			vm_request_exit(vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
 		}
 	}
 	vcpus_stop(g_vcpus);
@@ -404,12 +461,19 @@ static int cmd_run(int argc, char **argv)
 	console_stop();
 	if (cfg->debug_io)
 		print_stats(vm);
-	int status = atomic_load(&vm->exit_kind) == VM_EXIT_NONE ? 1 : vm->exit_status;
-	board_destroy(&board);
+	int status = atomic_load(&vm->exit_kind) == VM_EXIT_NONE ? ZHV_EXIT_FATAL : vm->exit_status;
+	board_destroy(&board); /* every device thread joined: nothing writes any more */
 	fflush(stdout);
 	if (serial_file)
 		fflush(serial_file);
 	console_restore();
+	if (killed_by) {
+		/* Die of the signal, as without a handler: the parent sees
+		 * WIFSIGNALED, which no exit status of a guest can forge. */
+		signal(killed_by, SIG_DFL);
+		raise(killed_by);
+		return 128 + killed_by; /* not reached */
+	}
 	return status;
 }
 
@@ -417,7 +481,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fputs(usage_text, stderr);
-		return EXIT_USAGE;
+		return ZHV_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
@@ -431,7 +495,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "run") != 0) {
 		fprintf(stderr, "zhv: unknown command '%s'\nTry 'zhv --help' for more information.\n",
 		        cmd);
-		return EXIT_USAGE;
+		return ZHV_EXIT_USAGE;
 	}
 	/* getopt_long names the program after argv[0] in its messages. */
 	argv[1] = "zhv run";

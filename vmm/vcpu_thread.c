@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "devices.h"
+#include "exit_status.h"
 #include "vcpu_thread.h"
 
 enum start_state { START_WAIT, START_GO, START_ABORT };
@@ -161,6 +162,7 @@ static void vcpu_fatal(struct vm *vm, zhv_vcpu_t *vcpu, unsigned id, zhv_status_
 	if (zhv_vcpu_get_info(vcpu, &info) != ZHV_OK)
 		memset(&info, 0, sizeof(info));
 	char why[96];
+	int status = ZHV_EXIT_GUEST_CRASH; /* what the guest did, else a host error */
 	switch (info.last_exit) {
 	case ZHV_EXIT_SHUTDOWN:
 		snprintf(why, sizeof(why), "triple fault");
@@ -176,12 +178,13 @@ static void vcpu_fatal(struct vm *vm, zhv_vcpu_t *vcpu, unsigned id, zhv_status_
 		break;
 	default:
 		snprintf(why, sizeof(why), "enter failed");
+		status = ZHV_EXIT_FATAL;
 		break;
 	}
 	if (atomic_load(&vm->exit_kind) == VM_EXIT_NONE)
 		fprintf(stderr, "zhv: vcpu %u: %s (%s); stopping the guest\n", id, why,
 		        zhv_status_string(st));
-	vm_request_exit(vm, VM_EXIT_ERROR, 1);
+	vm_request_exit(vm, VM_EXIT_ERROR, status);
 }
 
 static void vcpu_run(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
@@ -212,7 +215,7 @@ static void vcpu_run(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
 				break;
 			}
 			if (ret < 0) {
-				vm_request_exit(vm, VM_EXIT_ERROR, 1);
+				vm_request_exit(vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
 				break;
 			}
 			continue; /* the loop test sees an exit a device requested */

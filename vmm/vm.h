@@ -27,7 +27,7 @@ enum vm_exit_kind {
 	VM_EXIT_NONE = 0,
 	VM_EXIT_POWEROFF, /* ACPI S5, i8042 reset, guest reboot: status 0 */
 	VM_EXIT_DEBUG,    /* port 0xf4: status (value << 1) | 1 */
-	VM_EXIT_ERROR,    /* triple fault, fatal enter error: status 1 */
+	VM_EXIT_ERROR,    /* guest crash, host error: an even status (exit_status.h) */
 };
 
 /* One device's destroy path (vm_add_teardown). */

@@ -10,8 +10,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Every pread of the loader is counted (the loader's reads, whatever its
+ * version: the work a crafted file costs, not the time it takes). */
+static unsigned long long preads;
+static ssize_t counted_pread(int fd, void *buf, size_t n, off_t off)
+{
+	preads++;
+	return pread(fd, buf, n, off);
+}
+#define pread counted_pread
 
 /* The loader itself, compiled into this test (its statics included). */
 #include "../../vmm/loader/elf.c"
@@ -27,6 +38,7 @@
 #define RAM_FILL 0xAA
 
 static struct vm test_vm;
+static enum kernel_format want_format; /* KERNEL_AUTO but where a test asks */
 
 /* The core's accessor, over a malloc'd RAM: [0, low_ram) then 4 GiB up. */
 void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
@@ -157,6 +169,7 @@ static int group_teardown(void **state)
 static int test_setup(void **state)
 {
 	vm_with_ram(RAM_SIZE);
+	want_format = KERNEL_AUTO;
 	return 0;
 }
 
@@ -301,7 +314,7 @@ static int load(const char *kernel, const char *cmdline, const char *initrd,
 {
 	struct boot_request req = {
 		.kernel_path = kernel, .cmdline = cmdline, .initrd_path = initrd,
-		.modules = mods, .nmodules = nmods,
+		.modules = mods, .nmodules = nmods, .format = want_format,
 	};
 	memset(&bs, 0x5C, sizeof(bs));
 	err[0] = '\0';
@@ -967,6 +980,9 @@ static void test_flat(void **state)
 	uint8_t code[] = {0xb0, 0x01, 0xe6, 0xf4, 0xf4};
 	const char *k = write_file("flat.bin", code, sizeof(code));
 
+	/* Not without asking: raw bytes are no known format. */
+	load_fails(k, NULL, NULL, 0, "not a kernel format zhv knows");
+	want_format = KERNEL_FLAT;
 	load_ok(k, NULL, NULL, NULL, 0);
 	assert_int_equal(bs.format, KERNEL_FLAT);
 	check_long(LOADER_FLAT_BASE, false);
@@ -1035,6 +1051,253 @@ static void patch_machine(uint8_t *img, size_t *len)
 	st16(img + 18, 183); /* EM_AARCH64 */
 }
 
+/* ---- formats asked for, files of no format ------------------------------------------------ */
+
+static void test_formats(void **state)
+{
+	assert_int_equal(loader_format_parse("auto"), KERNEL_AUTO);
+	assert_int_equal(loader_format_parse("multiboot"), KERNEL_MULTIBOOT);
+	assert_int_equal(loader_format_parse("linux"), KERNEL_BZIMAGE);
+	assert_int_equal(loader_format_parse("pvh"), KERNEL_PVH);
+	assert_int_equal(loader_format_parse("elf"), KERNEL_ELF64);
+	assert_int_equal(loader_format_parse("flat"), KERNEL_FLAT);
+	assert_int_equal(loader_format_parse("bzimage"), -1);
+	assert_int_equal(loader_format_parse(""), -1);
+	assert_int_equal(loader_format_parse(NULL), -1);
+
+	/* 100 random bytes: refused, naming the formats zhv knows. */
+	uint8_t junk[100];
+	srand(7);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)rand();
+	junk[0] = 0x90; /* not "\177ELF" */
+	const char *k = write_file("junk.bin", junk, sizeof(junk));
+	load_fails(k, NULL, NULL, 0, "not a kernel format zhv knows (multiboot v1, Linux "
+	           "bzImage, PVH or x86-64 ELF64; a flat binary needs --format flat)");
+
+	/* A plain ELF64 asked to be something else: refused; as "elf": loaded. */
+	const char *elf = elf64_file("fmt.elf", 0x200000, 0x1000, NULL);
+	want_format = KERNEL_MULTIBOOT;
+	load_fails(elf, NULL, NULL, 0, "not a multiboot kernel");
+	want_format = KERNEL_BZIMAGE;
+	load_fails(elf, NULL, NULL, 0, "not a Linux bzImage");
+	want_format = KERNEL_PVH;
+	load_fails(elf, NULL, NULL, 0, "not a PVH kernel");
+	want_format = KERNEL_ELF64;
+	load_ok(elf, NULL, NULL, NULL, 0);
+	assert_int_equal(bs.format, KERNEL_ELF64);
+	want_format = KERNEL_PVH;
+	load_fails(k, NULL, NULL, 0, "not an ELF file");
+	/* Any file as flat, when asked. */
+	want_format = KERNEL_FLAT;
+	load_ok(elf, NULL, NULL, NULL, 0);
+	assert_int_equal(bs.format, KERNEL_FLAT);
+
+	/* A PVH vmlinux: PVH by default and as "pvh", plain ELF64 as "elf". */
+	uint8_t code[0x100], note[64];
+	fill_pattern(code, sizeof(code), 3);
+	size_t nlen = pvh_note(note, 0x200010, 4, false), len;
+	struct tseg p[] = {
+		{ELF_PT_LOAD, 0x200000, 0x200000, 0x1000, code, sizeof(code)},
+		{ELF_PT_NOTE, 0, 0, 0, note, nlen},
+	};
+	uint8_t *img = make_elf(ELF_CLASS64, ELF_EM_X86_64, 0x200000, p, 2, NULL, 0, &len);
+	const char *pvh = write_file("fmt-pvh.elf", img, len);
+	free(img);
+	want_format = KERNEL_AUTO;
+	load_ok(pvh, NULL, NULL, NULL, 0);
+	assert_int_equal(bs.format, KERNEL_PVH);
+	want_format = KERNEL_PVH;
+	load_ok(pvh, NULL, NULL, NULL, 0);
+	assert_int_equal(bs.format, KERNEL_PVH);
+	want_format = KERNEL_ELF64;
+	load_ok(pvh, NULL, NULL, NULL, 0);
+	assert_int_equal(bs.format, KERNEL_ELF64);
+	assert_int_equal(bs.regs.rip, 0x200000);
+}
+
+/* ---- what is not a regular file ----------------------------------------------------------- */
+
+/* A FIFO as kernel, initrd or module: refused at once, never waited on
+ * (a blocking open would wait for a writer forever: the alarm fails it). */
+static void test_fifo(void **state)
+{
+	int fds = count_fds();
+	const char *fifo = tpath("fifo");
+	unlink(fifo);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	alarm(20);
+	load_fails(fifo, NULL, NULL, 0, "not a regular file (a FIFO)");
+	uint8_t code[MB_KFILE] = {0};
+	mb_header(code, MB_FLAG_MEMINFO, 0, 0, 0, 0, 0);
+	struct tseg sg = {ELF_PT_LOAD, MB_KBASE, MB_KBASE, MB_KMEM, code, MB_KFILE};
+	size_t len;
+	uint8_t *img = make_elf(ELF_CLASS32, ELF_EM_386, MB_ENTRY, &sg, 1, NULL, 0, &len);
+	const char *mb = write_file("fifo-mb.elf", img, len);
+	free(img);
+	struct boot_module mods[] = {{fifo, "x"}};
+	load_fails(mb, NULL, mods, 1, "not a regular file (a FIFO)");
+	load_fails(mb, fifo, NULL, 0, "not a regular file (a FIFO)");
+	load_fails(tmpdir, NULL, NULL, 0, "not a regular file (a directory)");
+	load_fails("/dev/null", NULL, NULL, 0, "not a regular file (a character device)");
+	alarm(0);
+	unlink(fifo);
+	assert_int_equal(count_fds(), fds);
+}
+
+/* ---- files crafted to cost work ----------------------------------------------------------- */
+
+#define MANY 65534u /* the most program headers an ELF can number (0xFFFF: PN_XNUM) */
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* An ELF64 of MANY program headers, filled in by (ph) for each index; a
+ * 16-byte code blob at (code_off); the file is (size) bytes (sparse). */
+static const char *many_phdrs(const char *name, uint64_t size, uint64_t code_off,
+                              void (*ph)(uint8_t *p, size_t i, uint64_t code_off))
+{
+	size_t hlen = 64 + 56 * (size_t)MANY;
+	uint8_t *b = calloc(1, hlen);
+	assert_non_null(b);
+	memcpy(b, "\177ELF", 4);
+	b[4] = ELF_CLASS64;
+	b[5] = 1;
+	b[6] = 1;
+	st16(b + 16, 2);
+	st16(b + 18, ELF_EM_X86_64);
+	st32(b + 20, 1);
+	st64(b + 24, 0x200000); /* entry */
+	st64(b + 32, 64);
+	st16(b + 52, 64);
+	st16(b + 54, 56);
+	st16(b + 56, (uint16_t)MANY);
+	for (size_t i = 0; i < MANY; i++)
+		ph(b + 64 + 56 * i, i, code_off);
+	const char *p = write_file(name, b, hlen);
+	free(b);
+	assert_int_equal(truncate(p, (off_t)size), 0);
+	FILE *f = fopen(p, "r+b");
+	assert_non_null(f);
+	static const uint8_t code[16] = {0xf4, 0xeb, 0xfd};
+	assert_int_equal(fseek(f, (long)code_off, SEEK_SET), 0);
+	assert_int_equal(fwrite(code, 1, sizeof(code), f), sizeof(code));
+	assert_int_equal(fclose(f), 0);
+	return p;
+}
+
+static void ph_set(uint8_t *p, uint32_t type, uint64_t off, uint64_t paddr, uint64_t filesz,
+                   uint64_t memsz)
+{
+	st32(p, type);
+	st32(p + 4, 7);
+	st64(p + 8, off);
+	st64(p + 16, paddr);
+	st64(p + 24, paddr);
+	st64(p + 32, filesz);
+	st64(p + 40, memsz);
+	st64(p + 48, 0x1000);
+}
+
+#define NOTE_OFF (4 * MIB)
+#define NOTE_LEN (8 * MIB) /* of zeros: 699050 empty notes */
+#define CODE_OFF (12 * MIB)
+
+/* Header 0 the code segment, the others PT_NOTE over one 8 MiB region. */
+static void ph_same_notes(uint8_t *p, size_t i, uint64_t code_off)
+{
+	if (i == 0)
+		ph_set(p, ELF_PT_LOAD, code_off, 0x200000, 16, 0x1000);
+	else
+		ph_set(p, ELF_PT_NOTE, NOTE_OFF, 0, NOTE_LEN, 0);
+}
+
+/* The same, each note region 4 bytes further: no two alike. */
+static void ph_shifted_notes(uint8_t *p, size_t i, uint64_t code_off)
+{
+	if (i == 0)
+		ph_set(p, ELF_PT_LOAD, code_off, 0x200000, 16, 0x1000);
+	else
+		ph_set(p, ELF_PT_NOTE, NOTE_OFF + 4 * i, 0, NOTE_LEN - 4 * MANY, 0);
+}
+
+/* MANY small segments side by side: a legal, if odd, kernel. */
+static void ph_many_loads(uint8_t *p, size_t i, uint64_t code_off)
+{
+	ph_set(p, ELF_PT_LOAD, code_off, 0x200000 + 0x100 * i, 16, 0x100);
+}
+
+/* MANY segments, each 8 MiB, all at the same address. */
+static void ph_stacked_loads(uint8_t *p, size_t i, uint64_t code_off)
+{
+	ph_set(p, ELF_PT_LOAD, code_off, 0x200000, 16, 8 * MIB);
+}
+
+/* load() with the pread count and the CPU time it took, printed. */
+static int load_measured(const char *what, const char *kernel)
+{
+	preads = 0;
+	double t0 = cpu_seconds();
+	int ret = load(kernel, NULL, NULL, NULL, 0);
+	double t = cpu_seconds() - t0;
+	print_message("# %s: %s in %.3f s of CPU, %llu preads (%s)\n", what,
+	              ret == 0 ? "loaded" : "refused", t, preads, ret == 0 ? "" : err);
+	return ret;
+}
+
+static void test_crafted_elf_work(void **state)
+{
+	int fds = count_fds();
+	alarm(120); /* the loader before this test: an hour for the first file */
+
+	/* 65533 PT_NOTE headers over one 8 MiB region: read and walked once. */
+	const char *k = many_phdrs("notes-same.elf", CODE_OFF + 16, CODE_OFF, ph_same_notes);
+	assert_int_equal(load_measured("65533 PT_NOTE over one 8 MiB region", k), 0);
+	assert_int_equal(bs.format, KERNEL_ELF64);
+	assert_true(preads <= 8); /* header, program headers, notes, segment */
+
+	/* All different: the note budget refuses the file after 16 MiB. */
+	k = many_phdrs("notes-shifted.elf", CODE_OFF + 16, CODE_OFF, ph_shifted_notes);
+	assert_true(load_measured("65533 PT_NOTE, each 4 bytes further", k) < 0);
+	assert_non_null(strstr(err, "ELF notes of more than 16 MiB in all"));
+	assert_true(preads <= 8);
+
+	/* 65534 PT_LOAD: placed in n log n, each segment read once. */
+	k = many_phdrs("loads.elf", CODE_OFF + 16, CODE_OFF, ph_many_loads);
+	assert_int_equal(load_measured("65534 PT_LOAD side by side", k), 0);
+	assert_true(preads <= MANY + 4);
+	assert_int_equal(*(uint8_t *)ram(0x200000 + 0x100 * (MANY - 1), 1), 0xf4);
+	/* Each claim compares with the few fixed ranges and ~17 sorted
+	 * segments (binary search), not with every segment before it. */
+	assert_true(loader_work.compares < 64ull * MANY);
+
+	/* 65534 PT_LOAD stacked on one 8 MiB range: 512 GiB of copying. */
+	k = many_phdrs("stacked.elf", CODE_OFF + 16, CODE_OFF, ph_stacked_loads);
+	assert_true(load_measured("65534 PT_LOAD of 8 MiB at one address", k) < 0);
+	assert_non_null(strstr(err, "overlap each other by more than 16 MiB"));
+	assert_true(preads <= 4);
+	alarm(0);
+
+	/* Two segments sharing bytes are still fine (linkers share pages). */
+	uint8_t code[0x100];
+	fill_pattern(code, sizeof(code), 5);
+	struct tseg two[] = {
+		{ELF_PT_LOAD, 0x200000, 0x200000, 0x1000, code, sizeof(code)},
+		{ELF_PT_LOAD, 0x200800, 0x200800, 0x1000, code, sizeof(code)},
+	};
+	size_t len;
+	uint8_t *img = make_elf(ELF_CLASS64, ELF_EM_X86_64, 0x200000, two, 2, NULL, 0, &len);
+	load_ok(write_file("shared.elf", img, len), NULL, NULL, NULL, 0);
+	free(img);
+	assert_memory_equal(ram(0x200800, sizeof(code)), code, sizeof(code));
+	assert_int_equal(count_fds(), fds);
+}
+
 static void test_bad_elf(void **state)
 {
 	int fds = count_fds();
@@ -1078,6 +1341,11 @@ static void test_bad_elf(void **state)
 	size_t len;
 	uint8_t *img = make_elf(ELF_CLASS32, ELF_EM_386, 0x100000, &s, 1, NULL, 0, &len);
 	load_fails(write_file("k32.elf", img, len), NULL, NULL, 0, "ELF32 without a multiboot");
+	want_format = KERNEL_PVH;
+	load_fails(tpath("k32.elf"), NULL, NULL, 0, "not a PVH kernel: ELF32 (needs x86-64 ELF64)");
+	want_format = KERNEL_ELF64;
+	load_fails(tpath("k32.elf"), NULL, NULL, 0, "not an ELF64 kernel: ELF32");
+	want_format = KERNEL_AUTO;
 	free(img);
 	assert_int_equal(count_fds(), fds); /* every error path closed its files */
 }
@@ -1233,6 +1501,9 @@ int main(void)
 		T(test_pvh_section_note),
 		T(test_elf64),
 		T(test_flat),
+		T(test_formats),
+		T(test_fifo),
+		T(test_crafted_elf_work),
 		T(test_bad_elf),
 		T(test_bad_multiboot),
 		T(test_mutations),

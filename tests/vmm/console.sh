@@ -25,29 +25,29 @@ pty() {
 termios_same() { out_has "termios same"; }
 pty_status() { [ "$status" = "$1" ]; }
 
-pty --wait "echo: ready" --send 'hi\x01x' -- "$ZHV" run "$K/echo.elf"
+pty --wait "echo: ready" --send 'hi\x01x' -- "$ZHV" run --debug-exit "$K/echo.elf"
 check "Ctrl-A x: status 0, 'terminated by user'" eval 'pty_status 0 && out_has "zhv: terminated by user"'
 check "Ctrl-A x: terminal restored" termios_same
 
-pty --wait "echo: ready" --send 'ab\x01\x01q' -- "$ZHV" run "$K/echo.elf"
+pty --wait "echo: ready" --send 'ab\x01\x01q' -- "$ZHV" run --debug-exit "$K/echo.elf"
 check "raw mode: keys reach the guest unechoed, Ctrl-A Ctrl-A sends Ctrl-A" \
 	eval 'pty_status 65 && grep -q "^ab$(printf "\001")\$" "$T/out"'
 check "guest exit: terminal restored" termios_same
 
-pty --wait "echo: ready" --send '\x03q' -- "$ZHV" run "$K/echo.elf"
+pty --wait "echo: ready" --send '\x03q' -- "$ZHV" run --debug-exit "$K/echo.elf"
 check "Ctrl-C goes to the guest, not to zhv" eval 'pty_status 65 && out_has "echo: bye"'
 
-pty --wait "echo: ready" --signal TERM -- "$ZHV" run "$K/echo.elf"
-check "SIGTERM: status 143 with a message" eval 'pty_status 143 && out_has "terminated by signal 15"'
+pty --wait "echo: ready" --signal TERM -- "$ZHV" run --debug-exit "$K/echo.elf"
+check "SIGTERM: killed by the signal (status -15), with a message" eval 'pty_status -15 && out_has "terminated by signal 15"'
 check "SIGTERM: terminal restored" termios_same
 
-pty --wait "echo: ready" --signal HUP -- "$ZHV" run "$K/echo.elf"
-check "SIGHUP: terminal restored" eval 'pty_status 129 && termios_same'
+pty --wait "echo: ready" --signal HUP -- "$ZHV" run --debug-exit "$K/echo.elf"
+check "SIGHUP: terminal restored" eval 'pty_status -1 && termios_same'
 
-pty --wait "echo: ready" --signal INT -- "$ZHV" run "$K/echo.elf"
-check "SIGINT: terminal restored" eval 'pty_status 130 && termios_same'
+pty --wait "echo: ready" --signal INT -- "$ZHV" run --debug-exit "$K/echo.elf"
+check "SIGINT: terminal restored" eval 'pty_status -2 && termios_same'
 
-pty -- "$ZHV" run "$K/debug_exit.elf"
+pty -- "$ZHV" run --debug-exit "$K/debug_exit.elf"
 check "debug-exit on a terminal: status 85, terminal restored" eval 'pty_status 85 && termios_same'
 
 finish

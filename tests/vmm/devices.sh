@@ -46,42 +46,42 @@ run_zhv_input() {
 t_start=$(date +%s.%N)
 
 # ---- UART ----------------------------------------------------------------------
-run_zhv run --memory $MEM "$K/dev_uart.elf"
+run_zhv run --debug-exit --memory $MEM "$K/dev_uart.elf"
 check "uart: kernel passes (status 65, ${elapsed}s)" passed
 groups uart uart-scratch uart-dlab uart-lsr-ier uart-thre-irq uart-thre-rearm uart-loopback
 check "uart: loopback bytes stay inside the UART" out_lacks "LOOPBACK-ONLY"
-run_zhv_input 'Hi!' run --memory $MEM --cmdline rx=1 "$K/dev_uart.elf"
+run_zhv_input 'Hi!' run --debug-exit --memory $MEM --cmdline rx=1 "$K/dev_uart.elf"
 check "uart: stdin bytes arrive with the received-data interrupt (${elapsed}s)" passed
 groups uart uart-rx-host
 
 # ---- PIT -------------------------------------------------------------------------
-run_zhv run --memory $MEM "$K/dev_pit.elf"
+run_zhv run --debug-exit --memory $MEM "$K/dev_pit.elf"
 check "pit: kernel passes (status 65, ${elapsed}s)" passed
 groups pit pit-mode2-irq0 pit-mode0-oneshot pit-channel2-port61
 
 # ---- RTC -------------------------------------------------------------------------
-run_zhv run --memory $MEM --cpus 2 \
+run_zhv run --debug-exit --memory $MEM --cpus 2 \
 	--cmdline "ymd=0x$(date -u +%Y%m%d) hm=0x$(date -u +%H%M) mem=32 cpus=2" "$K/dev_rtc.elf"
 check "rtc: kernel passes (status 65, ${elapsed}s)" passed
 groups rtc rtc-status rtc-cmos rtc-time rtc-formats rtc-set rtc-update-alarm-irq8 \
 	rtc-periodic-irq8 rtc-reg-c-clears
 
 # ---- I/O APIC ----------------------------------------------------------------------
-run_zhv run --memory $MEM --cmdline "cpus=1" "$K/dev_ioapic.elf"
+run_zhv run --debug-exit --memory $MEM --cmdline "cpus=1" "$K/dev_ioapic.elf"
 check "ioapic: kernel passes with 1 vCPU (status 65, ${elapsed}s)" passed
 groups ioapic ioapic-id ioapic-rte ioapic-masked ioapic-edge ioapic-level
-run_zhv run --memory $MEM --cpus 2 --cmdline "cpus=2" "$K/dev_ioapic.elf"
+run_zhv run --debug-exit --memory $MEM --cpus 2 --cmdline "cpus=2" "$K/dev_ioapic.elf"
 check "ioapic: kernel passes with 2 vCPUs (status 65, ${elapsed}s)" passed
 groups "ioapic, 2 vCPUs" ioapic-other-cpu
 # A level input still high at the local APIC's EOI comes again (EOI packets
 # from libzhv).
-run_zhv run --memory $MEM --cmdline "intx=0" "$K/dev_irq_lines.elf"
+run_zhv run --debug-exit --memory $MEM --cmdline "intx=0" "$K/dev_irq_lines.elf"
 check "ioapic: local APIC EOI re-delivers a level input (status 65, ${elapsed}s)" passed
 groups ioapic level-eoi-lapic
 
 # ---- ACPI and the MP table: the run ends with S5 power-off (status 0) ----------------
 for n in 1 4; do
-	run_zhv run --memory $MEM --cpus $n --cmdline "cpus=$n" "$K/dev_acpi.elf"
+	run_zhv run --debug-exit --memory $MEM --cpus $n --cmdline "cpus=$n" "$K/dev_acpi.elf"
 	check "acpi, $n vCPUs: S5 power-off ends the run with status 0 (${elapsed}s)" \
 		eval 'status_is 0 && out_has "acpi: powering off" && out_lacks FAIL'
 	check "acpi, $n vCPUs: the MADT lists exactly $n enabled local APICs" \
@@ -89,21 +89,21 @@ for n in 1 4; do
 	groups "acpi, $n vCPUs" acpi-rsdp acpi-xsdt acpi-fadt acpi-dsdt acpi-madt mptable acpi-pm-regs
 done
 
-run_zhv run --memory $MEM --cpus 2 --cmdline "cpus=2 reset=1" "$K/dev_acpi.elf"
+run_zhv run --debug-exit --memory $MEM --cpus 2 --cmdline "cpus=2 reset=1" "$K/dev_acpi.elf"
 check "acpi: a write to the FADT's reset register ends the run with status 0 (${elapsed}s)" \
 	eval 'status_is 0 && out_has "acpi: resetting through port cf9 with 6" && out_lacks FAIL'
 
 # ---- fw_cfg ----------------------------------------------------------------------------
-run_zhv run --memory $MEM --cmdline "cpus=1 mem=32" "$K/dev_fwcfg.elf"
+run_zhv run --debug-exit --memory $MEM --cmdline "cpus=1 mem=32" "$K/dev_fwcfg.elf"
 check "fw_cfg, 1 vCPU, 32M: kernel passes (status 65, ${elapsed}s)" passed
 groups "fw_cfg, 1 vCPU" fwcfg-signature fwcfg-nb-cpus fwcfg-ram-size fwcfg-unknown-key
-run_zhv run --memory 48M --cpus 3 --cmdline "cpus=3 mem=48" "$K/dev_fwcfg.elf"
+run_zhv run --debug-exit --memory 48M --cpus 3 --cmdline "cpus=3 mem=48" "$K/dev_fwcfg.elf"
 check "fw_cfg, 3 vCPUs, 48M: NB_CPUS and RAM_SIZE follow the options" passed
 groups "fw_cfg, 3 vCPUs" fwcfg-nb-cpus fwcfg-ram-size
 
 # ---- SMP bring-up ------------------------------------------------------------------------
 for n in 1 2 8 32; do
-	run_zhv run --memory $MEM --cpus $n --cmdline "cpus=$n" "$K/dev_smp.elf"
+	run_zhv run --debug-exit --memory $MEM --cpus $n --cmdline "cpus=$n" "$K/dev_smp.elf"
 	check "smp, $n vCPUs: all $((n - 1)) APs check in, IPIs both ways (${elapsed}s)" \
 		eval 'passed && out_has "smp: $((n - 1)) of $((n - 1)) APs up" &&
 			out_has "smp: IPIs: $((n - 1)) to the BSP, $((n - 1)) to the APs"'
@@ -126,7 +126,7 @@ disk_image >"$T/blk-ro.img"
 } >"$T/blk-rw.expected"
 cp "$T/blk-ro.img" "$T/blk-ro.orig"
 
-run_zhv run --memory $MEM --disk "$T/blk-rw.img" \
+run_zhv run --debug-exit --memory $MEM --disk "$T/blk-rw.img" \
 	--cmdline "sectors=$sectors ro=0 idlen=10" "$K/dev_blk.elf"
 check "virtio-blk: kernel passes (status 65, ${elapsed}s)" passed
 groups virtio-blk blk-pci blk-features blk-read blk-write blk-errors blk-msix blk-intx blk-reset
@@ -136,14 +136,14 @@ check "virtio-blk: sector 5 on disk is the guest's" \
 	eval '[ "$(dd if="$T/blk-rw.img" bs=512 skip=5 count=1 2>/dev/null | head -c 16)" = "guest wrote 005" ]'
 
 chmod a-w "$T/blk-ro.img"
-run_zhv run --memory $MEM --disk "$T/blk-ro.img,ro" \
+run_zhv run --debug-exit --memory $MEM --disk "$T/blk-ro.img,ro" \
 	--cmdline "sectors=$sectors ro=1 idlen=10" "$K/dev_blk.elf"
 check "virtio-blk read-only: kernel passes (status 65, ${elapsed}s)" passed
 groups "virtio-blk read-only" blk-features blk-read blk-ro-write-fails blk-errors blk-reset
 check "virtio-blk read-only: the image is unchanged" cmp "$T/blk-ro.img" "$T/blk-ro.orig"
 
 # ---- i8042, PIC, legacy ports, PCI host bridge, virtio-rng ------------------------------------
-run_zhv run --memory $MEM "$K/dev_legacy.elf"
+run_zhv run --debug-exit --memory $MEM "$K/dev_legacy.elf"
 check "legacy devices: kernel passes (status 65, ${elapsed}s)" passed
 groups legacy i8042 pic legacy-ports pci-host virtio-rng
 
@@ -151,7 +151,7 @@ groups legacy i8042 pic legacy-ports pci-host virtio-rng
 for cw in 0:1 1:2 0x2a:4 0x7f:4 0x7f:1 0x2a:2; do
 	code=${cw%:*} width=${cw#*:}
 	want=$(((code << 1 | 1) & 255))
-	run_zhv run --memory $MEM --cmdline "code=$code width=$width" "$K/dev_exit.elf"
+	run_zhv run --debug-exit --memory $MEM --cmdline "code=$code width=$width" "$K/dev_exit.elf"
 	check "debug-exit $code ($width-byte write): status $want" \
 		eval 'status_is $want && out_has "exit: writing" && out_lacks FAIL'
 done
@@ -164,7 +164,7 @@ for i in 0 1 2 3 4 5 6 7; do
 	truncate -s 4096 "$T/share$i.img"
 	args+=(--disk "$T/share$i.img")
 done
-run_zhv run --memory $MEM --cmdline "level=0" "${args[@]}" "$K/dev_irq_lines.elf"
+run_zhv run --debug-exit --memory $MEM --cmdline "level=0" "${args[@]}" "$K/dev_irq_lines.elf"
 check "pci: two devices on one INTx GSI (status 65, ${elapsed}s)" passed
 groups "pci, shared GSI" intx-shared-gsi
 

@@ -89,10 +89,10 @@ wait_out() {
 	grep -qF -- "$1" "$T/out"
 }
 
-last_cmd="ip netns exec $NS timeout 60 zhv run --memory 32M --net tap=zt0 --cmdline host_wait=10 $K"
+last_cmd="ip netns exec $NS timeout 60 zhv run --debug-exit --memory 32M --net tap=zt0 --cmdline host_wait=10 $K"
 : >"$T/out"
 t0=$(date +%s.%N)
-ip netns exec "$NS" timeout -k 5 60 "$ZHV" run --memory 32M --net tap=zt0 \
+ip netns exec "$NS" timeout -k 5 60 "$ZHV" run --debug-exit --memory 32M --net tap=zt0 \
 	--cmdline "host_wait=10" "$K" </dev/null >"$T/out" 2>"$T/err" &
 zpid=$!
 
@@ -163,12 +163,12 @@ run_zhv_ns() {
 	status=$?
 	elapsed=$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.3f", $2 - $1}')
 }
-run_zhv_ns run --memory 32M --net tap=zt0 --cmdline "host_ip=0x0a000263 timeout=2" "$K"
+run_zhv_ns run --debug-exit --memory 32M --net tap=zt0 --cmdline "host_ip=0x0a000263 timeout=2" "$K"
 check "no host at 10.0.2.99: guest fails with status 67 (${elapsed}s)" \
 	eval 'status_is 67 && out_has "FAIL: no ARP reply from 10.0.2.99 in 2 s"'
 
 # Without --net there is no device to find.
-run_zhv_ns run --memory 32M "$K"
+run_zhv_ns run --debug-exit --memory 32M "$K"
 check "without --net: guest finds no virtio-net device (status 67)" \
 	eval 'status_is 67 && out_has "FAIL: no virtio-net device"'
 

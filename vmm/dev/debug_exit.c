@@ -1,4 +1,8 @@
-/* debug_exit.c: QEMU's isa-debug-exit at port 0xf4 (iosize 4): a write of V ends the run with status (V << 1) | 1. */
+/* debug_exit.c: QEMU's isa-debug-exit at port 0xf4 (iosize 4): a write of V
+ * ends the run with status (V << 1) | 1, always odd, so that it never
+ * equals one of zhv's own (even) statuses (exit_status.h). Opt-in, as
+ * QEMU's -device isa-debug-exit: the board creates it only with
+ * --debug-exit; without it port 0xf4 is unclaimed like any other. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>

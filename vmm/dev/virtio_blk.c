@@ -1,8 +1,10 @@
 /* virtio_blk.c: virtio block device (virtio 1.2 §5.2) over a raw image file, served on the notifying vCPU thread. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../devices.h"
@@ -188,6 +190,52 @@ static const struct virtio_dev_ops blk_ops = {
 	.destroy = virtio_blk_destroy,
 };
 
+/* Open a disk image: a regular file or a block device (-ENOTBLK for
+ * anything else: a FIFO, directory, socket or character device), opened
+ * without blocking (a FIFO would wait for a writer) and locked as QEMU
+ * does, with an open file description lock on the whole image: shared
+ * for a read-only disk, exclusive for a writable one, so that no two
+ * writers (two zhv, or one image given twice) and no reader beside a
+ * writer use one image. -EBUSY when another holds a conflicting lock.
+ * The lock lasts as long as the descriptor. */
+static int blk_open_image(const char *path, bool read_only)
+{
+	struct stat st;
+	int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	int r = 0;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		r = -ENOTBLK;
+	if (r == 0) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+			r = -errno;
+	}
+	if (r == 0) {
+		struct flock lk = {
+			.l_type = read_only ? F_RDLCK : F_WRLCK,
+			.l_whence = SEEK_SET,
+			.l_start = 0,
+			.l_len = 0, /* the whole file, however it grows */
+		};
+		if (fcntl(fd, F_OFD_SETLK, &lk) < 0) {
+			if (errno == EAGAIN || errno == EACCES)
+				r = -EBUSY;
+			else /* a file system without locks: as QEMU, go on */
+				fprintf(stderr, "zhv: warning: disk %s: cannot lock the image (%s)\n",
+				        path, strerror(errno));
+		}
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 int virtio_blk_create(struct vm *vm, const char *path, bool read_only)
 {
 	uint8_t cfg[BLK_CFG_LEN] = { 0 };
@@ -208,9 +256,9 @@ int virtio_blk_create(struct vm *vm, const char *path, bool read_only)
 	off_t end;
 	int fd, r;
 
-	fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	fd = blk_open_image(path, read_only);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	end = lseek(fd, 0, SEEK_END); /* works for block devices too */
 	if (end < 0) {
 		r = -errno;

@@ -20,6 +20,8 @@
 #define ELF32_PHDR     32
 #define ELF64_PHDR     56
 #define ELF64_SHDR     64
+/* Header tables larger than 65535 entries of 256 bytes are refused. */
+#define ELF_TABLE_MAX  (16ull << 20)
 /* Xen public/elfnote.h: the PVH 32-bit entry (docs/misc/pvh.pandoc). */
 #define ELF_XEN_PHYS32_ENTRY 18
 /* clang-format on */
@@ -95,19 +97,28 @@ int elf_parse(struct loader *l, struct elf_image *e)
 		                    "offset 0x%" PRIx64 ") outside file of 0x%" PRIx64 " bytes",
 		                    path, table, phoff, l->kernel.size);
 
+	/* The whole table in one read. */
+	if (table > ELF_TABLE_MAX)
+		return loader_error(l, -E2BIG, "%s: program header table of 0x%" PRIx64 " bytes is "
+		                    "too large (at most 0x%llx)", path, table,
+		                    (unsigned long long)ELF_TABLE_MAX);
+	uint8_t *tab = malloc(table);
 	e->ph = calloc(phnum, sizeof(*e->ph));
-	if (!e->ph)
+	if (!tab || !e->ph) {
+		free(tab);
+		elf_free(e);
 		return loader_error(l, -ENOMEM, "%s: out of memory", path);
+	}
+	int ret = loader_file_read(l, &l->kernel, phoff, tab, table, "program header table");
+	if (ret < 0) {
+		free(tab);
+		elf_free(e);
+		return ret;
+	}
 	e->phnum = phnum;
 	for (size_t i = 0; i < phnum; i++) {
-		uint8_t b[ELF64_PHDR];
+		const uint8_t *b = tab + i * phentsize;
 		struct elf_phdr *p = &e->ph[i];
-		int ret = loader_file_read(l, &l->kernel, phoff + i * phentsize, b, want,
-		                           "program header");
-		if (ret < 0) {
-			elf_free(e);
-			return ret;
-		}
 		p->type = ld32(b);
 		if (is64) {
 			p->flags = ld32(b + 4);
@@ -125,6 +136,7 @@ int elf_parse(struct loader *l, struct elf_image *e)
 			p->flags = ld32(b + 24);
 		}
 	}
+	free(tab);
 	return 0;
 }
 
@@ -155,6 +167,46 @@ static int elf_check_segment(struct loader *l, const struct elf_phdr *p, const c
 	return 0;
 }
 
+struct elf_span {
+	uint64_t start, end;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct elf_span *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Segments may share bytes (linkers share pages between segments), but
+ * every shared byte is copied again: at most LOADER_SEGMENT_OVERLAP bytes
+ * in all, so that the copy stays about the size of guest RAM. */
+static int elf_check_overlap(struct loader *l, const struct elf_image *e, size_t loaded)
+{
+	struct elf_span *s = malloc(loaded * sizeof(*s));
+	if (!s)
+		return loader_error(l, -ENOMEM, "%s: out of memory", l->kernel.path);
+	size_t n = 0;
+	for (size_t i = 0; i < e->phnum; i++)
+		if (e->ph[i].type == ELF_PT_LOAD && e->ph[i].memsz)
+			s[n++] = (struct elf_span){e->ph[i].paddr, e->ph[i].paddr + e->ph[i].memsz};
+	qsort(s, n, sizeof(*s), cmp_span);
+	uint64_t shared = 0, reach = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && s[i].start < reach)
+			shared += (s[i].end < reach ? s[i].end : reach) - s[i].start;
+		if (s[i].end > reach)
+			reach = s[i].end;
+		if (shared > LOADER_SEGMENT_OVERLAP)
+			break;
+	}
+	free(s);
+	if (shared > LOADER_SEGMENT_OVERLAP)
+		return loader_error(l, -ENOEXEC, "%s: ELF segments overlap each other by more than "
+		                    "%llu MiB in all", l->kernel.path,
+		                    (unsigned long long)(LOADER_SEGMENT_OVERLAP >> 20));
+	return 0;
+}
+
 int elf_load(struct loader *l, struct elf_image *e, uint64_t limit)
 {
 	const char *path = l->kernel.path;
@@ -174,6 +226,9 @@ int elf_load(struct loader *l, struct elf_image *e, uint64_t limit)
 	}
 	if (!loaded)
 		return loader_error(l, -ENOEXEC, "%s: ELF has no loadable segment", path);
+	ret = elf_check_overlap(l, e, loaded);
+	if (ret < 0)
+		return ret;
 
 	e->lo = UINT64_MAX;
 	e->hi = 0;
@@ -223,45 +278,30 @@ int elf_entry_paddr(struct loader *l, const struct elf_image *e, uint64_t *paddr
 	                    "loadable segment", l->kernel.path, e->entry);
 }
 
-/* Walk the notes in [off, off + size) of the file (gABI "Note Section":
+/* Walk the notes in (buf, size), read from the file (gABI "Note Section":
  * namesz, descsz, type, then name and desc each padded to 4 bytes). */
-static int elf_scan_notes(struct loader *l, uint64_t off, uint64_t size, uint32_t *entry)
+static int elf_scan_notes(struct loader *l, const uint8_t *buf, uint64_t size, uint32_t *entry)
 {
 	const char *path = l->kernel.path;
-	uint64_t end;
+	uint64_t off = 0;
 
-	if (__builtin_add_overflow(off, size, &end) || end > l->kernel.size)
-		return loader_error(l, -ENOEXEC, "%s: ELF note (0x%" PRIx64 " bytes at offset 0x%"
-		                    PRIx64 ") outside file", path, size, off);
-	while (end - off >= 12) {
-		uint8_t nh[12];
-		int ret = loader_file_read(l, &l->kernel, off, nh, 12, "ELF note");
-		if (ret < 0)
-			return ret;
+	while (size - off >= 12) {
+		const uint8_t *nh = buf + off;
 		uint64_t namesz = ld32(nh), descsz = ld32(nh + 4);
 		uint32_t type = ld32(nh + 8);
 		uint64_t name_off = off + 12;
 		uint64_t desc_off = name_off + align_up(namesz, 4);
 		uint64_t next = desc_off + align_up(descsz, 4);
-		if (next > end) /* a malformed tail ends the walk */
+		if (next > size) /* a malformed tail ends the walk */
 			break;
-		char name[4];
-		if (namesz == 4 && type == ELF_XEN_PHYS32_ENTRY) {
-			ret = loader_file_read(l, &l->kernel, name_off, name, 4, "ELF note");
-			if (ret < 0)
-				return ret;
-		}
-		if (namesz == 4 && type == ELF_XEN_PHYS32_ENTRY && memcmp(name, "Xen", 4) == 0) {
+		if (namesz == 4 && type == ELF_XEN_PHYS32_ENTRY &&
+		    memcmp(buf + name_off, "Xen", 4) == 0) {
 			/* Linux emits the entry as a pointer-sized value (.quad
 			 * on x86-64), others as 32 bits: it is physical either way. */
-			uint8_t d[8];
 			if (descsz != 4 && descsz != 8)
 				return loader_error(l, -ENOEXEC, "%s: PVH entry note has a %" PRIu64
 				                    "-byte value (want 4 or 8)", path, descsz);
-			ret = loader_file_read(l, &l->kernel, desc_off, d, descsz, "ELF note");
-			if (ret < 0)
-				return ret;
-			uint64_t v = descsz == 4 ? ld32(d) : ld64(d);
+			uint64_t v = descsz == 4 ? ld32(buf + desc_off) : ld64(buf + desc_off);
 			if (v >= LOADER_4G)
 				return loader_error(l, -ENOEXEC, "%s: PVH entry 0x%" PRIx64
 				                    " is above 4 GiB", path, v);
@@ -273,22 +313,93 @@ static int elf_scan_notes(struct loader *l, uint64_t off, uint64_t size, uint32_
 	return 0;
 }
 
+/* A region of the file that holds notes (a PT_NOTE or a SHT_NOTE). */
+struct elf_note_region {
+	uint64_t off, size;
+	size_t order; /* where it was found: the first region with the entry wins */
+	bool dup;     /* the same bytes as an earlier region: not read again */
+};
+
+static int cmp_note_region(const void *a, const void *b)
+{
+	const struct elf_note_region *x = a, *y = b;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int cmp_note_order(const void *a, const void *b)
+{
+	const struct elf_note_region *x = a, *y = b;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Read each distinct note region once, at most LOADER_NOTE_BUDGET bytes
+ * in all, and walk it in memory, in the order the regions were found. */
+static int elf_scan_regions(struct loader *l, struct elf_note_region *r, size_t n,
+                            uint32_t *entry)
+{
+	const char *path = l->kernel.path;
+	qsort(r, n, sizeof(*r), cmp_note_region);
+	for (size_t i = 1; i < n; i++)
+		r[i].dup = r[i].off == r[i - 1].off && r[i].size == r[i - 1].size;
+	qsort(r, n, sizeof(*r), cmp_note_order);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t end;
+		if (r[i].dup)
+			continue;
+		if (__builtin_add_overflow(r[i].off, r[i].size, &end) || end > l->kernel.size)
+			return loader_error(l, -ENOEXEC, "%s: ELF note (0x%" PRIx64 " bytes at offset 0x%"
+			                    PRIx64 ") outside file", path, r[i].size, r[i].off);
+		if (r[i].size < 12)
+			continue;
+		if (r[i].size > LOADER_NOTE_BUDGET - l->note_bytes)
+			return loader_error(l, -E2BIG, "%s: ELF notes of more than %llu MiB in all",
+			                    path, (unsigned long long)(LOADER_NOTE_BUDGET >> 20));
+		l->note_bytes += r[i].size;
+		uint8_t *buf = malloc(r[i].size);
+		if (!buf)
+			return loader_error(l, -ENOMEM, "%s: out of memory", path);
+		int ret = loader_file_read(l, &l->kernel, r[i].off, buf, r[i].size, "ELF note");
+		if (ret == 0)
+			ret = elf_scan_notes(l, buf, r[i].size, entry);
+		free(buf);
+		if (ret != 0)
+			return ret;
+	}
+	return 0;
+}
+
 int elf_find_pvh_entry(struct loader *l, const struct elf_image *e, uint32_t *entry)
 {
 	const char *path = l->kernel.path;
+	struct elf_note_region *r = NULL;
+	size_t n = 0;
 	int ret;
 
-	for (size_t i = 0; i < e->phnum; i++) {
-		const struct elf_phdr *p = &e->ph[i];
-		if (p->type != ELF_PT_NOTE)
-			continue;
-		ret = elf_scan_notes(l, p->offset, p->filesz, entry);
+	/* The PT_NOTE segments first, then (if none has the entry) the
+	 * SHT_NOTE sections (.note.*). */
+	for (size_t i = 0; i < e->phnum; i++)
+		n += e->ph[i].type == ELF_PT_NOTE;
+	if (n) {
+		r = calloc(n, sizeof(*r));
+		if (!r)
+			return loader_error(l, -ENOMEM, "%s: out of memory", path);
+		n = 0;
+		for (size_t i = 0; i < e->phnum; i++)
+			if (e->ph[i].type == ELF_PT_NOTE) {
+				r[n] = (struct elf_note_region){e->ph[i].offset, e->ph[i].filesz, n, false};
+				n++;
+			}
+		ret = elf_scan_regions(l, r, n, entry);
+		free(r);
 		if (ret != 0)
 			return ret;
 	}
 	if (e->elf_class != ELF_CLASS64 || e->shoff == 0 || e->shnum == 0)
 		return 0;
-	/* No PT_NOTE had it: the SHT_NOTE sections (.note.*). */
 	if (e->shentsize < ELF64_SHDR)
 		return loader_error(l, -ENOEXEC, "%s: ELF e_shentsize %u is too small", path,
 		                    e->shentsize);
@@ -297,19 +408,33 @@ int elf_find_pvh_entry(struct loader *l, const struct elf_image *e, uint32_t *en
 		return loader_error(l, -ENOEXEC, "%s: section header table (0x%" PRIx64 " bytes at "
 		                    "offset 0x%" PRIx64 ") outside file of 0x%" PRIx64 " bytes",
 		                    path, table, e->shoff, l->kernel.size);
-	for (size_t i = 0; i < e->shnum; i++) {
-		uint8_t s[ELF64_SHDR];
-		ret = loader_file_read(l, &l->kernel, e->shoff + i * e->shentsize, s, sizeof(s),
-		                       "section header");
-		if (ret < 0)
-			return ret;
+	/* The whole table in one read. */
+	if (table > ELF_TABLE_MAX)
+		return loader_error(l, -E2BIG, "%s: section header table of 0x%" PRIx64 " bytes is "
+		                    "too large (at most 0x%llx)", path, table,
+		                    (unsigned long long)ELF_TABLE_MAX);
+	uint8_t *tab = malloc(table);
+	r = calloc(e->shnum, sizeof(*r));
+	if (!tab || !r) {
+		free(tab);
+		free(r);
+		return loader_error(l, -ENOMEM, "%s: out of memory", path);
+	}
+	ret = loader_file_read(l, &l->kernel, e->shoff, tab, table, "section header table");
+	n = 0;
+	for (size_t i = 0; ret == 0 && i < e->shnum; i++) {
+		const uint8_t *s = tab + i * e->shentsize;
 		if (ld32(s + 4) != ELF_SHT_NOTE) /* sh_type */
 			continue;
-		ret = elf_scan_notes(l, ld64(s + 24), ld64(s + 32), entry); /* sh_offset, sh_size */
-		if (ret != 0)
-			return ret;
+		/* sh_offset, sh_size */
+		r[n] = (struct elf_note_region){ld64(s + 24), ld64(s + 32), n, false};
+		n++;
 	}
-	return 0;
+	free(tab);
+	if (ret == 0)
+		ret = elf_scan_regions(l, r, n, entry);
+	free(r);
+	return ret;
 }
 
 /* A plain ELF64: segments at p_paddr, 64-bit mode at e_entry on identity

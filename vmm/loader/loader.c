@@ -54,6 +54,22 @@ unsigned long long loader_ram_mib(const struct loader *l)
 	return (unsigned long long)(l->vm->ram_size >> 20);
 }
 
+/* What a file that is not a regular file is, for messages. */
+static const char *loader_file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	return "not a regular file";
+}
+
 int loader_file_open(struct loader *l, struct loader_file *f, const char *path)
 {
 	struct stat st;
@@ -61,7 +77,10 @@ int loader_file_open(struct loader *l, struct loader_file *f, const char *path)
 	f->fd = -1;
 	f->size = 0;
 	f->path = path;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO (or a device) must not wait for a
+	 * writer; fstat on what was opened then decides, with no window
+	 * between a check and the open. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
 		return loader_error(l, -e, "%s: %s", path, strerror(e));
@@ -73,7 +92,14 @@ int loader_file_open(struct loader *l, struct loader_file *f, const char *path)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return loader_error(l, -EINVAL, "%s: not a regular file", path);
+		return loader_error(l, -EINVAL, "%s: not a regular file (%s)", path,
+		                    loader_file_kind(st.st_mode));
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		int e = errno;
+		close(fd);
+		return loader_error(l, -e, "%s: %s", path, strerror(e));
 	}
 	f->fd = fd;
 	f->size = (uint64_t)st.st_size;
@@ -96,7 +122,9 @@ int loader_file_read(struct loader *l, const struct loader_file *f, uint64_t off
 		                    "0x%" PRIx64 ", file has 0x%" PRIx64 ")", f->path, what, len,
 		                    off, f->size);
 	uint8_t *p = buf;
+	loader_work.read_bytes += len;
 	while (len) {
+		loader_work.reads++;
 		size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
 		ssize_t r = pread(f->fd, p, chunk, (off_t)off);
 		if (r < 0 && errno == EINTR)
@@ -116,9 +144,96 @@ int loader_file_read(struct loader *l, const struct loader_file *f, uint64_t off
 
 /* ---- guest ranges -------------------------------------------------------------- */
 
-static bool loader_may_overlap(enum loader_region_kind a, enum loader_region_kind b)
+struct loader_work loader_work;
+
+/* Sort the segments by start, with the running maximum of their ends, for
+ * the binary search of loader_overlap. */
+static int cmp_seg(const void *a, const void *b, void *segs)
 {
-	return a == REGION_SEGMENT && b == REGION_SEGMENT;
+	const struct loader_region *x = &((const struct loader_region *)segs)[*(const size_t *)a];
+	const struct loader_region *y = &((const struct loader_region *)segs)[*(const size_t *)b];
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+static int loader_sort_segs(struct loader *l)
+{
+	if (l->seg_sorted || l->nsegs == 0)
+		return 0;
+	size_t n = l->nsegs;
+	free(l->seg_order);
+	free(l->seg_maxend);
+	free(l->seg_maxidx);
+	l->seg_order = malloc(n * sizeof(*l->seg_order));
+	l->seg_maxend = malloc(n * sizeof(*l->seg_maxend));
+	l->seg_maxidx = malloc(n * sizeof(*l->seg_maxidx));
+	if (!l->seg_order || !l->seg_maxend || !l->seg_maxidx)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		l->seg_order[i] = i;
+	qsort_r(l->seg_order, n, sizeof(*l->seg_order), cmp_seg, l->segs);
+	for (size_t i = 0; i < n; i++) {
+		const struct loader_region *r = &l->segs[l->seg_order[i]];
+		if (i == 0 || r->end > l->seg_maxend[i - 1]) {
+			l->seg_maxend[i] = r->end;
+			l->seg_maxidx[i] = l->seg_order[i];
+		} else {
+			l->seg_maxend[i] = l->seg_maxend[i - 1];
+			l->seg_maxidx[i] = l->seg_maxidx[i - 1];
+		}
+		loader_work.compares++;
+	}
+	l->seg_sorted = true;
+	return 0;
+}
+
+/* The first claimed range [gpa, end) overlaps, segments included unless
+ * (with_segs) is false; NULL if none. *(rc) is set on an allocation
+ * failure. */
+static const struct loader_region *loader_overlap(struct loader *l, uint64_t gpa, uint64_t end,
+                                                  bool with_segs, int *rc)
+{
+	*rc = 0;
+	for (size_t i = 0; i < l->nregions; i++) {
+		const struct loader_region *r = &l->regions[i];
+		loader_work.compares++;
+		if (gpa < r->end && end > r->start)
+			return r;
+	}
+	if (!with_segs || l->nsegs == 0)
+		return NULL;
+	if ((*rc = loader_sort_segs(l)) < 0)
+		return NULL;
+	/* c = how many segments start below (end); one of them overlaps iff
+	 * the largest end among them is above (gpa). */
+	size_t lo = 0, hi = l->nsegs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		loader_work.compares++;
+		if (l->segs[l->seg_order[mid]].start < end)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0 && l->seg_maxend[lo - 1] > gpa)
+		return &l->segs[l->seg_maxidx[lo - 1]];
+	return NULL;
+}
+
+static int loader_push(struct loader *l, struct loader_region **arr, size_t *n, size_t *cap,
+                       const char *path)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct loader_region *p = realloc(*arr, ncap * sizeof(*p));
+		if (!p)
+			return loader_error(l, -ENOMEM, "%s: out of memory", path);
+		*arr = p;
+		*cap = ncap;
+	}
+	(*n)++;
+	return 0;
 }
 
 int loader_claim(struct loader *l, const char *path, uint64_t gpa, uint64_t size,
@@ -141,27 +256,34 @@ int loader_claim(struct loader *l, const char *path, uint64_t gpa, uint64_t size
 			                    " does not fit in guest RAM of %llu MiB", path, what,
 			                    gpa, end, loader_ram_mib(l));
 	}
-	for (size_t i = 0; i < l->nregions; i++) {
-		const struct loader_region *r = &l->regions[i];
-		if (gpa >= r->end || end <= r->start || loader_may_overlap(kind, r->kind))
-			continue;
+	/* Segments may overlap segments (linkers share pages), nothing else. */
+	int rc;
+	const struct loader_region *r = loader_overlap(l, gpa, end, kind != REGION_SEGMENT, &rc);
+	if (rc < 0)
+		return loader_error(l, rc, "%s: out of memory", path);
+	if (r)
 		return loader_error(l, -EADDRINUSE, "%s: %s at 0x%" PRIx64 "-0x%" PRIx64
 		                    " overlaps %s at 0x%" PRIx64 "-0x%" PRIx64, path, what, gpa,
 		                    end, r->what, r->start, r->end);
+	int ret;
+	if (kind == REGION_SEGMENT) {
+		ret = loader_push(l, &l->segs, &l->nsegs, &l->capsegs, path);
+		if (ret == 0) {
+			r = &l->segs[l->nsegs - 1];
+			l->seg_sorted = false;
+		}
+	} else {
+		ret = loader_push(l, &l->regions, &l->nregions, &l->capregions, path);
+		if (ret == 0)
+			r = &l->regions[l->nregions - 1];
 	}
-	if (l->nregions == l->capregions) {
-		size_t cap = l->capregions ? l->capregions * 2 : 16;
-		struct loader_region *n = realloc(l->regions, cap * sizeof(*n));
-		if (!n)
-			return loader_error(l, -ENOMEM, "%s: out of memory", path);
-		l->regions = n;
-		l->capregions = cap;
-	}
-	struct loader_region *r = &l->regions[l->nregions++];
-	r->start = gpa;
-	r->end = end;
-	r->kind = kind;
-	snprintf(r->what, sizeof(r->what), "%s", what);
+	if (ret < 0)
+		return ret;
+	struct loader_region *nr = (struct loader_region *)r;
+	nr->start = gpa;
+	nr->end = end;
+	nr->kind = kind;
+	snprintf(nr->what, sizeof(nr->what), "%s", what);
 	if (kind == REGION_BOOTINFO)
 		memset(p, 0, size);
 	if (host)
@@ -169,15 +291,13 @@ int loader_claim(struct loader *l, const char *path, uint64_t gpa, uint64_t size
 	return 0;
 }
 
-bool loader_is_free(const struct loader *l, uint64_t gpa, uint64_t size)
+bool loader_is_free(struct loader *l, uint64_t gpa, uint64_t size)
 {
 	uint64_t end;
 	if (__builtin_add_overflow(gpa, size, &end) || !vm_gpa(l->vm, gpa, size))
 		return false;
-	for (size_t i = 0; i < l->nregions; i++)
-		if (gpa < l->regions[i].end && end > l->regions[i].start)
-			return false;
-	return true;
+	int rc;
+	return !loader_overlap(l, gpa, end, true, &rc) && rc == 0;
 }
 
 int loader_info_alloc(struct loader *l, uint64_t size, uint64_t align, const char *what,
@@ -366,17 +486,102 @@ int loader_enter_long(struct loader *l, uint64_t rip, enum loader_long_profile p
 
 /* ---- detection and dispatch --------------------------------------------------- */
 
+int loader_format_parse(const char *name)
+{
+	static const struct {
+		const char *name;
+		enum kernel_format format;
+	} names[] = {
+		{"auto", KERNEL_AUTO}, {"multiboot", KERNEL_MULTIBOOT}, {"linux", KERNEL_BZIMAGE},
+		{"pvh", KERNEL_PVH},   {"elf", KERNEL_ELF64},           {"flat", KERNEL_FLAT},
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (name && strcmp(name, names[i].name) == 0)
+			return (int)names[i].format;
+	return -1;
+}
+
+/* An ELF64 kernel: PVH if it has the Xen entry note (unless (want) is
+ * KERNEL_ELF64), else plain ELF64 (unless (want) is KERNEL_PVH). */
+static int loader_elf(struct loader *l, enum kernel_format want)
+{
+	const char *path = l->kernel.path;
+	struct elf_image e;
+	int ret = elf_parse(l, &e);
+	if (ret < 0)
+		return ret;
+	if (e.elf_class != ELF_CLASS64 || e.machine != ELF_EM_X86_64) {
+		const char *what = e.elf_class == ELF_CLASS32 ? "ELF32" : "non-x86-64 ELF64";
+		if (want == KERNEL_AUTO)
+			ret = loader_error(l, -ENOEXEC, "%s: not a bootable ELF: %s without a "
+			                   "multiboot header (needs x86-64 ELF64, or multiboot)", path,
+			                   what);
+		else
+			ret = loader_error(l, -ENOEXEC, "%s: not %s kernel: %s (needs x86-64 ELF64)",
+			                   path, want == KERNEL_PVH ? "a PVH" : "an ELF64", what);
+	} else {
+		uint32_t entry = 0;
+		ret = want == KERNEL_ELF64 ? 0 : elf_find_pvh_entry(l, &e, &entry);
+		if (ret > 0) {
+			l->out->format = KERNEL_PVH;
+			ret = linux_load_pvh(l, &e, entry);
+		} else if (ret == 0 && want == KERNEL_PVH) {
+			ret = loader_error(l, -ENOEXEC, "%s: not a PVH kernel: no Xen PHYS32_ENTRY "
+			                   "note", path);
+		} else if (ret == 0) {
+			l->out->format = KERNEL_ELF64;
+			ret = elf_load_elf64(l, &e);
+		}
+	}
+	elf_free(&e);
+	return ret;
+}
+
 static int loader_dispatch(struct loader *l)
 {
 	struct multiboot_header mb;
 	uint32_t bad = 0;
 	const char *path = l->kernel.path;
+	enum kernel_format want = l->req->format;
 
 	if (l->kernel.size == 0)
 		return loader_error(l, -ENOEXEC, "%s: empty file", path);
 
+	switch (want) {
+	case KERNEL_AUTO:
+		break;
+	case KERNEL_FLAT:
+		l->out->format = KERNEL_FLAT;
+		return flat_load(l);
+	case KERNEL_MULTIBOOT: {
+		int found = multiboot_find(l, &mb, &bad);
+		if (found < 0)
+			return loader_error(l, -ENOEXEC, "%s: multiboot header at offset 0x%x has a "
+			                    "bad checksum", path, bad);
+		if (found == 0)
+			return loader_error(l, -ENOEXEC, "%s: not a multiboot kernel: no multiboot "
+			                    "header in the first 8 KiB", path);
+		l->out->format = KERNEL_MULTIBOOT;
+		return multiboot_load(l, &mb);
+	}
+	case KERNEL_BZIMAGE:
+		if (!linux_is_bzimage(l))
+			return loader_error(l, -ENOEXEC, "%s: not a Linux bzImage (no \"HdrS\" boot "
+			                    "protocol 2.06+ with a 64-bit entry)", path);
+		l->out->format = KERNEL_BZIMAGE;
+		return linux_load_bzimage(l);
+	case KERNEL_PVH:
+	case KERNEL_ELF64:
+		if (!elf_is_elf(l))
+			return loader_error(l, -ENOEXEC, "%s: not an ELF file", path);
+		return loader_elf(l, want);
+	default:
+		return loader_error(l, -EINVAL, "%s: unknown kernel format %d", path, (int)want);
+	}
+
 	/* Multiboot first (a multiboot ELF is still an ELF), then bzImage,
-	 * then ELF64 (PVH if it has the Xen entry note), else flat. */
+	 * then ELF64 (PVH if it has the Xen entry note). Nothing else runs:
+	 * a flat binary only when asked. */
 	int found = multiboot_find(l, &mb, &bad);
 	if (found > 0) {
 		l->out->format = KERNEL_MULTIBOOT;
@@ -389,33 +594,11 @@ static int loader_dispatch(struct loader *l)
 	if (found < 0)
 		return loader_error(l, -ENOEXEC, "%s: multiboot header at offset 0x%x has a bad "
 		                    "checksum", path, bad);
-	if (elf_is_elf(l)) {
-		struct elf_image e;
-		int ret = elf_parse(l, &e);
-		if (ret < 0)
-			return ret;
-		if (e.elf_class != ELF_CLASS64 || e.machine != ELF_EM_X86_64) {
-			const char *what = e.elf_class == ELF_CLASS32 ? "ELF32" :
-			                   "non-x86-64 ELF64";
-			ret = loader_error(l, -ENOEXEC, "%s: not a bootable ELF: %s without a "
-			                   "multiboot header (needs x86-64 ELF64, or multiboot)",
-			                   path, what);
-		} else {
-			uint32_t entry = 0;
-			ret = elf_find_pvh_entry(l, &e, &entry);
-			if (ret > 0) {
-				l->out->format = KERNEL_PVH;
-				ret = linux_load_pvh(l, &e, entry);
-			} else if (ret == 0) {
-				l->out->format = KERNEL_ELF64;
-				ret = elf_load_elf64(l, &e);
-			}
-		}
-		elf_free(&e);
-		return ret;
-	}
-	l->out->format = KERNEL_FLAT;
-	return flat_load(l);
+	if (elf_is_elf(l))
+		return loader_elf(l, KERNEL_AUTO);
+	return loader_error(l, -ENOEXEC, "%s: not a kernel format zhv knows (multiboot v1, Linux "
+	                    "bzImage, PVH or x86-64 ELF64; a flat binary needs --format flat)",
+	                    path);
 }
 
 int loader_load(struct vm *vm, const struct boot_request *req, struct boot_state *out,
@@ -447,6 +630,7 @@ int loader_load(struct vm *vm, const struct boot_request *req, struct boot_state
 	l->errlen = errlen;
 	l->info_next = LOADER_INFO;
 	memset(out, 0, sizeof(*out));
+	memset(&loader_work, 0, sizeof(loader_work));
 
 	const char *path = req->kernel_path;
 	int ret = loader_file_open(l, &l->kernel, path);
@@ -475,7 +659,12 @@ int loader_load(struct vm *vm, const struct boot_request *req, struct boot_state
 		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
 
 	loader_file_close(&l->kernel);
+	loader_work.note_bytes = l->note_bytes;
 	free(l->regions);
+	free(l->segs);
+	free(l->seg_order);
+	free(l->seg_maxend);
+	free(l->seg_maxidx);
 	free(l);
 	return ret < 0 ? ret : 0;
 }

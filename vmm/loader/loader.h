@@ -11,7 +11,8 @@
 
 struct vm;
 
-/* Formats, detected from the file's contents in this order:
+/* Formats. With KERNEL_AUTO (the default) the file's contents say which,
+ * tested in this order:
  *  - multiboot v1 (0x1BADB002 + valid checksum, 4-aligned, first 8 KiB):
  *    ELF32/ELF64 by program headers, or the a.out kludge when flag 16 is
  *    set (as GRUB 2 and QEMU). 32-bit protected mode, paging off, CS 0x08
@@ -27,8 +28,17 @@ struct vm;
  *    entry, EBX = hvm_start_info (version 1, e820 memmap, initrd = module
  *    0, further modules after it, rsdp_paddr 0).
  *  - plain ELF64 (x86-64): segments at p_paddr, 64-bit mode at e_entry.
- *  - anything else is a flat binary: the whole file at 0x100000, entered
- *    in 64-bit mode at 0x100000 (LOADER_FLAT_BASE).
+ *  - anything else is refused (a file of no known format is never run).
+ * A flat binary is loaded only when asked (KERNEL_FLAT): the whole file at
+ * 0x100000, entered in 64-bit mode at 0x100000 (LOADER_FLAT_BASE). Asking
+ * for another format loads the file as that format or refuses it (e.g.
+ * KERNEL_ELF64 boots a PVH vmlinux as a plain ELF64, at e_entry).
+ * Every kernel, initrd and module must be a regular file: a FIFO, device
+ * or directory is refused without blocking. The loader's work is linear
+ * in the file (or n log n in its program headers): each header table is
+ * read once, notes are read once per distinct region and at most
+ * LOADER_NOTE_BUDGET bytes in all, and segments may overlap each other by
+ * at most LOADER_SEGMENT_OVERLAP bytes in all.
  * ELF64 and flat take no initrd or modules (error) and ignore cmdline.
  * 64-bit entries run on identity page tables mapping [0, 4 GiB) with
  * 2 MiB pages (U/S set, 3-4 GiB uncached), GDT code64 0x10 / data 0x18,
@@ -48,13 +58,22 @@ struct vm;
  *   top of low RAM: bzImage initrd and PVH modules (page-aligned, down). */
 #define LOADER_FLAT_BASE 0x100000ull
 
+#define LOADER_NOTE_BUDGET (16ull << 20)
+#define LOADER_SEGMENT_OVERLAP (16ull << 20)
+
 enum kernel_format {
+	KERNEL_AUTO = 0,      /* detect: multiboot, bzImage, PVH or ELF64 (not flat) */
 	KERNEL_MULTIBOOT = 1, /* multiboot v1: ELF32, ELF64 or a.out kludge */
 	KERNEL_BZIMAGE,       /* Linux bzImage, 64-bit boot protocol */
 	KERNEL_PVH,           /* ELF vmlinux with a Xen PVH entry note */
 	KERNEL_ELF64,         /* plain ELF64: 64-bit mode at e_entry */
-	KERNEL_FLAT,          /* anything else: flat binary at LOADER_FLAT_BASE */
+	KERNEL_FLAT,          /* only when asked: flat binary at LOADER_FLAT_BASE */
 };
+
+/* The --format names: "auto", "multiboot", "linux", "pvh", "elf", "flat". */
+#define LOADER_FORMAT_NAMES "auto, multiboot, linux, pvh, elf or flat"
+/* loader_format_parse: the format called (name), or -1. */
+int loader_format_parse(const char *name);
 
 struct boot_module {
 	const char *path;
@@ -67,6 +86,7 @@ struct boot_request {
 	const char *initrd_path; /* may be NULL */
 	const struct boot_module *modules;
 	size_t nmodules;
+	enum kernel_format format; /* KERNEL_AUTO (0): detect */
 };
 
 /* The BSP's initial state: loaders fill every field; the VMM writes them

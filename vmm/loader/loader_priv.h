@@ -86,10 +86,28 @@ struct loader {
 	struct loader_file kernel;
 	uint8_t head[8192]; /* the kernel's first bytes (multiboot scans 8 KiB) */
 	size_t headlen;
-	struct loader_region *regions;
+	/* Claimed ranges: kernel segments (which may be many) apart from the
+	 * rest (a few), so that placing n segments costs n log n, not n^2. */
+	struct loader_region *regions; /* everything but REGION_SEGMENT */
 	size_t nregions, capregions;
+	struct loader_region *segs;    /* REGION_SEGMENT, in claim order */
+	size_t nsegs, capsegs;
+	size_t *seg_order;    /* segs sorted by start (when seg_sorted) */
+	uint64_t *seg_maxend; /* max end of seg_order[0..i] */
+	size_t *seg_maxidx;   /* the segment holding that end */
+	bool seg_sorted;
+	uint64_t note_bytes;  /* bytes of ELF notes read so far */
 	uint64_t info_next; /* bump pointer of the boot information area */
 };
+
+/* What the last loader_load did (for the tests: work, not wall time). */
+struct loader_work {
+	uint64_t reads;       /* pread calls */
+	uint64_t read_bytes;  /* bytes asked for */
+	uint64_t compares;    /* range comparisons of the overlap checks */
+	uint64_t note_bytes;  /* bytes of ELF notes walked */
+};
+extern struct loader_work loader_work;
 
 /* Multiboot v1 header fields (multiboot 0.6.96 section 3.1.1). */
 struct multiboot_header {
@@ -144,7 +162,7 @@ int loader_file_read(struct loader *l, const struct loader_file *f, uint64_t off
 int loader_claim(struct loader *l, const char *path, uint64_t gpa, uint64_t size,
                  enum loader_region_kind kind, const char *what, void **host);
 /* loader_is_free: whether [gpa, gpa + size) is RAM and unclaimed. */
-bool loader_is_free(const struct loader *l, uint64_t gpa, uint64_t size);
+bool loader_is_free(struct loader *l, uint64_t gpa, uint64_t size);
 /* loader_info_alloc: (size) zeroed bytes, aligned to (align), from the boot
  * information area [LOADER_INFO, LOADER_BIOS). */
 int loader_info_alloc(struct loader *l, uint64_t size, uint64_t align, const char *what,

@@ -1,6 +1,9 @@
 /* dev_exit.c: isa-debug-exit (port 0xf4) with the value and access width
  * from the command line ("code=V width=1|2|4"): zhv must exit with status
- * (V << 1) | 1. Reading the port first must not end the run. */
+ * (V << 1) | 1. Reading the port first must not end the run. With
+ * "then_reset=1", a run that goes on after the write (zhv without
+ * --debug-exit: port 0xf4 unclaimed) says so and resets through the i8042
+ * (status 0). */
 #include "rt.h"
 
 int test_main(const struct rt_mbi *mbi)
@@ -16,5 +19,11 @@ int test_main(const struct rt_mbi *mbi)
 		outw(RT_DEBUG_EXIT_PORT, (uint16_t)code);
 	else
 		outl(RT_DEBUG_EXIT_PORT, code);
+	if (rt_cmdline_uint("then_reset", 0)) {
+		rt_puts("exit: the write did nothing; resetting");
+		outb(0x64, 0xFE);
+		for (int i = 0; i < 1000; i++)
+			rt_pause();
+	}
 	rt_fail("still running after the debug-exit write");
 }

@@ -1,7 +1,9 @@
 /* rt.h: the libc-free runtime of zhv's end-to-end test kernels: multiboot
  * v1 entry in 32-bit protected mode (paging off), COM1 output, port and
  * MMIO access, an IDT with per-vector handlers, and exit through
- * isa-debug-exit (port 0xf4: zhv exits with status (code << 1) | 1).
+ * isa-debug-exit (port 0xf4: zhv exits with status (code << 1) | 1; zhv
+ * has the device only with --debug-exit, which every run of a test kernel
+ * passes).
  *
  * A test kernel is one file, tests/vmm/kernels/NAME.c (or .S), that defines
  *     int test_main(const struct rt_mbi *mbi);
@@ -10,7 +12,8 @@
  * test prints "PASS" or "FAIL: why" and returns RT_PASS or RT_FAIL (see
  * rt_pass/rt_fail), so a script checks both the line and the status:
  * RT_PASS gives status 65, RT_FAIL 67, an unexpected exception 0x7e (253),
- * while zhv itself uses 1 for a crashed guest and 0 for power-off/reset.
+ * while zhv's own statuses are even: 0 for power-off/reset, 6 for a
+ * crashed guest (vmm/exit_status.h).
  *
  * Guest CPL0 code is emulated at about 1 µs per instruction on our KVM:
  * keep loops short and stick to integer code (the build forbids SSE/x87).
