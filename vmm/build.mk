@@ -8,7 +8,7 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 VMM_BIN  := $(BUILD)/zhv
 
 $(VMM_BIN): $(VMM_OBJS) $(LIBZHV) | $(BUILD)/guest/guest.elf
-	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) $(LIBZHV) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) $(LIBZHV) -lseccomp $(LDLIBS)
 
 # ---- guest code: freestanding 32-bit, no SSE/x87 --------------------------
 # Guest CPL0 code is emulated instruction by instruction on our KVM, and the
@@ -67,3 +67,6 @@ $(BUILD)/$(TK_DIR)/%.elf: $(BUILD)/$(TK_DIR)/%.o $(TK_RT_OBJS) $(TK_DIR)/rt/kern
 .SECONDARY: $(TK_ELFS:.elf=.o) $(TK_RT_OBJS)
 
 VMM_TEST_BINS := $(GUEST_ELF) $(TK_ELFS)
+
+# The sandbox's unit test includes vmm/sandbox.c (tests/unit/sandbox_test.c).
+$(BUILD)/tests/unit/sandbox_test: LDLIBS += -lseccomp
