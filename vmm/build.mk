@@ -70,3 +70,10 @@ VMM_TEST_BINS := $(GUEST_ELF) $(TK_ELFS)
 
 # The sandbox's unit test includes vmm/sandbox.c (tests/unit/sandbox_test.c).
 $(BUILD)/tests/unit/sandbox_test: LDLIBS += -lseccomp
+
+# What the sandbox's filters cost per system call (no KVM needed); built
+# with the tests so that it stays buildable. Run: $(BUILD)/bench/sandbox_cost
+SANDBOX_COST_BIN := $(BUILD)/bench/sandbox_cost
+$(SANDBOX_COST_BIN): $(BUILD)/bench/sandbox_cost.o $(BUILD)/vmm/sandbox.o $(BUILD)/bench/stats.o $(LIBZHV)
+	$(CC) $(LDFLAGS) -o $@ $^ -lseccomp $(LDLIBS)
+VMM_TEST_BINS += $(SANDBOX_COST_BIN)

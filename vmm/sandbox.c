@@ -209,6 +209,10 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 			goto fail;
 		}
 	}
+	/* A vCPU's hot path first: ioctl (KVM_RUN), then the kick's calls. */
+	seccomp_syscall_priority(ctx, SCMP_SYS(ioctl), 255);
+	seccomp_syscall_priority(ctx, SCMP_SYS(rt_sigprocmask), 254);
+	seccomp_syscall_priority(ctx, SCMP_SYS(futex), 253);
 	for (size_t i = 0; i < sizeof(allowed_ioctls) / sizeof(allowed_ioctls[0]); i++)
 		RULE(ctx, SCMP_ACT_ALLOW, ioctl, 1,
 		     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffull, (scmp_datum_t)allowed_ioctls[i]));
@@ -253,14 +257,24 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 #if SANDBOX_SANITIZER
 	/* Sanitizer builds (make sanitize, make tsan) run a wider filter:
 	 * - their reports open files (log_path) and read /proc/self/maps and
-	 *   the binary to symbolize: open, openat, readlink, stat, getdents64,
-	 *   close on every thread;
+	 *   the binary to symbolize: open, openat, readlink, stat, any fstatat,
+	 *   fcntl, close on every thread;
 	 * - LeakSanitizer stops the world at exit: a tracer task made with
 	 *   clone(CLONE_VM | CLONE_UNTRACED, no CLONE_THREAD) ptrace()s every
-	 *   thread, found in /proc/self/task, and the main thread waits for
-	 *   it (wait4, prctl(PR_SET_PTRACER), sigaltstack, getppid, kill);
+	 *   thread, found in /proc/self/task (getdents), and the main thread
+	 *   waits for it (wait4, prctl(PR_SET_PTRACER), sigaltstack, getppid,
+	 *   kill). The tracer runs with every signal blocked but the
+	 *   synchronous ones, SIGSYS included: a call it may not make kills
+	 *   it silently and the main thread then waits for ever, so its
+	 *   calls must all be here;
 	 * - ThreadSanitizer's background thread (started before main, so
-	 *   under the VMM filter too) only sleeps and reads clocks.
+	 *   under the VMM filter too) only sleeps and reads clocks. TSan
+	 *   interposes sigaction and keeps handlers in a table of its own:
+	 *   under TSan a change of SIGSYS's handler never reaches the kernel,
+	 *   and the filter cannot refuse it;
+	 * - a report's memory dump checks memory through a pipe, and the
+	 *   external symbolizer would start through pipe, fork and execve:
+	 *   pipe fails instead (below; see there).
 	 * execve, socket and executable mappings stay forbidden. */
 	RULE(ctx, SCMP_ACT_ALLOW, open, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, openat, 0);
@@ -269,7 +283,9 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 	RULE(ctx, SCMP_ACT_ALLOW, stat, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, lstat, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, newfstatat, 0);
+	RULE(ctx, SCMP_ACT_ALLOW, getdents, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, getdents64, 0);
+	RULE(ctx, SCMP_ACT_ALLOW, fcntl, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, getrlimit, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, prlimit64, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, sched_getaffinity, 0);
@@ -286,6 +302,12 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 	RULE(ctx, SCMP_ACT_ALLOW, sigaltstack, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, getppid, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, kill, 0);
+	/* The external symbolizer (addr2line) would be started through a
+	 * pipe, fork and execve: the pipe fails instead, and reports show
+	 * frames as module+offset (addr2line -e BINARY OFFSET turns them
+	 * into lines). */
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), pipe2, 0);
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), pipe, 0);
 	RULE(ctx, SCMP_ACT_ALLOW, tgkill, 0);
 #endif
 	return ctx;

@@ -298,9 +298,15 @@ static void test_exec_mapping_stopped(void **state)
 	expect_stopped("mmap-exec", "mmap");
 }
 
+/* ThreadSanitizer interposes sigaction and keeps the application's
+ * handlers in its own table: the kernel never sees the change, so the
+ * filter cannot either (vmm/sandbox.c). */
 static void test_sigsys_handler_kept(void **state)
 {
 	(void)state;
+#ifdef __SANITIZE_THREAD__
+	skip();
+#endif
 	expect_stopped("sigaction-sigsys", "rt_sigaction");
 }
 
