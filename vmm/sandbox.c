@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <malloc.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -44,6 +45,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <termios.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -158,6 +160,8 @@ static const int allowed[] = {
 	SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(preadv), SCMP_SYS(pwritev),
 	SCMP_SYS(preadv2), SCMP_SYS(pwritev2), SCMP_SYS(lseek), SCMP_SYS(fsync),
 	SCMP_SYS(fdatasync), SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(fstat),
+	/* virtio-rng's entropy */
+	SCMP_SYS(getrandom),
 	/* memory: malloc, thread stacks (mmap and mprotect: below) */
 	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
 	/* threads, locks, time */
@@ -419,10 +423,19 @@ int sandbox_enable(bool on, void (*on_violation)(void), char *err, size_t errlen
 			selftest_run("the main thread");
 		return 0;
 	}
-	/* Everything that would open a file later happens now. */
+	/* Everything that would open a file later happens now:
+	 * - libzhv's lazily loaded decoder (Zydis);
+	 * - glibc reads /etc/localtime on the first gmtime_r or localtime_r
+	 *   (the RTC's first read of the time);
+	 * - glibc's malloc reads /sys/devices/system/cpu/online when a new
+	 *   thread wants a 9th arena: fix its limit now, at glibc's own
+	 *   default (8 per CPU). */
 	if (zhv_preload() != ZHV_OK)
 		fprintf(stderr, "zhv: warning: the instruction decoder (Zydis) could not be "
 		                "loaded; MEM exits and crash reports go without it\n");
+	tzset();
+	long ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+	mallopt(M_ARENA_MAX, (int)(8 * (ncpus > 0 && ncpus < 4096 ? ncpus : 1)));
 	resolve_names();
 	violation_hook = on_violation;
 
