@@ -14,8 +14,8 @@
  *     that creates them.
  *   - the vCPU filter, which each vCPU thread adds for itself before the
  *     guest's first instruction: the VMM filter minus what only the main
- *     thread does at shutdown (close). Threads a vCPU thread creates
- *     inherit both.
+ *     thread needs (close, at shutdown; seccomp, which lets vCPU threads
+ *     add this filter). Threads a vCPU thread creates inherit both.
  *
  * Nothing may open a file, execve, create a socket, ptrace, or mmap
  * executable memory after set-up. A forbidden call kills the process: its
