@@ -122,8 +122,8 @@ run: all $(RUN_DISK)
 # The Debian packages the build and tests need (run as root or with sudo).
 deps:
 	apt-get update
-	apt-get install -y build-essential libzydis-dev libcmocka-dev libtsan2 qemu-system-x86 \
-		clang libclang-rt-dev
+	apt-get install -y build-essential libzydis-dev libseccomp-dev libcmocka-dev libtsan2 \
+		qemu-system-x86 clang libclang-rt-dev
 
 clean:
 	rm -rf build build-san build-tsan build-fuzz

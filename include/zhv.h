@@ -206,6 +206,23 @@ typedef void (*zhv_log_fn)(void *opaque, zhv_log_level_t level, const char *msg)
 void zhv_set_log(zhv_log_fn fn, void *opaque, zhv_log_level_t max_level);
 
 /* ------------------------------------------------------------------------ */
+/* Preloading.                                                               */
+
+/* zhv_preload: load now every shared library libzhv would otherwise load on
+ * first use. Today that is Zydis (libZydis.so.4.0, else libZydis.so), the
+ * instruction decoder, which libzhv dlopen()s the first time it decodes an
+ * instruction: a MEM trap's access or a crash report. Call it before
+ * anything that forbids opening files later, such as a seccomp filter
+ * without open(); afterwards libzhv opens no file. Process-wide; any thread,
+ * at any time, any number of times (the load happens once; later calls
+ * return the first call's result).
+ * Returns ZHV_OK when every library is loaded; ZHV_ERR_NOT_SUPPORTED when
+ * one is missing or lacks a symbol libzhv needs (libzhv then works without
+ * it exactly as it would have after a failed lazy load: MEM packets lack
+ * their instruction lengths and crash reports lack the instruction). */
+zhv_status_t zhv_preload(void);
+
+/* ------------------------------------------------------------------------ */
 /* Time.                                                                     */
 
 /* Absolute CLOCK_MONOTONIC time in nanoseconds. */

@@ -8,7 +8,7 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 VMM_BIN  := $(BUILD)/zhv
 
 $(VMM_BIN): $(VMM_OBJS) $(LIBZHV) | $(BUILD)/guest/guest.elf
-	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) $(LIBZHV) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) $(LIBZHV) -lseccomp $(LDLIBS)
 
 # ---- guest code: freestanding 32-bit, no SSE/x87 --------------------------
 # Guest CPL0 code is emulated instruction by instruction on our KVM, and the
@@ -79,6 +79,15 @@ $(SOAK_LIB_BIN): $(BUILD)/tests/soak/soak_lib.o $(LIBZHV)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBZHV) $(LDLIBS)
 
 $(SOAK_BOARD_BIN): $(BUILD)/tests/soak/soak_board.o $(VMM_LIB_OBJS) $(LIBZHV)
-	$(CC) $(LDFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LIBZHV) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LIBZHV) -lseccomp $(LDLIBS)
 
 VMM_TEST_BINS += $(SOAK_LIB_BIN) $(SOAK_BOARD_BIN)
+# The sandbox's unit test includes vmm/sandbox.c (tests/unit/sandbox_test.c).
+$(BUILD)/tests/unit/sandbox_test: LDLIBS += -lseccomp
+
+# What the sandbox's filters cost per system call (no KVM needed); built
+# with the tests so that it stays buildable. Run: $(BUILD)/bench/sandbox_cost
+SANDBOX_COST_BIN := $(BUILD)/bench/sandbox_cost
+$(SANDBOX_COST_BIN): $(BUILD)/bench/sandbox_cost.o $(BUILD)/vmm/sandbox.o $(BUILD)/bench/stats.o $(LIBZHV)
+	$(CC) $(LDFLAGS) -o $@ $^ -lseccomp $(LDLIBS)
+VMM_TEST_BINS += $(SANDBOX_COST_BIN)

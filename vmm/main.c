@@ -16,6 +16,7 @@
 #include "board.h"
 #include "console.h"
 #include "exit_status.h"
+#include "sandbox.h"
 #include "vcpu_thread.h"
 #include "zhv.h"
 
@@ -50,6 +51,8 @@ static const char usage_text[] =
 	"      --debug-exit         isa-debug-exit at port 0xf4: the guest writing V\n"
 	"                           there ends the run with status (V << 1) | 1\n"
 	"      --debug-io           log unclaimed port I/O and MMIO, and exit counts\n"
+	"      --no-sandbox         run without the seccomp sandbox (for debugging); by\n"
+	"                           default a forbidden system call ends the run (10)\n"
 	"  -h, --help               show this help\n"
 	"  -V, --version            print the version\n"
 	"\n"
@@ -74,6 +77,7 @@ struct options {
 	struct boot_module modules[MAX_LIST];
 	struct board_disk disks[MAX_LIST];
 	const char *nets[MAX_LIST];
+	bool no_sandbox;
 };
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -135,7 +139,7 @@ static uint64_t host_ram(void)
 static void parse_run(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL,
-	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT };
+	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT, OPT_NO_SANDBOX };
 	static const struct option longopts[] = {
 		{"cpus", required_argument, NULL, 'c'},
 		{"memory", required_argument, NULL, 'm'},
@@ -148,6 +152,7 @@ static void parse_run(int argc, char **argv, struct options *o)
 		{"debug-io", no_argument, NULL, OPT_DEBUG_IO},
 		{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 		{"format", required_argument, NULL, OPT_FORMAT},
+		{"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -248,6 +253,9 @@ static void parse_run(int argc, char **argv, struct options *o)
 			b->boot.format = (enum kernel_format)f;
 			break;
 		}
+		case OPT_NO_SANDBOX:
+			o->no_sandbox = true;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -443,6 +451,11 @@ static int cmd_run(int argc, char **argv)
 	if (serial_stdio && (ret = console_start(vm, board.com1)) < 0)
 		fprintf(stderr, "zhv: console input: %s (continuing without)\n", strerror(-ret));
 	int killed_by = 0; /* the termination signal that ended the run */
+	/* Set-up is done: the sandbox goes on, then the vCPUs run (vmm/sandbox.h). */
+	if (sandbox_enable(!o.no_sandbox, console_restore, err, sizeof(err)) < 0) {
+		fprintf(stderr, "zhv: %s\n", err);
+		vm_request_exit(vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
+	}
 	while (atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
 		uint8_t what;
 		ssize_t r = read(wake_pipe[0], &what, 1);

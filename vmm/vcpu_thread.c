@@ -11,6 +11,7 @@
 
 #include "devices.h"
 #include "exit_status.h"
+#include "sandbox.h"
 #include "vcpu_thread.h"
 
 enum start_state { START_WAIT, START_GO, START_ABORT };
@@ -259,6 +260,11 @@ static void *vcpu_thread(void *arg)
 	bool go = v->start == START_GO && ret == 0;
 	pthread_mutex_unlock(&v->lock);
 
+	/* The guest runs only under the sandbox (or with --no-sandbox). */
+	if (go && !sandbox_vcpu_enter(s->index + 1)) {
+		vm_request_exit(v->vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
+		go = false;
+	}
 	if (go)
 		vcpu_run(s, vcpu);
 	/* The vCPU stays until vcpus_stop: kickers may still hold it. */

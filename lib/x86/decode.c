@@ -1,6 +1,8 @@
 /* decode.c: x86 instruction decoding (on Zydis) and guest page-table walks. */
 #include "decode.h"
 
+#include "zhv.h"
+
 #include <dlfcn.h>
 #include <pthread.h>
 #include <string.h>
@@ -53,6 +55,11 @@ static bool zydis_available(void)
 {
 	pthread_once(&zy_once, zydis_load);
 	return zy_loaded;
+}
+
+zhv_status_t zhv_preload(void)
+{
+	return zydis_available() ? ZHV_OK : ZHV_ERR_NOT_SUPPORTED;
 }
 
 #define ZydisDecoderInit zy.DecoderInit

@@ -146,7 +146,6 @@ static void pit_arm(struct pit *p, int64_t now)
 			p->armed = false;
 			return;
 		}
-		pthread_setname_np(p->thread, "zhv-pit");
 		p->thread_started = true;
 	}
 	if (!p->armed) {
@@ -360,6 +359,9 @@ static void pit_port_b_access(void *opaque, uint64_t offset, bool write, uint8_t
 static void *pit_thread(void *arg)
 {
 	struct pit *p = arg;
+	/* Named by itself (prctl): naming another thread opens a /proc file,
+	 * which the sandbox forbids once the guest runs (vmm/sandbox.h). */
+	pthread_setname_np(pthread_self(), "zhv-pit");
 	pthread_mutex_lock(&p->lock);
 	while (!p->stopping) {
 		if (!p->armed) {

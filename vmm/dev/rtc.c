@@ -306,7 +306,6 @@ static void rtc_start_thread(struct rtc *r)
 		fprintf(stderr, "zhv: rtc: cannot start the interrupt thread\n");
 		return;
 	}
-	pthread_setname_np(r->thread, "zhv-rtc");
 	r->thread_started = true;
 }
 
@@ -384,6 +383,9 @@ static void rtc_access(void *opaque, uint64_t offset, bool write, uint8_t *data,
 static void *rtc_thread(void *arg)
 {
 	struct rtc *r = arg;
+	/* Named by itself (prctl): naming another thread opens a /proc file,
+	 * which the sandbox forbids once the guest runs (vmm/sandbox.h). */
+	pthread_setname_np(pthread_self(), "zhv-rtc");
 	pthread_mutex_lock(&r->lock);
 	while (!r->stopping) {
 		uint8_t b = r->cmos[RTC_REG_B];
