@@ -61,14 +61,6 @@ void vm_log_unclaimed(struct vm *vm, const char *space, uint64_t addr, bool writ
 	(void)vm, (void)space, (void)addr, (void)write, (void)size;
 }
 
-static void free_virtio(struct pci_device *dev)
-{
-	struct virtio_pci *vp = dev->opaque;
-
-	pthread_mutex_destroy(&vp->lock);
-	free(vp->opaque);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_reader r = { data, size };
@@ -112,10 +104,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 	}
-	free_virtio(h->slots[1]);
-	free_virtio(h->slots[2]);
-	the_console = NULL;
-	pthread_mutex_destroy(&h->lock);
-	free(h);
+	/* The devices' and the host's own destroy paths, as vm_destroy runs them. */
+	while (fuzz_vm.nteardowns) {
+		struct vm_teardown *t = &fuzz_vm.teardowns[--fuzz_vm.nteardowns];
+		t->fn(t->opaque);
+	}
 	return 0;
 }

@@ -35,16 +35,6 @@ static int fuzz_dev_create(uint8_t flags)
 	return virtio_blk_create(&fuzz_vm, image_path, flags & 1);
 }
 
-static void fuzz_dev_destroy(void)
-{
-	struct virtio_pci *vp = fuzz_dev->opaque;
-	struct virtio_blk *b = vp->opaque;
-
-	close(b->fd);
-	pthread_mutex_destroy(&vp->lock);
-	free(b);
-}
-
 static void fuzz_dev_event(uint8_t size, uint16_t offset, uint32_t value)
 {
 	(void)size, (void)offset, (void)value;

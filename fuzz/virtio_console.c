@@ -18,15 +18,6 @@ static int fuzz_dev_create(uint8_t flags)
 	return virtio_console_create(&fuzz_vm, console_out);
 }
 
-static void fuzz_dev_destroy(void)
-{
-	struct virtio_pci *vp = fuzz_dev->opaque;
-
-	the_console = NULL;
-	pthread_mutex_destroy(&vp->lock);
-	free(vp->opaque);
-}
-
 static void fuzz_dev_event(uint8_t size, uint16_t offset, uint32_t value)
 {
 	static uint8_t typed[8192 + 256];

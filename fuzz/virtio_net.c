@@ -4,7 +4,7 @@
  * receive (event: a frame of (value & 0xffff) bytes, header included, of
  * a fixed pattern, delivered as the receive thread does). The TAP device
  * is /dev/null and the receive thread is not started: the device's own
- * code is compiled here with open, ioctl and pthread_create/detach
+ * code is compiled here with open, ioctl and pthread_create/detach/join
  * redirected. */
 #include <fcntl.h>
 #include <net/if.h>
@@ -41,27 +41,18 @@ static int fake_thread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)
 #define ioctl fake_ioctl
 #define pthread_create fake_thread_create
 #define pthread_detach(t) ((void)(t), 0)
+#define pthread_join(t, r) ((void)(t), (void)(r), 0)
 #include "../vmm/dev/virtio_net.c"
 #undef open
 #undef ioctl
 #undef pthread_create
 #undef pthread_detach
+#undef pthread_join
 
 static int fuzz_dev_create(uint8_t flags)
 {
 	(void)flags;
 	return virtio_net_create(&fuzz_vm, "fuzz0");
-}
-
-static void fuzz_dev_destroy(void)
-{
-	struct virtio_pci *vp = fuzz_dev->opaque;
-	struct virtio_net *n = vp->opaque;
-
-	close(n->tap_fd);
-	pthread_cond_destroy(&n->rx_cond);
-	pthread_mutex_destroy(&vp->lock);
-	free(n);
 }
 
 static void fuzz_dev_event(uint8_t size, uint16_t offset, uint32_t value)

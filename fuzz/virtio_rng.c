@@ -11,14 +11,6 @@ static int fuzz_dev_create(uint8_t flags)
 	return virtio_rng_create(&fuzz_vm);
 }
 
-static void fuzz_dev_destroy(void)
-{
-	struct virtio_pci *vp = fuzz_dev->opaque;
-
-	pthread_mutex_destroy(&vp->lock);
-	free(vp->opaque);
-}
-
 static void fuzz_dev_event(uint8_t size, uint16_t offset, uint32_t value)
 {
 	(void)size, (void)offset, (void)value;
