@@ -71,7 +71,16 @@ int mptable_create(struct vm *vm);
 /* dev/pci.c: see dev/pci.h. */
 
 /* virtio 1.x over PCI (dev/virtio_pci.c transport + one file per device). */
-int virtio_blk_create(struct vm *vm, const char *path, bool read_only);
+/* dev/virtio_blk.c: a disk on the raw image (path). Requests are served on
+ * the notifying vCPU thread up to a bound per notify (4 MiB of data, one
+ * ring of chains); a worker thread of the device finishes the rest. The
+ * device is stored in *(out) if (out) is not NULL. virtio_blk_destroy:
+ * stop and join the worker (within one bounded pass), close the image and
+ * free the device; only once no vCPU can reach it (the PCI bus keeps no
+ * reference that is used after that). NULL is a no-op. */
+struct virtio_blk;
+int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct virtio_blk **out);
+void virtio_blk_destroy(struct virtio_blk *b);
 int virtio_net_create(struct vm *vm, const char *tap_name);
 int virtio_console_create(struct vm *vm, FILE *out);
 int virtio_rng_create(struct vm *vm);
