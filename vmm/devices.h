@@ -44,6 +44,16 @@ void ioapic_shutdown(struct ioapic *io);
 struct uart;
 struct uart *uart16550_create(struct vm *vm, unsigned index, FILE *out);
 void uart16550_input(struct uart *u, const uint8_t *buf, size_t len);
+/* Output never blocks a vCPU: transmitted bytes wait in a 64 KiB ring
+ * that a writer thread of the UART drains into (out); when the ring is
+ * full they are dropped and counted. uart16550_stop_output: let the
+ * writer drain for up to (timeout_ms), then stop it (bytes not written by
+ * then are dropped too); returns the count of dropped bytes (later bytes
+ * are dropped and counted). uart16550_destroy: the same
+ * with a 200 ms bound, then free (after the vCPUs and console input have
+ * stopped; the I/O bus registration goes with the VM). NULL: no-op. */
+uint64_t uart16550_stop_output(struct uart *u, unsigned timeout_ms);
+void uart16550_destroy(struct uart *u);
 
 /* dev/i8042.c: ports 0x60/0x64; writing 0xfe to 0x64 resets the machine
  * (vm_request_exit POWEROFF, status 0). */
