@@ -935,12 +935,15 @@ static uint16_t used_idx_locked(void)
 	return v;
 }
 
-/* Wait (polling, up to (seconds)) until the used index reaches (want). */
+/* Wait (polling, up to (seconds)) until the used index reaches (want);
+ * false at once if the device gave up (needs reset). */
 static bool wait_used(uint16_t want, unsigned seconds)
 {
 	for (unsigned ms = 0; ms < seconds * 1000u; ms++) {
 		if (used_idx_locked() == want)
 			return true;
+		if (dev_status() & VIRTIO_STATUS_NEEDS_RESET)
+			return false;
 		usleep(1000);
 	}
 	return used_idx_locked() == want;

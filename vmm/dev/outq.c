@@ -16,6 +16,7 @@
 #include "outq.h"
 
 #define OUTQ_CHUNK 4096u /* bytes per write(); PIPE_BUF on Linux */
+#define OUTQ_STALL_MS 50L /* outq_stop: no progress for this long: give up */
 
 /* How the writer's descriptor behaves. */
 enum outq_mode {
@@ -300,9 +301,26 @@ uint64_t outq_stop(struct outq *q, unsigned timeout_ms)
 			deadline.tv_sec++;
 			deadline.tv_nsec -= 1000000000L;
 		}
-		while (q->count && !q->writer_done &&
-		       pthread_cond_timedwait(&q->drained, &q->lock, &deadline) != ETIMEDOUT)
-			;
+		/* Until drained, the deadline, or a stalled reader: 50 ms
+		 * without the writer getting a byte out. */
+		while (q->count && !q->writer_done) {
+			size_t before = q->count;
+			struct timespec step;
+
+			clock_gettime(CLOCK_MONOTONIC, &step);
+			step.tv_nsec += OUTQ_STALL_MS * 1000000L;
+			if (step.tv_nsec >= 1000000000L) {
+				step.tv_sec++;
+				step.tv_nsec -= 1000000000L;
+			}
+			if (step.tv_sec > deadline.tv_sec ||
+			    (step.tv_sec == deadline.tv_sec && step.tv_nsec > deadline.tv_nsec))
+				step = deadline;
+			if (pthread_cond_timedwait(&q->drained, &q->lock, &step) == ETIMEDOUT &&
+			    (q->count == before || (step.tv_sec == deadline.tv_sec &&
+			                            step.tv_nsec == deadline.tv_nsec)))
+				break;
+		}
 		q->stopping = true;
 		pthread_cond_signal(&q->more);
 		join = true;

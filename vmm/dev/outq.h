@@ -29,7 +29,8 @@ size_t outq_write(struct outq *q, const void *buf, size_t len);
  * outq_stop). */
 uint64_t outq_dropped(struct outq *q);
 
-/* outq_stop: let the writer drain the ring for up to (timeout_ms), then
+/* outq_stop: let the writer drain the ring for up to (timeout_ms) (less
+ * if it gets no byte out for 50 ms: the reader is stalled), then
  * stop it (a writer blocked on a stalled reader gives up at once) and
  * join it; bytes left count as dropped, and so does everything queued
  * later. Returns outq_dropped(). Idempotent. */
