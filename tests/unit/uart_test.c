@@ -384,6 +384,31 @@ static void test_output_drained(void **state)
 	close(p[0]);
 }
 
+/* Output on a closed descriptor (zhv started with stdout closed): the
+ * UART still works, its bytes go nowhere, none counts as an overrun. */
+static void test_output_closed(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	FILE *f = fdopen(p[1], "w");
+	assert_non_null(f);
+	close(p[0]);
+	close(p[1]);
+	assert_true(nvms < sizeof(vms) / sizeof(vms[0]));
+	nvms++;
+	test_vm.io_bus.kind = ZHV_TRAP_IO;
+	memset(irq_level, 0, sizeof(irq_level));
+	struct uart *u = uart16550_create(&test_vm, 0, f);
+	assert_non_null(u);
+	for (int i = 0; i < 100; i++)
+		wr(UART_THR, 'z');
+	assert_int_not_equal(rd(UART_LSR) & UART_LSR_THRE, 0);
+	assert_int_equal(uart16550_stop_output(u, 100), 0);
+	uart16550_destroy(u);
+	fclose(f);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -409,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_stalled_output),
 		cmocka_unit_test(test_output_drained),
+		cmocka_unit_test(test_output_closed),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -210,6 +210,10 @@ struct outq *outq_create(FILE *out, size_t size)
 		goto fail;
 	fflush(out);
 	q->fd = writer_fd(fd, &q->mode);
+	if (q->fd < 0 && errno == EBADF) {
+		q->dead = true; /* a closed stdout: the output goes nowhere */
+		return q;
+	}
 	if (q->fd < 0 || pipe2(q->stop_pipe, O_CLOEXEC) < 0)
 		goto fail;
 	/* Termination signals are for other threads. */

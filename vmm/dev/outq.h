@@ -16,8 +16,9 @@ struct outq;
  * fresh non-blocking open of the same object (the O_NONBLOCK flag then
  * is not shared with other users of (out), a shell for instance), else a
  * dup. A stream without a descriptor (a memory stream) is written at
- * once, under the queue's lock, without a thread. Returns NULL with errno
- * set on failure. */
+ * once, under the queue's lock, without a thread; a closed descriptor
+ * takes nothing (every byte is discarded, as a failed write would).
+ * Returns NULL with errno set on failure. */
 struct outq *outq_create(FILE *out, size_t size);
 
 /* outq_write: queue (len) bytes; never blocks on the output. What does not
