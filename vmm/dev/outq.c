@@ -211,6 +211,7 @@ struct outq *outq_create(FILE *out, size_t size)
 	fflush(out);
 	q->fd = writer_fd(fd, &q->mode);
 	if (q->fd < 0 && errno == EBADF) {
+		q->mode = OUTQ_PLAIN;
 		q->dead = true; /* a closed stdout: the output goes nowhere */
 		return q;
 	}
