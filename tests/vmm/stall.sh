@@ -94,10 +94,11 @@ wait "$reader" 2>/dev/null
 if command -v python3 >/dev/null; then
 	PTY="python3 $LIB/pty_run.py"
 	for act in "--send \x01x" "--signal TERM"; do
-		last_cmd="pty_run --wait 'print: ready' --stall 3 $act -- zhv run stall_print.elf"
+		last_cmd="pty_run --wait 'print: ready' --stall 20 $act -- zhv run stall_print.elf"
 		# shellcheck disable=SC2086
-		$PTY --timeout "$ZHV_TIMEOUT" --wait "print: ready" --stall 3 $act -- \
+		$PTY --timeout "$ZHV_TIMEOUT" --wait "print: ready" --stall 20 $act -- \
 			"$ZHV" run "$K/stall_print.elf" >"$T/out" 2>"$T/err"
+		sed 's/^/# /' "$T/err"
 		status=$(sed -n 's/^pty_run: status \([^ ]*\) .*/\1/p' "$T/out")
 		stop_s=$(sed -n 's/^pty_run: status .* after \([^ ]*\)$/\1/p' "$T/out")
 		: "${status:=none}" "${stop_s:=none}"

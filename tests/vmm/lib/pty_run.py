@@ -6,13 +6,15 @@ whether the terminal settings came back unchanged.
 usage: pty_run.py [--wait TEXT] [--stall S] [--send BYTES] [--signal SIG] [--timeout S] -- CMD...
   --wait TEXT   wait until TEXT appears in the output before acting
   --stall S     then stop reading the terminal for good (a stalled
-                terminal: its buffer fills), and act S seconds later
+                terminal), and act once its buffer is full (nothing more
+                arrives for half a second), or after S seconds at most
   --send BYTES  then write BYTES (Python escapes, e.g. 'ab\\x01x')
   --signal SIG  then send signal SIG (e.g. TERM) to the command
 Prints the output, then a last line "pty_run: status N termios same|changed
 after S" (S: seconds from the action to the command's exit).
 """
 import argparse
+import fcntl
 import os
 import pty
 import select
@@ -53,7 +55,17 @@ def main():
         if not acted and a.wait.encode() in out:
             if a.stall is not None and stalled_at is None:
                 stalled_at = time.monotonic()
-            if stalled_at is None or time.monotonic() >= stalled_at + a.stall:
+                unread, unread_since = -1, stalled_at
+            full = False
+            if stalled_at is not None:
+                n = int.from_bytes(fcntl.ioctl(master, termios.FIONREAD, b"\0\0\0\0"),
+                                   sys.byteorder)
+                if n != unread:
+                    unread, unread_since = n, time.monotonic()
+                full = n > 0 and time.monotonic() - unread_since >= 0.5
+            if stalled_at is None or full or time.monotonic() >= stalled_at + a.stall:
+                if stalled_at is not None:
+                    print("pty_run: stalled, %d bytes unread" % unread, file=sys.stderr)
                 acted = True
                 acted_at = time.monotonic()
                 if a.send:
