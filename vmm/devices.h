@@ -82,7 +82,7 @@ int mptable_create(struct vm *vm);
 
 /* virtio 1.x over PCI (dev/virtio_pci.c transport + one file per device). */
 /* dev/virtio_blk.c: a disk on the raw image (path). Requests are served on
- * the notifying vCPU thread up to a bound per notify (4 MiB of data, one
+ * the notifying vCPU thread up to a bound per notify (1 MiB of data, one
  * ring of chains); a worker thread of the device finishes the rest. The
  * device is stored in *(out) if (out) is not NULL. virtio_blk_destroy:
  * stop and join the worker (within one bounded pass), close the image and

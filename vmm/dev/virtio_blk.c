@@ -46,8 +46,8 @@
  * several passes; what a notify leaves undone the worker finishes, one
  * pass at a time with the device lock released in between, so that no
  * doorbell holds a vCPU, the device lock or shutdown for longer than one
- * pass (a few milliseconds), whatever the driver queued. */
-#define BLK_PASS_BYTES (4u << 20)
+ * pass (about a millisecond), whatever the driver queued. */
+#define BLK_PASS_BYTES (1u << 20)
 
 /* The request being served (several passes for a large one). */
 struct blk_req {
