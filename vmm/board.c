@@ -221,7 +221,7 @@ static int devices_create(struct board *b, const struct board_config *cfg, char 
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < cfg->ndisks; i++) {
-		ret = virtio_blk_create(vm, cfg->disks[i].path, cfg->disks[i].read_only);
+		ret = virtio_blk_create(vm, cfg->disks[i].path, cfg->disks[i].read_only, NULL);
 		if (ret < 0) {
 			disk_error(cfg->disks[i].path, ret, err, errlen);
 			b->load_error = true;

@@ -1,20 +1,30 @@
-/* console.c: stdin in raw mode and the input thread that feeds COM1. */
+/* console.c: stdin in raw mode, the input thread that feeds COM1, and
+ * messages to stderr that a stalled terminal cannot block. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "console.h"
 #include "devices.h"
 #include "vm.h"
 
+/* How long a message waits for a stalled stderr before it is dropped. */
+#define MESSAGE_WAIT_MS 100
+
 static struct termios saved_termios;
+/* A non-blocking descriptor of our own on stderr's terminal, pipe or
+ * FIFO (console_init), or -1: messages then go to stderr as usual. */
+static int message_fd = -1;
 static volatile sig_atomic_t raw_active;
 static bool is_tty;
 
@@ -39,8 +49,64 @@ static void restore_at_exit(void)
 	console_restore();
 }
 
+void console_message(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	size_t len = (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1, done = 0;
+	if (message_fd < 0) {
+		fputs(buf, stderr);
+		return;
+	}
+	fflush(stderr);
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (done < len) {
+		ssize_t r = write(message_fd, buf + done, len - done);
+		if (r > 0) {
+			done += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno != EAGAIN)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= MESSAGE_WAIT_MS)
+			return; /* nobody reads: the message is lost, zhv goes on */
+		struct pollfd pfd = {.fd = message_fd, .events = POLLOUT};
+		poll(&pfd, 1, (int)(MESSAGE_WAIT_MS - ms));
+	}
+}
+
+/* Open stderr again, non-blocking, if it is a terminal, pipe or FIFO (the
+ * flag must not be set on the shared descriptor: the shell would get a
+ * non-blocking terminal back). */
+static void open_message_fd(void)
+{
+	struct stat st, nst;
+	if (message_fd >= 0 || fstat(STDERR_FILENO, &st) < 0 ||
+	    !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)))
+		return;
+	int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &nst) < 0 || nst.st_dev != st.st_dev || nst.st_ino != st.st_ino) {
+		close(fd);
+		return;
+	}
+	message_fd = fd;
+}
+
 bool console_init(void)
 {
+	open_message_fd();
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_termios) < 0)
 		return false;
 	is_tty = true;
@@ -71,8 +137,10 @@ static bool forward(const uint8_t *buf, size_t len, bool *escape)
 			if (c == 'x' || c == 'X') {
 				if (n)
 					uart16550_input(input.com1, out, n);
-				fprintf(stderr, "\nzhv: terminated by user\n");
+				/* The exit first: a stalled terminal may drop
+				 * the message but cannot hold the quit. */
 				vm_request_exit(input.vm, VM_EXIT_POWEROFF, 0);
+				console_message("\nzhv: terminated by user\n");
 				return false;
 			}
 			if (c != CONSOLE_ESCAPE)
@@ -169,4 +237,15 @@ void console_stop(void)
 	close(input.stop_pipe[0]);
 	close(input.stop_pipe[1]);
 	input.running = false;
+}
+
+void console_destroy(void)
+{
+	console_stop();
+	console_restore();
+	if (message_fd >= 0) {
+		close(message_fd);
+		message_fd = -1;
+	}
+	is_tty = false;
 }

@@ -31,4 +31,14 @@ int console_start(struct vm *vm, struct uart *com1);
 /* console_stop: stop and join the input thread (no-op if not started). */
 void console_stop(void);
 
+/* console_message: print a message on stderr without ever blocking for
+ * long: if stderr is a terminal, pipe or FIFO (as console_init found it)
+ * that nobody reads, the message is dropped after 100 ms. Any thread. */
+void console_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* console_destroy: console_stop, give the terminal back (console_restore)
+ * and close what console_init opened. The console can be set up again
+ * with console_init. */
+void console_destroy(void);
+
 #endif /* ZHV_VMM_CONSOLE_H */

@@ -44,9 +44,17 @@ void ioapic_shutdown(struct ioapic *io);
 struct uart;
 struct uart *uart16550_create(struct vm *vm, unsigned index, FILE *out);
 void uart16550_input(struct uart *u, const uint8_t *buf, size_t len);
-/* uart16550_destroy: free (u) (NULL: no-op). No vCPU or input thread may
- * use it any more; (out) stays open (the caller's). board_destroy calls it
- * in the machine's teardown order. */
+/* Output never blocks a vCPU: transmitted bytes wait in a 64 KiB ring
+ * that a writer thread of the UART drains into (out); when the ring is
+ * full they are dropped and counted. uart16550_stop_output: let the
+ * writer drain for up to (timeout_ms), then stop it (bytes not written by
+ * then are dropped too); returns the count of dropped bytes (later bytes
+ * are dropped and counted). uart16550_destroy: the same
+ * with a 200 ms bound, then free (after the vCPUs and console input have
+ * stopped; the I/O bus registration goes with the VM; (out) stays open,
+ * the caller's). board_destroy calls it in the machine's teardown order.
+ * NULL: no-op. */
+uint64_t uart16550_stop_output(struct uart *u, unsigned timeout_ms);
 void uart16550_destroy(struct uart *u);
 
 /* dev/i8042.c: ports 0x60/0x64; writing 0xfe to 0x64 resets the machine
@@ -75,7 +83,16 @@ int mptable_create(struct vm *vm);
 /* dev/pci.c: see dev/pci.h. */
 
 /* virtio 1.x over PCI (dev/virtio_pci.c transport + one file per device). */
-int virtio_blk_create(struct vm *vm, const char *path, bool read_only);
+/* dev/virtio_blk.c: a disk on the raw image (path). Requests are served on
+ * the notifying vCPU thread up to a bound per notify (1 MiB of data, one
+ * ring of chains); a worker thread of the device finishes the rest. The
+ * device is stored in *(out) if (out) is not NULL. virtio_blk_destroy:
+ * stop and join the worker (within one bounded pass), close the image and
+ * free the device; only once no vCPU can reach it (the PCI bus keeps no
+ * reference that is used after that). NULL is a no-op. */
+struct virtio_blk;
+int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct virtio_blk **out);
+void virtio_blk_destroy(struct virtio_blk *b);
 int virtio_net_create(struct vm *vm, const char *tap_name);
 int virtio_console_create(struct vm *vm, FILE *out);
 int virtio_rng_create(struct vm *vm);

@@ -15,6 +15,7 @@
 
 #include "board.h"
 #include "console.h"
+#include "devices.h"
 #include "exit_status.h"
 #include "sandbox.h"
 #include "vcpu_thread.h"
@@ -464,7 +465,7 @@ static int cmd_run(int argc, char **argv)
 		if (r <= 0)
 			break;
 		if (what != 0) {
-			fprintf(stderr, "\nzhv: terminated by signal %d (%s)\n", what, strsignal(what));
+			console_message("\nzhv: terminated by signal %d (%s)\n", what, strsignal(what));
 			killed_by = what;
 			vm_request_exit(vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
 		}
@@ -472,6 +473,12 @@ static int cmd_run(int argc, char **argv)
 	vcpus_stop(g_vcpus);
 	g_vcpus = NULL;
 	console_stop();
+	/* COM1's output: what a stalled reader does not take within 200 ms
+	 * is dropped (and counted on stderr), never waited for. */
+	uint64_t dropped = uart16550_stop_output(board.com1, 200);
+	if (dropped)
+		console_message("zhv: COM1: %" PRIu64 " bytes of output dropped (not read in time)\n",
+		                dropped);
 	if (cfg->debug_io)
 		print_stats(vm);
 	int status = atomic_load(&vm->exit_kind) == VM_EXIT_NONE ? ZHV_EXIT_FATAL : vm->exit_status;

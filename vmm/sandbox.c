@@ -250,6 +250,9 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 	/* A thread names itself; the SIGSYS message names the thread. */
 	RULE(ctx, SCMP_ACT_ALLOW, prctl, 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
 	RULE(ctx, SCMP_ACT_ALLOW, prctl, 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
+	/* Console output to a socket (vmm/dev/outq.c: send(MSG_DONTWAIT), i.e.
+	 * sendto without an address): on its connected socket only. */
+	RULE(ctx, SCMP_ACT_ALLOW, sendto, 1, SCMP_A4(SCMP_CMP_EQ, 0));
 	RULE(ctx, SCMP_ACT_ALLOW, fcntl, 1, SCMP_A1(SCMP_CMP_EQ, F_GETFL));
 	RULE(ctx, SCMP_ACT_ALLOW, fcntl, 1, SCMP_A1(SCMP_CMP_EQ, F_GETFD));
 

@@ -1,11 +1,14 @@
-/* uart_test.c: unit tests of the 16550A UART model (dev/uart16550.c): registers, DLAB, IIR priorities, receive buffer, interrupt line, garbage. */
+/* uart_test.c: unit tests of the 16550A UART model (dev/uart16550.c): registers, DLAB, IIR priorities, receive buffer, interrupt line, garbage, output to a stalled reader (dev/outq.c). */
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
 
+#include "../../vmm/dev/outq.c"
 #include "../../vmm/dev/uart16550.c"
 
 /* ---- stubs ------------------------------------------------------------------ */
@@ -293,6 +296,119 @@ static void test_garbage(void **state)
 	assert_int_equal(rd(UART_LSR) & (UART_LSR_THRE | UART_LSR_TEMT), 0x60);
 }
 
+static void on_alarm(int sig)
+{
+	static const char msg[] = "uart_test: a UART write blocked on the stalled reader\n";
+	ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)r;
+	_exit(128 + sig);
+}
+
+/* COM1 on a pipe nobody reads: the guest's writes never block (a blocked
+ * write would leave the alarm to end the test); what neither the pipe nor
+ * the 64 KiB ring holds is dropped and counted, and stopping the output
+ * gives up on the stalled reader instead of waiting for it. */
+static void test_stalled_output(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_true(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 4096);
+	size_t cap = (size_t)fcntl(p[0], F_GETPIPE_SZ);
+	FILE *f = fdopen(p[1], "w");
+	assert_non_null(f);
+	assert_true(nvms < sizeof(vms) / sizeof(vms[0]));
+	nvms++;
+	test_vm.io_bus.kind = ZHV_TRAP_IO;
+	memset(irq_level, 0, sizeof(irq_level));
+	struct uart *u = uart16550_create(&test_vm, 0, f);
+	assert_non_null(u);
+
+	signal(SIGALRM, on_alarm);
+	alarm(30);
+	size_t total = cap + OUTQ_DEFAULT_SIZE + 10000;
+	for (size_t i = 0; i < total; i++) {
+		assert_int_not_equal(rd(UART_LSR) & UART_LSR_THRE, 0);
+		wr(UART_THR, (uint8_t)(i % 251));
+	}
+	uint64_t dropped = uart16550_stop_output(u, 100);
+	alarm(0);
+	/* Bytes queued after the stop are dropped too. */
+	wr(UART_THR, 'x');
+	assert_int_equal(uart16550_stop_output(u, 100), dropped + 1);
+
+	/* The pipe holds a prefix of the output, in order. */
+	uint8_t *got = malloc(cap + 1);
+	assert_non_null(got);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	size_t n = 0;
+	ssize_t r;
+	while (n <= cap && (r = read(p[0], got + n, cap + 1 - n)) > 0)
+		n += (size_t)r;
+	assert_true(n <= cap);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(got[i], i % 251);
+	assert_int_equal(n + dropped, total);
+	assert_true(dropped >= total - cap - OUTQ_DEFAULT_SIZE);
+	free(got);
+
+	uart16550_destroy(u);
+	fclose(f);
+	close(p[0]);
+}
+
+/* A UART with output on a pipe someone reads: everything arrives, and
+ * stopping the output waits for the queue to drain. */
+static void test_output_drained(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	FILE *f = fdopen(p[1], "w");
+	assert_non_null(f);
+	assert_true(nvms < sizeof(vms) / sizeof(vms[0]));
+	nvms++;
+	test_vm.io_bus.kind = ZHV_TRAP_IO;
+	memset(irq_level, 0, sizeof(irq_level));
+	struct uart *u = uart16550_create(&test_vm, 1, f);
+	assert_non_null(u);
+	const char *msg = "through the ring\n";
+	for (const char *c = msg; *c; c++)
+		wr(UART_THR, (uint8_t)*c);
+	assert_int_equal(uart16550_stop_output(u, 5000), 0);
+	char buf[64] = "";
+	assert_int_equal(read(p[0], buf, sizeof(buf)), (ssize_t)strlen(msg));
+	assert_string_equal(buf, msg);
+	uart16550_destroy(u);
+	fclose(f);
+	close(p[0]);
+}
+
+/* Output on a closed descriptor (zhv started with stdout closed): the
+ * UART still works, its bytes go nowhere, none counts as an overrun. */
+static void test_output_closed(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	FILE *f = fdopen(p[1], "w");
+	assert_non_null(f);
+	close(p[0]);
+	close(p[1]);
+	assert_true(nvms < sizeof(vms) / sizeof(vms[0]));
+	nvms++;
+	test_vm.io_bus.kind = ZHV_TRAP_IO;
+	memset(irq_level, 0, sizeof(irq_level));
+	struct uart *u = uart16550_create(&test_vm, 0, f);
+	assert_non_null(u);
+	for (int i = 0; i < 100; i++)
+		wr(UART_THR, 'z');
+	assert_int_not_equal(rd(UART_LSR) & UART_LSR_THRE, 0);
+	assert_int_equal(uart16550_stop_output(u, 100), 0);
+	uart16550_destroy(u);
+	fclose(f);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -316,6 +432,9 @@ int main(void)
 		cmocka_unit_test(test_irq_line),
 		cmocka_unit_test(test_loopback),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_stalled_output),
+		cmocka_unit_test(test_output_drained),
+		cmocka_unit_test(test_output_closed),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

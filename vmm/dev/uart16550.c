@@ -1,12 +1,13 @@
-/* uart16550.c: 16550A UART (COM1-COM4): registers, a receive buffer fed by the console and IRQ 4/3 through vm_irq_set. */
+/* uart16550.c: 16550A UART (COM1-COM4): registers, a receive buffer fed by the console, output through a bounded queue (dev/outq.c) and IRQ 4/3 through vm_irq_set. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <stdio.h>
 
 #include "../devices.h"
 #include "../vm.h"
+#include "outq.h"
 
 /* clang-format off */
 /* Register offsets (TI PC16550D datasheet, Table 2 "Register Summary"). */
@@ -73,7 +74,7 @@
 struct uart {
 	pthread_mutex_t lock; /* everything below; vCPU threads and the console thread */
 	struct vm *vm;
-	FILE *out;
+	struct outq *out; /* transmitted bytes (NULL: discarded) */
 	unsigned irq;
 	unsigned source; /* our input on the shared line (vm_irq_set_shared) */
 	char name[8];
@@ -180,25 +181,16 @@ static uint8_t uart_rx_pop(struct uart *u)
 }
 
 /* The transmitter is infinitely fast: THR and the shift register are empty
- * again at once, which latches the THRE interrupt. */
+ * again at once, which latches the THRE interrupt. The byte joins the
+ * output queue, which never blocks: when the host does not read the
+ * output fast enough, bytes are dropped and counted, as a real UART
+ * overruns its peer (so no vCPU waits on a stalled terminal or pipe). */
 static void uart_transmit(struct uart *u, uint8_t byte)
 {
-	if (u->mcr & UART_MCR_LOOP) {
+	if (u->mcr & UART_MCR_LOOP)
 		uart_rx_push(u, byte);
-	} else if (u->out) {
-		/* Straight to the file descriptor: no stdio buffering to
-		 * flush per byte (the guest sees no delay either way). */
-		int fd = fileno(u->out);
-		ssize_t r = -1;
-		if (fd < 0) { /* a memory stream */
-			fputc(byte, u->out);
-			fflush(u->out);
-		} else {
-			do
-				r = write(fd, &byte, 1);
-			while (r < 0 && errno == EINTR);
-		}
-	}
+	else if (u->out)
+		outq_write(u->out, &byte, 1);
 	u->thr_ipending = true;
 }
 
@@ -327,23 +319,43 @@ struct uart *uart16550_create(struct vm *vm, unsigned index, FILE *out)
 	struct uart *u = calloc(1, sizeof(*u));
 	if (!u)
 		return NULL;
+	snprintf(u->name, sizeof(u->name), "com%u", index + 1);
+	if (out && !(u->out = outq_create(out, OUTQ_DEFAULT_SIZE))) {
+		int e = errno;
+		free(u);
+		errno = e;
+		return NULL;
+	}
 	pthread_mutex_init(&u->lock, NULL);
 	u->vm = vm;
-	u->out = out;
 	u->irq = uart_ports[index].irq;
 	u->source = 1 + index; /* COM1/COM3 and COM2/COM4 share a line */
 	u->lcr = 0x03; /* 8N1, as firmware leaves it */
 	u->msr_lines = uart_msr_inputs(u);
-	snprintf(u->name, sizeof(u->name), "com%u", index + 1);
 	int ret = bus_register(&vm->io_bus, vm->guest, uart_ports[index].base, UART_NREGS,
 	                       uart_access, u, u->name);
 	if (ret < 0) {
+		outq_destroy(u->out);
 		pthread_mutex_destroy(&u->lock);
 		free(u);
 		errno = -ret;
 		return NULL;
 	}
 	return u;
+}
+
+uint64_t uart16550_stop_output(struct uart *u, unsigned timeout_ms)
+{
+	return u ? outq_stop(u->out, timeout_ms) : 0;
+}
+
+void uart16550_destroy(struct uart *u)
+{
+	if (!u)
+		return;
+	outq_destroy(u->out);
+	pthread_mutex_destroy(&u->lock);
+	free(u);
 }
 
 void uart16550_input(struct uart *u, const uint8_t *buf, size_t len)
@@ -355,12 +367,4 @@ void uart16550_input(struct uart *u, const uint8_t *buf, size_t len)
 		uart_rx_push(u, buf[i]);
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);
-}
-
-void uart16550_destroy(struct uart *u)
-{
-	if (!u)
-		return;
-	pthread_mutex_destroy(&u->lock);
-	free(u);
 }

@@ -1,4 +1,4 @@
-/* virtio_console.c: virtio console (virtio 1.2 §5.3), one port (hvc0): output to a FILE*, input from virtio_console_input(). */
+/* virtio_console.c: virtio console (virtio 1.2 §5.3), one port (hvc0): output to a FILE* through a bounded queue (dev/outq.c), input from virtio_console_input(). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "../devices.h"
+#include "outq.h"
 #include "virtio_pci.h"
 
 /* Queues of port 0 without VIRTIO_CONSOLE_F_MULTIPORT (§5.3.2). */
@@ -17,7 +18,7 @@
 
 struct virtio_console {
 	struct virtio_pci vp;
-	FILE *out;
+	struct outq *out; /* NULL: output discarded */
 	/* Host input waiting for receive buffers: a ring under vp.lock. */
 	uint8_t in[CONSOLE_INBUF];
 	size_t in_head, in_count;
@@ -85,13 +86,14 @@ static void console_transmit(struct virtio_console *con)
 			virtio_pci_device_error(vp, "bad descriptor chain");
 			break;
 		}
+		/* Never blocks: past the queue's free room, output is
+		 * dropped and counted (so a notify costs one ring of chains
+		 * and at most the queue's size in copies). */
 		for (unsigned s = 0; s < c->nr_out && con->out; s++)
-			fwrite(c->iov[s].iov_base, 1, c->iov[s].iov_len, con->out);
+			outq_write(con->out, c->iov[s].iov_base, c->iov[s].iov_len);
 		vq_push(vq, c->head, 0);
 		pushed = true;
 	}
-	if (con->out)
-		fflush(con->out);
 	if (pushed)
 		virtio_pci_queue_interrupt(vp, CONSOLE_TXQ);
 }
@@ -111,6 +113,7 @@ static void virtio_console_destroy(struct virtio_pci *vp)
 	struct virtio_console *con = vp->opaque;
 	struct virtio_console *expected = con;
 	atomic_compare_exchange_strong(&the_console, &expected, NULL);
+	outq_destroy(con->out); /* its writer flushes for at most 200 ms */
 	virtio_pci_fini(vp);
 	free(con);
 }
@@ -154,9 +157,14 @@ int virtio_console_create(struct vm *vm, FILE *out)
 
 	if (!con)
 		return -ENOMEM;
-	con->out = out;
+	if (out && !(con->out = outq_create(out, OUTQ_DEFAULT_SIZE))) {
+		r = -errno;
+		free(con);
+		return r;
+	}
 	r = virtio_pci_init(&con->vp, vm, &info);
 	if (r < 0) {
+		outq_destroy(con->out);
 		free(con);
 		return r;
 	}

@@ -243,8 +243,11 @@ static void net_transmit(struct virtio_net *n)
 			break;
 		}
 		/* Header then frame (§5.1.6.2); a chain too short for the
-		 * header is dropped, and so is whatever the tap refuses. */
-		if (c->out_len > NET_HDR_LEN) {
+		 * header is dropped, and so is one longer than any frame the
+		 * tap takes (no GSO offered: 64 KiB), so that one notify
+		 * copies at most a ring of frames, and whatever the tap
+		 * refuses. */
+		if (c->out_len > NET_HDR_LEN && c->out_len <= NET_MAX_PACKET) {
 			n->tx_iov[0].iov_base = zero_hdr;
 			n->tx_iov[0].iov_len = NET_HDR_LEN;
 			cnt = 1 + vq_iov_slice(c->iov, c->nr_out, NET_HDR_LEN, c->out_len - NET_HDR_LEN,

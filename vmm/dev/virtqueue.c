@@ -205,10 +205,10 @@ void vq_unpop(struct vq *vq, uint16_t count)
 	vq->last_avail -= count;
 }
 
-void vq_fill(struct vq *vq, uint16_t pos, uint16_t head, uint32_t len)
+void vq_fill(struct vq *vq, uint16_t pos, uint16_t head, uint64_t len)
 {
 	uint8_t *elem;
-	uint32_t raw[2] = { htole32(head), htole32(len) };
+	uint32_t raw[2] = { htole32(head), htole32(len > UINT32_MAX ? UINT32_MAX : (uint32_t)len) };
 
 	if (!vq->ready)
 		return;
@@ -225,7 +225,7 @@ void vq_flush(struct vq *vq, uint16_t count)
 	store16_release(vq->used + USED_IDX, vq->used_idx);
 }
 
-void vq_push(struct vq *vq, uint16_t head, uint32_t len)
+void vq_push(struct vq *vq, uint16_t head, uint64_t len)
 {
 	vq_fill(vq, 0, head, len);
 	vq_flush(vq, 1);

@@ -90,10 +90,13 @@ bool vq_has_avail(struct vq *vq);
 /* vq_fill: write used element (pos) past the published index: chain
  * (head) with (len) bytes written into its writable segments. vq_flush:
  * publish (count) filled elements at once (the driver sees them together,
- * as mergeable receive buffers need, §5.1.6.4). vq_push: fill + flush one. */
-void vq_fill(struct vq *vq, uint16_t pos, uint16_t head, uint32_t len);
+ * as mergeable receive buffers need, §5.1.6.4). vq_push: fill + flush one.
+ * Lengths are counted in 64 bits by the devices; the used element's len
+ * is 32 bits (§2.7.8), which holds any chain vq_pop accepts (at most
+ * 2^32 - 1 bytes, §2.7.5.2); a larger (len) is clamped to UINT32_MAX. */
+void vq_fill(struct vq *vq, uint16_t pos, uint16_t head, uint64_t len);
 void vq_flush(struct vq *vq, uint16_t count);
-void vq_push(struct vq *vq, uint16_t head, uint32_t len);
+void vq_push(struct vq *vq, uint16_t head, uint64_t len);
 /* vq_notify_needed: after pushing, whether the driver wants a used-buffer
  * notification (VIRTQ_AVAIL_F_NO_INTERRUPT clear, §2.7.7; no EVENT_IDX). */
 bool vq_notify_needed(struct vq *vq);
