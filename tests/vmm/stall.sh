@@ -108,7 +108,7 @@ if command -v python3 >/dev/null; then
 		stop_s=$(sed -n 's/^pty_run: status .* after \([^ ]*\)$/\1/p' "$T/out")
 		: "${status:=none}" "${stop_s:=none}"
 		want=0
-		[ "$act" = "--signal TERM" ] && want=143
+		[ "$act" = "--signal TERM" ] && want=-15 # killed by SIGTERM, re-raised after clean-up
 		echo "# $act to exit with the terminal stalled: $stop_s s"
 		check "stalled terminal: ${act#--} ends zhv within $STOP_LIMIT s (took $stop_s s)" \
 			eval '[ "$status" = "$want" ] && [ "$stop_s" != none ] && within_limit'
