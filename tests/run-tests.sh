@@ -85,7 +85,7 @@ run() {
 # tools/kvm-in-qemu.sh: a Debian kernel with a real KVM (kvm-amd) on QEMU's
 # emulated AMD-V. Everything there runs slower, so a conformance test gets
 # ZHV_CONF_TIMEOUT=300 s there unless set, and the soak (vmm/soak.sh) runs
-# 1000 libzhv and 300 board cycles unless ZHV_SOAK_LIB_CYCLES /
+# 1000 libzhv and 300 board cycles (300 and 100 in sanitizer builds) unless ZHV_SOAK_LIB_CYCLES /
 # ZHV_SOAK_BOARD_CYCLES say otherwise (its full 10^4 + 10^3 cycles take
 # about 14 minutes there, at 71 and 123 ms per cycle). ZHV_KVM_IN_QEMU=0 turns this off
 # (the programs then fail without KVM under ZHV_REQUIRE_KVM=1, or skip).
@@ -119,11 +119,17 @@ else
 	t0=$SECONDS
 	# The guest machine has no network: fetch what vmm/linux.sh boots here.
 	tests/vmm/linux/fetch.sh "${ZHV_CACHE:-${HOME:-/tmp}/.cache/zhv}/linux" >/dev/null 2>&1
+	# Sanitizer builds: a third of the soak (their RSS is not asserted;
+	# fds, threads and LeakSanitizer are, and already after 300 cycles).
+	soak_lib=1000 soak_board=300
+	if ldd "$BUILD/zhv" 2>/dev/null | grep -qE 'lib(asan|tsan)'; then
+		soak_lib=300 soak_board=100
+	fi
 	timeout --kill-after=10 "${ZHV_QEMU_TIMEOUT:-5400}" \
 		tools/kvm-in-qemu.sh --mem 8G --timeout "${ZHV_QEMU_TIMEOUT:-5400}" -- \
 		env ZHV_TESTS_KVM_ONLY=1 ZHV_CONF_TIMEOUT="${ZHV_CONF_TIMEOUT:-300}" BUILD="$BUILD" \
-		ZHV_SOAK_LIB_CYCLES="${ZHV_SOAK_LIB_CYCLES:-1000}" \
-		ZHV_SOAK_BOARD_CYCLES="${ZHV_SOAK_BOARD_CYCLES:-300}" \
+		ZHV_SOAK_LIB_CYCLES="${ZHV_SOAK_LIB_CYCLES:-$soak_lib}" \
+		ZHV_SOAK_BOARD_CYCLES="${ZHV_SOAK_BOARD_CYCLES:-$soak_board}" \
 		tests/run-tests.sh >"$log" 2>&1
 	rc=$?
 	cat "$log"
