@@ -91,3 +91,11 @@ SANDBOX_COST_BIN := $(BUILD)/bench/sandbox_cost
 $(SANDBOX_COST_BIN): $(BUILD)/bench/sandbox_cost.o $(BUILD)/vmm/sandbox.o $(BUILD)/bench/stats.o $(LIBZHV)
 	$(CC) $(LDFLAGS) -o $@ $^ -lseccomp $(LDLIBS)
 VMM_TEST_BINS += $(SANDBOX_COST_BIN)
+
+# What CPU the tests run on (tests/vmm/lib/host_cpu.c), for quirk gates in
+# the scripts.
+HOST_CPU_BIN := $(BUILD)/tests/vmm/host_cpu
+$(HOST_CPU_BIN): tests/vmm/lib/host_cpu.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+VMM_TEST_BINS += $(HOST_CPU_BIN)

@@ -100,6 +100,8 @@ boot() { # NAME KERNEL TIMEOUT
 	pid[$name]=$!
 	stopped[$name]=""
 	early_at[$name]=""
+	took[$name]=""
+	threads[$name]=""
 }
 raw() { tr -d '\r' <"$T/$1.out"; }
 klines() { # NAME: the kernel's console lines so far, without the timestamp
@@ -120,27 +122,69 @@ reap() { # NAME
 	[ -n "${took[$1]:-}" ] || took[$1]=$(since "${start[$1]}")
 }
 
+# thread_states NAME: zhv's threads, each with its state (R: running, e.g. a
+# vCPU in the guest; S: sleeping, e.g. a vCPU halted in KVM) and CPU time.
+declare -A threads
+thread_states() {
+	local z t
+	z=$(pgrep -P "${pid[$1]}" | head -n 1)
+	[ -n "$z" ] || return 0
+	for t in /proc/"$z"/task/*; do
+		awk -v c="$(cat "$t/comm" 2>/dev/null)" '{ printf "%s %s utime %s stime %s; ", c, $3, $14, $15 }' \
+			"$t/stat" 2>/dev/null
+	done
+}
+
+# run_boots NAME...: boot them side by side and wait for all. Elsewhere
+# than on kvm_pvm, a boot whose console stays silent for STALL seconds is
+# stopped (a kernel that stopped making progress; a normal boot here never
+# pauses that long).
+STALL=${ZHV_LINUX_STALL:-90}
+run_boots() {
+	local n
+	declare -A size quiet
+	for n in "$@"; do
+		case $n in
+		pvh) boot pvh "$CACHE/vmlinux" "$tmo" ;;
+		bzimage) boot bzimage "$CACHE/vmlinuz" "$tmo" ;;
+		esac
+		size[$n]=0 quiet[$n]=$SECONDS
+	done
+	for (( ; ; )); do
+		running=0
+		for n in "$@"; do
+			if ! kill -0 "${pid[$n]}" 2>/dev/null; then
+				[ -n "${took[$n]}" ] || took[$n]=$(since "${start[$n]}")
+				continue
+			fi
+			[ -n "${stopped[$n]}" ] && continue
+			running=1
+			if [ -z "${early_at[$n]}" ] && early_done "$n"; then
+				early_at[$n]=$(since "${start[$n]}")
+				# kvm_pvm: the bzImage stops here; the rest is the PVH
+				# boot's kernel, minutes behind it.
+				[ "$pvm" = 1 ] && [ "$n" = bzimage ] && stop "$n" "early console complete"
+			fi
+			local sz
+			sz=$(stat -c %s "$T/$n.out" 2>/dev/null || echo 0)
+			if [ "$sz" != "${size[$n]}" ]; then
+				size[$n]=$sz quiet[$n]=$SECONDS
+			elif [ "$pvm" = 0 ] && [ $((SECONDS - quiet[$n])) -ge "$STALL" ]; then
+				threads[$n]=$(thread_states "$n")
+				stop "$n" "no console output for ${STALL}s"
+			fi
+		done
+		[ "$running" = 0 ] && break
+		sleep 1
+	done
+	for n in "$@"; do
+		reap "$n"
+	done
+}
+
 tmo=$FULL_TIMEOUT
 [ "$pvm" = 1 ] && tmo=$BUDGET
-boot pvh "$CACHE/vmlinux" "$tmo"
-boot bzimage "$CACHE/vmlinuz" "$tmo"
-for ((;;)); do
-	running=0
-	for n in pvh bzimage; do
-		kill -0 "${pid[$n]}" 2>/dev/null || continue
-		running=1
-		if [ -z "${early_at[$n]}" ] && early_done "$n"; then
-			early_at[$n]=$(since "${start[$n]}")
-			# kvm_pvm: the bzImage stops here; the rest is the PVH
-			# boot's kernel, minutes behind it.
-			[ "$pvm" = 1 ] && [ "$n" = bzimage ] && stop "$n" "early console complete"
-		fi
-	done
-	[ "$running" = 0 ] && break
-	sleep 1
-done
-reap pvh
-reap bzimage
+run_boots pvh bzimage
 
 # ---- assertions --------------------------------------------------------------
 diag() { # NAME: how far it got and why it ended
@@ -158,11 +202,53 @@ diag() { # NAME: how far it got and why it ended
 	echo "$n: $why after ${took[$n]}s; $(klines "$n" | grep -c .) kernel lines," \
 		"early console complete $early"
 	echo "$n: last console line: ${last:-(none)}"
+	[ -n "${threads[$n]:-}" ] && echo "$n: zhv's threads when it stalled: ${threads[$n]}"
+	# Why a kernel stopped: its first oops, BUG, warning or panic, with
+	# the lines that lead up to it.
+	local first
+	first=$(raw "$n" | grep -nm1 -E 'Kernel panic|BUG:|Oops|WARNING:|general protection|invalid opcode|Call Trace' |
+		cut -d: -f1)
+	if [ -n "$first" ]; then
+		echo "$n: console from line $((first > 15 ? first - 15 : 1)):"
+		raw "$n" | sed -n "$((first > 15 ? first - 15 : 1)),$((first + 25))p" | sed 's/^/  /'
+		raw "$n" | grep -m1 'Kernel panic' | sed 's/^/  /'
+	fi
 	if grep -q '[^[:space:]]' "$T/$n.err"; then
 		echo "$n: zhv said:"
 		grep -v '^[[:space:]]*$' "$T/$n.err" | head -n 12 | sed 's/^/  /'
 	fi
 }
+
+# QEMU's software CPU (tools/kvm-in-qemu.sh runs the suite on a KVM nested in
+# QEMU TCG's emulated AMD-V): now and then, about once in fifteen boots, the
+# guest kernel dies of a corrupted CPU state zhv neither sees nor touches:
+# kernel code runs with the user's GS base (a page fault on the per-CPU
+# area recursing into the entry stack's guard page, "BUG: ENTRY_TRAMPOLINE
+# stack guard page was hit", CR2 = the per-CPU offset), or it stops making
+# progress with no exit reaching zhv. On that host only, a boot that did not
+# reach init while zhv reported nothing wrong is run once more, and the
+# first attempt is shown as diagnostics. Anywhere else, and on a second
+# failure, the boot fails.
+# A whole boot: /init ran and the kernel powered off (not a panic's reset).
+boot_whole() { raw "$1" | grep -q 'ZHV-INIT-OK' && raw "$1" | grep -q 'reboot: Power down' &&
+               ! raw "$1" | grep -q 'Kernel panic'; }
+zhv_silent() { # zhv said nothing but that it was stopped, and its status is
+	# the guest's reset (0), the test's stop (143) or the time limit (124, 137)
+	case ${status[$1]} in 0 | 124 | 137 | 143) ;; *) return 1 ;; esac
+	! grep -v 'terminated by signal' "$T/$1.err" | grep -q '[^[:space:]]'
+}
+host_cpu=$("$BUILD/tests/vmm/host_cpu" 2>/dev/null)
+if [ "$pvm" = 0 ] && [ "${host_cpu#* }" = qemu-tcg ]; then
+	again=()
+	for n in pvh bzimage; do
+		boot_whole "$n" && continue
+		zhv_silent "$n" || continue
+		echo "# $n: first boot failed on QEMU TCG (its nested-SVM quirk; booting once more):"
+		diag "$n" | sed 's/^/#   /'
+		again+=("$n")
+	done
+	[ "${#again[@]}" -gt 0 ] && run_boots "${again[@]}"
+fi
 
 check_early() { # NAME
 	local n=$1 first
@@ -197,7 +283,8 @@ check_init() { # NAME
 		not_ok "$n: /init ran (ZHV-INIT-OK, uname -r $krel, our /proc/cmdline)" \
 			"$(diag "$n")"
 	fi
-	if [ "${status[$n]}" -eq 0 ]; then
+	if [ "${status[$n]}" -eq 0 ] && raw "$n" | grep -q 'reboot: Power down' &&
+	   ! raw "$n" | grep -q 'Kernel panic'; then
 		ok "$n: poweroff -f ends zhv with status 0 (${took[$n]}s)"
 	else
 		not_ok "$n: poweroff -f ends zhv with status 0" "$(diag "$n")"

@@ -23,6 +23,12 @@ APT_TIMEOUT=${ZHV_APT_TIMEOUT:-180}
 unavailable() { echo "fetch.sh: $*" >&2; exit 77; }
 die() { echo "fetch.sh: $*" >&2; exit 1; }
 
+# Several test runs may start at once (.ci/run runs two suites side by
+# side): one fetches, the others wait for it. (Where the file system has
+# no locks, e.g. a 9p share, each goes on unlocked.)
+mkdir -p "$DIR" || die "cannot create $DIR"
+{ exec 8>"$DIR/.lock" && flock 8; } 2>/dev/null || true
+
 # The initramfs alone is rebuilt when mkinitramfs.sh changed.
 if [ -s "$DIR/vmlinuz" ] && [ -s "$DIR/vmlinux" ] && [ -x "$DIR/busybox" ] &&
    [ -s "$DIR/version" ]; then
