@@ -72,13 +72,13 @@ struct pci_testdev {
 	struct pt_test tests[PT_TESTS];
 };
 
-static void put32(uint8_t *p, uint32_t v)
+static void pt_put32(uint8_t *p, uint32_t v)
 {
 	for (unsigned i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint32_t get32(const uint8_t *p)
+static uint32_t pt_get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -91,7 +91,7 @@ static void pt_write_byte(struct pci_testdev *d, unsigned type, uint64_t addr, u
 		if (val >= PT_TESTS_PER_BAR)
 			return;
 		d->current = (int)(type * PT_TESTS_PER_BAR + val);
-		put32(&d->tests[d->current].hdr[PT_HDR_COUNT], 0);
+		pt_put32(&d->tests[d->current].hdr[PT_HDR_COUNT], 0);
 		return;
 	}
 	if (d->current < 0)
@@ -103,7 +103,7 @@ static void pt_write_byte(struct pci_testdev *d, unsigned type, uint64_t addr, u
 	if (addr != t->offset || (t->match_data && val != t->data))
 		return;
 	uint8_t *count = &t->hdr[PT_HDR_COUNT];
-	put32(count, get32(count) + 1);
+	pt_put32(count, pt_get32(count) + 1);
 }
 
 /* One byte read at (addr): the selected test's header, 0 past it (QEMU
@@ -154,7 +154,7 @@ static void pt_init_test(struct pt_test *t, unsigned i)
 	t->data = t->match_data ? PT_DATAMATCH : PT_NOMATCH;
 	t->hdr[PT_HDR_TEST] = (uint8_t)i;
 	t->hdr[PT_HDR_WIDTH] = 1;
-	put32(&t->hdr[PT_HDR_OFFSET], t->offset);
+	pt_put32(&t->hdr[PT_HDR_OFFSET], t->offset);
 	t->hdr[PT_HDR_DATA] = t->data;
 }
 
