@@ -1,9 +1,11 @@
 /* pci.c: libFuzzer target of PCI bus 0 (vmm/dev/pci.c): configuration
  * mechanism #1 on ports 0xcf8-0xcff, the reset control register, BAR
- * sizing and moves, and the MMIO window routing to the BARs of two virtio
- * devices (an entropy device and a console, vmm/dev/virtio_*.c). The
+ * sizing and moves, and the MMIO and port windows routing to the BARs of
+ * two virtio devices (an entropy device and a console, vmm/dev/virtio_*.c)
+ * and of pci-testdev (vmm/dev/pci_testdev.c: a memory and an I/O BAR). The
  * input is operations of 8 bytes (kind, size, le16 offset, le32 value),
- * kind % 4: 0 port write, 1 port read at 0xcf8 + (offset & 7), 2 MMIO
+ * kind % 4: 0 port write, 1 port read at 0xcf8 + (offset & 7) (with kind
+ * bit 7 set: at the I/O BAR window's port (offset % its size)), 2 MMIO
  * write, 3 MMIO read at window offset (size >> 2) << 16 | offset; 1 <<
  * (size & 3) bytes of (value). Guest RAM is empty: this target is about config space and
  * routing (the virtio targets fuzz the queues). */
@@ -19,6 +21,7 @@
 #include "../vmm/dev/virtio_rng.c"
 #include "../vmm/dev/outq.c"
 #include "../vmm/dev/virtio_console.c"
+#include "../vmm/dev/pci_testdev.c"
 
 static struct vm fuzz_vm;
 
@@ -77,12 +80,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_vm.io_bus.kind = ZHV_TRAP_IO;
 	fuzz_vm.mmio_bus.kind = ZHV_TRAP_MEM;
 	if (pci_init(&fuzz_vm) < 0 || virtio_rng_create(&fuzz_vm) < 0 ||
-	    virtio_console_create(&fuzz_vm, null_out) < 0)
+	    virtio_console_create(&fuzz_vm, null_out) < 0 || pci_testdev_create(&fuzz_vm) < 0)
 		abort(); /* the harness itself is broken */
 	struct pci_host *h = fuzz_vm.pci;
 	const struct bus_range *conf = &fuzz_vm.io_bus.ranges[0];
+	const struct bus_range *pio = &fuzz_vm.io_bus.ranges[1];
 	const struct bus_range *mmio = &fuzz_vm.mmio_bus.ranges[0];
-	FUZZ_CHECK(h->slots[1] && h->slots[2]);
+	FUZZ_CHECK(h->slots[1] && h->slots[2] && h->slots[3] && pio->base == VM_PCI_IO_BASE);
 	for (unsigned s = 1; s <= 2; s++)
 		((struct virtio_pci *)h->slots[s]->opaque)->error_logged = true;
 
@@ -102,7 +106,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 * the range's end (the bus passes the vCPU's on). */
 			if (width > 4)
 				width = 4;
-			conf->fn(conf->opaque, off & 7u, (kind % 4) == 0, buf, width);
+			if (kind & 0x80)
+				pio->fn(pio->opaque, off % pio->len, (kind % 4) == 0, buf, width);
+			else
+				conf->fn(conf->opaque, off & 7u, (kind % 4) == 0, buf, width);
 			break;
 		default:
 			mmio->fn(mmio->opaque, (uint64_t)(sz >> 2) << 16 | off, (kind % 4) == 2, buf, width);

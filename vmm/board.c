@@ -52,6 +52,8 @@ static const struct board_dev legacy_devices[] = {
 	{ "legacy_ports", legacy_ports_create },
 };
 static const struct board_dev debug_exit_device = { "debug_exit", debug_exit_create };
+static const struct board_dev pc_testdev_device = { "pc-testdev", pc_testdev_create };
+static const struct board_dev pci_testdev_device = { "pci-testdev", pci_testdev_create };
 static const struct board_dev table_devices[] = {
 	{ "acpi",    acpi_create },    /* after every device: the MADT/DSDT list them */
 	{ "mptable", mptable_create },
@@ -218,6 +220,8 @@ static int devices_create(struct board *b, const struct board_config *cfg, char 
 	                 err, errlen);
 	if (ret == 0 && cfg->debug_exit) /* opt-in: else port 0xf4 is unclaimed */
 		ret = create_all(vm, &debug_exit_device, 1, err, errlen);
+	if (ret == 0 && cfg->pc_testdev) /* opt-in, as QEMU's -device pc-testdev */
+		ret = create_all(vm, &pc_testdev_device, 1, err, errlen);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < cfg->ndisks; i++) {
@@ -240,6 +244,9 @@ static int devices_create(struct board *b, const struct board_config *cfg, char 
 		fail(err, errlen, "virtio-rng: %s", strerror(-ret));
 		return ret;
 	}
+	/* After the virtio functions, whose slots stay where they were. */
+	if (cfg->pci_testdev && (ret = create_all(vm, &pci_testdev_device, 1, err, errlen)) < 0)
+		return ret;
 	return create_all(vm, table_devices, sizeof(table_devices) / sizeof(table_devices[0]), err,
 	                  errlen);
 }

@@ -24,6 +24,8 @@ struct board_config {
 	FILE *serial;       /* COM1 output; NULL: discarded */
 	bool debug_io;      /* log unclaimed port I/O and MMIO */
 	bool debug_exit;    /* isa-debug-exit at port 0xf4 (else the port is unclaimed) */
+	bool pc_testdev;    /* QEMU's pc-testdev (else its ports and MMIO are unclaimed) */
+	bool pci_testdev;   /* QEMU's pci-testdev on PCI bus 0 */
 	const struct board_disk *disks;
 	size_t ndisks;
 	const char *const *net_taps;

@@ -60,9 +60,17 @@ void uart16550_destroy(struct uart *u);
 /* dev/i8042.c: ports 0x60/0x64; writing 0xfe to 0x64 resets the machine
  * (vm_request_exit POWEROFF, status 0). */
 int i8042_create(struct vm *vm);
-/* dev/debug_exit.c: port 0xf4 (iosize 4): a write of V ends the run with
- * status (V << 1) | 1, synchronously at the write. */
+/* dev/debug_exit.c: port 0xf4 (iosize 4; QEMU's isa-debug-exit as
+ * kvm-unit-tests configures it): a write of V ends the run with status
+ * (V << 1) | 1, synchronously at the write. */
 int debug_exit_create(struct vm *vm);
+/* QEMU's test devices, opt-in (--test-device). dev/pc_testdev.c:
+ * pc-testdev: ports 0xe0-0xeb (scratch register, flush page), IRQ-line
+ * ports 0x2000-0x2017 and 64 KiB of MMIO storage at 0xff000000.
+ * dev/pci_testdev.c: pci-testdev (1b36:0005) on PCI bus 0, a 4 KiB memory
+ * BAR and a 256-port I/O BAR with kvm-unit-tests' hit-counting tests. */
+int pc_testdev_create(struct vm *vm);
+int pci_testdev_create(struct vm *vm);
 /* dev/pit.c: 8254 at 0x40-0x43 (modes 0, 2, 3; channel 0 on IRQ 0),
  * port 0x61 speaker gate for channel 2. */
 int pit_create(struct vm *vm);

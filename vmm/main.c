@@ -51,6 +51,10 @@ static const char usage_text[] =
 	"      --serial MODE        COM1 output: stdio (default), file:PATH or none\n"
 	"      --debug-exit         isa-debug-exit at port 0xf4: the guest writing V\n"
 	"                           there ends the run with status (V << 1) | 1\n"
+	"      --test-device NAME   one of QEMU's test devices (repeatable):\n"
+	"                           pc-testdev (ports 0xe0-0xeb, IRQ lines at\n"
+	"                           0x2000+n, 64K MMIO at 0xff000000) or pci-testdev\n"
+	"                           (PCI 1b36:0005)\n"
 	"      --debug-io           log unclaimed port I/O and MMIO, and exit counts\n"
 	"      --no-sandbox         run without the seccomp sandbox (for debugging); by\n"
 	"                           default a forbidden system call ends the run (10)\n"
@@ -140,7 +144,7 @@ static uint64_t host_ram(void)
 static void parse_run(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL,
-	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT, OPT_NO_SANDBOX };
+	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT, OPT_NO_SANDBOX, OPT_TEST_DEVICE };
 	static const struct option longopts[] = {
 		{"cpus", required_argument, NULL, 'c'},
 		{"memory", required_argument, NULL, 'm'},
@@ -152,6 +156,7 @@ static void parse_run(int argc, char **argv, struct options *o)
 		{"serial", required_argument, NULL, OPT_SERIAL},
 		{"debug-io", no_argument, NULL, OPT_DEBUG_IO},
 		{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
+		{"test-device", required_argument, NULL, OPT_TEST_DEVICE},
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
 		{"help", no_argument, NULL, 'h'},
@@ -247,6 +252,16 @@ static void parse_run(int argc, char **argv, struct options *o)
 		case OPT_DEBUG_EXIT:
 			b->debug_exit = true;
 			break;
+		case OPT_TEST_DEVICE: {
+			bool *which = !strcmp(optarg, "pc-testdev")  ? &b->pc_testdev :
+			              !strcmp(optarg, "pci-testdev") ? &b->pci_testdev : NULL;
+			if (!which)
+				usage_error("--test-device '%s': expected pc-testdev or pci-testdev", optarg);
+			if (*which)
+				usage_error("--test-device %s: given twice", optarg);
+			*which = true;
+			break;
+		}
 		case OPT_FORMAT: {
 			int f = loader_format_parse(optarg);
 			if (f < 0)

@@ -18,6 +18,8 @@
 #define VM_HIGH_RAM_BASE 0x100000000ull /* 4 GiB */
 #define VM_PCI_MMIO_BASE 0xC0000000ull  /* BARs of PCI devices */
 #define VM_PCI_MMIO_SIZE 0x10000000ull
+#define VM_PCI_IO_BASE 0xC000u          /* I/O BARs of PCI devices (ports) */
+#define VM_PCI_IO_SIZE 0x1000u
 #define VM_IOAPIC_BASE 0xFEC00000ull
 #define VM_LAPIC_BASE 0xFEE00000ull     /* KVM's, not trapped */
 #define VM_IOAPIC_PINS 24

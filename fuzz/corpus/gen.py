@@ -274,6 +274,13 @@ put("pci", "reset-control", op(1, 0, 1, 0) + op(0, 0, 1, 0x06))
 ops = [op(0, 2, 0, cfg_addr(2, 0x84)), op(0, 1, 6, 0xC000), op(1, 2, 4, 0),
        op(2, 2, 0x3000 + 12, 0)]
 put("pci", "msix-enable", b"".join(ops))
+# pci-testdev (slot 3): BAR0 at window offset 0x8000, BAR1 at port 0xc000
+# (kind | 0x80): select a test, write its hits, read the count and name.
+ops = [op(2, 0, 0x8000, 1)] + [op(2, 0, 0x8000 + 2049, 0xCE)] * 4 + \
+      [op(3, 2, 0x8000 + 12, 0), op(3, 2, 0x8000 + 16, 0),
+       op(0x80, 0, 0, 2)] + [op(0x80, 0, 133, 0xFA)] * 4 + \
+      [op(0x81, 2, 12, 0), op(0x81, 2, 0x80, 0), op(0x80, 0, 0, 7), op(0x81, 2, 0, 0)]
+put("pci", "testdev", b"".join(ops))
 
 # ---- fw_cfg: 4-byte port accesses -----------------------------------------------
 

@@ -1,4 +1,4 @@
-/* pci_test.c: unit tests of PCI bus 0 (dev/pci.c): config mechanism #1, empty slots, host bridge IDs, BAR placement and sizing, MMIO routing, reset control. */
+/* pci_test.c: unit tests of PCI bus 0 (dev/pci.c): config mechanism #1, empty slots, host bridge IDs, BAR placement and sizing, MMIO and I/O BAR routing, reset control. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -333,6 +333,83 @@ static void test_add_limits(void **state)
 	assert_int_equal(pci_init(&test_vm), -EEXIST);
 }
 
+/* I/O BARs: placed in the port window at 0xc000 (trapped only once a
+ * device has one), sized like memory BARs (bit 0 fixed), routed by port,
+ * off with the command register's I/O bit; memory BARs are not matched by
+ * port numbers nor I/O BARs by addresses. */
+static void test_io_bars(void **state)
+{
+	(void)state;
+	struct fake *m = fake_new(0x1000, 0, false);
+	assert_int_equal(pci_add(&test_vm, &m->pci), 0);
+	assert_null(find(&test_vm.io_bus, VM_PCI_IO_BASE)); /* no I/O BAR yet: no window */
+	struct fake *f = fake_new(0x1000, 0, false);
+	f->pci.bar_size[1] = 0x100;
+	f->pci.cfg[PCI_BAR0 + 4] = PCI_BAR_IO;
+	f->pci.bar_size[3] = 0x4;
+	f->pci.cfg[PCI_BAR0 + 12] = PCI_BAR_IO | PCI_BAR_TYPE_64; /* type bits mean nothing for I/O */
+	assert_int_equal(pci_add(&test_vm, &f->pci), 0);
+	assert_non_null(find(&test_vm.io_bus, VM_PCI_IO_BASE));
+	assert_int_equal(cfg_read(0, 2, 0, 0x14, 4), VM_PCI_IO_BASE | 1);
+	assert_int_equal(cfg_read(0, 2, 0, 0x1C, 4), (VM_PCI_IO_BASE + 0x100) | 1);
+	assert_int_equal(cfg_read(0, 2, 0, 0x20, 4), 0); /* not the upper half of a 64-bit BAR */
+	assert_int_equal(cfg_read(0, 2, 0, 0x04, 2) & 3, 3); /* I/O and memory decoding on */
+	assert_int_equal(cfg_read(0, 1, 0, 0x04, 2) & 3, 2); /* memory only */
+	/* Routing. */
+	assert_int_equal(outl_inl(VM_PCI_IO_BASE + 0x10, false, 0, 2), 0x2222);
+	assert_int_equal(f->last_bar, 1);
+	assert_int_equal(f->last_offset, 0x10);
+	outl_inl(VM_PCI_IO_BASE + 0x102, true, 0xAB, 1);
+	assert_int_equal(f->last_bar, 3);
+	assert_int_equal(f->last_offset, 2);
+	assert_true(f->last_write);
+	unsigned before = f->accesses;
+	assert_int_equal(outl_inl(VM_PCI_IO_BASE + 0x104, false, 0, 4), 0xFFFFFFFFu); /* past it */
+	assert_int_equal(outl_inl(VM_PCI_IO_BASE + 0x103, false, 0, 2), 0xFFFF); /* straddles the end */
+	assert_int_equal(f->accesses, before);
+	/* Sizing: all-ones reads back the size mask with bit 0 set. */
+	cfg_write(2, 0x1C, 0xFFFFFFFFu, 4);
+	assert_int_equal(cfg_read(0, 2, 0, 0x1C, 4), 0xFFFFFFFDu);
+	cfg_write(2, 0x14, 0xFFFFFFFFu, 4);
+	assert_int_equal(cfg_read(0, 2, 0, 0x14, 4), 0xFFFFFF01u);
+	/* Moving BAR1 within the window. */
+	cfg_write(2, 0x14, VM_PCI_IO_BASE + 0x800, 4);
+	assert_int_equal(cfg_read(0, 2, 0, 0x14, 4), (VM_PCI_IO_BASE + 0x800) | 1);
+	outl_inl(VM_PCI_IO_BASE + 0x805, true, 1, 1);
+	assert_int_equal(f->last_bar, 1);
+	assert_int_equal(f->last_offset, 5);
+	/* I/O decoding off: the ports read all-ones and reach no device. */
+	cfg_write(2, 0x04, 0x0002, 2);
+	before = f->accesses;
+	assert_int_equal(outl_inl(VM_PCI_IO_BASE + 0x805, false, 0, 1), 0xFF);
+	assert_int_equal(f->accesses, before);
+	/* The memory BAR's address does not answer as a port, nor a port as
+	 * a memory address. */
+	cfg_write(2, 0x04, 0x0003, 2);
+	assert_int_equal(xfer(&test_vm.mmio_bus, VM_PCI_MMIO_BASE + 0x1000, false, 0, 1), 0x11);
+	assert_int_equal(f->last_bar, 0);
+	/* Bad I/O BAR sizes. */
+	struct fake *bad = fake_new(0, 0, false);
+	bad->pci.bar_size[0] = 0x200; /* more than 256 ports */
+	bad->pci.cfg[PCI_BAR0] = PCI_BAR_IO;
+	assert_int_equal(pci_add(&test_vm, &bad->pci), -EINVAL);
+	bad->pci.bar_size[0] = 2; /* less than 4 */
+	assert_int_equal(pci_add(&test_vm, &bad->pci), -EINVAL);
+	bad->pci.bar_size[0] = 12; /* not a power of 2 */
+	assert_int_equal(pci_add(&test_vm, &bad->pci), -EINVAL);
+	/* The window is 4 KiB of ports: the 16th 256-port BAR no longer fits. */
+	for (unsigned i = 0; i < 14; i++) {
+		struct fake *g = fake_new(0, 0, false);
+		g->pci.bar_size[0] = 0x100;
+		g->pci.cfg[PCI_BAR0] = PCI_BAR_IO;
+		assert_int_equal(pci_add(&test_vm, &g->pci), 0);
+	}
+	struct fake *g = fake_new(0, 0, false);
+	g->pci.bar_size[0] = 0x100;
+	g->pci.cfg[PCI_BAR0] = PCI_BAR_IO;
+	assert_int_equal(pci_add(&test_vm, &g->pci), -ENOSPC);
+}
+
 static void test_reset_control(void **state)
 {
 	(void)state;
@@ -377,6 +454,7 @@ int main(void)
 		cmocka_unit_test_setup(test_mmio_routing, setup),
 		cmocka_unit_test_setup(test_config_write_hook, setup),
 		cmocka_unit_test_setup(test_add_limits, setup),
+		cmocka_unit_test_setup(test_io_bars, setup),
 		cmocka_unit_test_setup(test_reset_control, setup),
 		cmocka_unit_test_setup(test_garbage, setup),
 	};

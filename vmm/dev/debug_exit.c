@@ -2,7 +2,13 @@
  * ends the run with status (V << 1) | 1, always odd, so that it never
  * equals one of zhv's own (even) statuses (exit_status.h). Opt-in, as
  * QEMU's -device isa-debug-exit: the board creates it only with
- * --debug-exit; without it port 0xf4 is unclaimed like any other. */
+ * --debug-exit; without it port 0xf4 is unclaimed like any other.
+ * QEMU's own defaults are iobase 0x501, iosize 2; 0xf4/4 is what
+ * kvm-unit-tests passes (-device isa-debug-exit,iobase=0xf4,iosize=0x4)
+ * and what kernels written for it expect. As in QEMU, a write of 1, 2 or
+ * 4 bytes to any of the four ports exits with the value as wide as the
+ * access; the process keeps the low 8 bits of the status, as QEMU's
+ * exit() does. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -12,8 +18,8 @@
 #include "../vm.h"
 
 /* clang-format off */
-#define DEBUG_EXIT_PORT 0xF4u /* QEMU isa-debug-exit default iobase */
-#define DEBUG_EXIT_LEN  4u    /* QEMU isa-debug-exit iosize=4 */
+#define DEBUG_EXIT_PORT 0xF4u /* isa-debug-exit,iobase=0xf4 */
+#define DEBUG_EXIT_LEN  4u    /* isa-debug-exit,iosize=0x4 */
 /* clang-format on */
 
 /* Stateless, so no lock: vm_request_exit serializes (first request wins).

@@ -1,4 +1,4 @@
-/* pci.c: PCI bus 0: i440FX host bridge, configuration mechanism #1 (0xcf8/0xcfc), reset control 0xcf9, and one MMIO window routing BAR accesses. */
+/* pci.c: PCI bus 0: i440FX host bridge, configuration mechanism #1 (0xcf8/0xcfc), reset control 0xcf9, one MMIO window routing memory BAR accesses and one port window routing I/O BAR accesses. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -42,12 +42,15 @@
 #define PCI_INTERRUPT_PIN  0x3D
 #define PCI_DEVICE_SPECIFIC 0x40
 
+#define PCI_CMD_IO         0x0001
 #define PCI_CMD_MEMORY     0x0002
 #define PCI_CMD_WMASK      0x00000547u /* I/O, memory, master, parity, SERR, INTx disable */
 #define PCI_BAR_IO         0x01
 #define PCI_BAR_TYPE_MASK  0x06
 #define PCI_BAR_TYPE_64    0x04
 #define PCI_BAR_FLAGS      0x0F
+#define PCI_IO_BAR_MIN     4u    /* I/O BARs: 4 to 256 ports (PCI 3.0 §6.2.5.1) */
+#define PCI_IO_BAR_MAX     256u
 
 /* i440FX host bridge (Intel 82441FX datasheet; QEMU's "i440FX"). */
 #define PCI_I440FX_VENDOR  0x8086
@@ -64,6 +67,8 @@ struct pci_host {
 	uint32_t address;
 	uint8_t rcr;
 	uint64_t mmio_next; /* next free address in the BAR window */
+	uint64_t io_next;   /* next free port in the I/O BAR window */
+	bool io_window;     /* the I/O BAR window is registered (at the first I/O BAR) */
 	struct pci_device bridge;
 	struct pci_device *slots[PCI_MAX_DEVICES];
 };
@@ -85,9 +90,15 @@ static void pci_put16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)(v >> 8);
 }
 
+static bool pci_bar_is_io(const struct pci_device *dev, unsigned bar)
+{
+	return dev->cfg[PCI_BAR0 + 4 * bar] & PCI_BAR_IO;
+}
+
 static bool pci_bar_is64(const struct pci_device *dev, unsigned bar)
 {
-	return (dev->cfg[PCI_BAR0 + 4 * bar] & PCI_BAR_TYPE_MASK) == PCI_BAR_TYPE_64;
+	return !pci_bar_is_io(dev, bar) &&
+	       (dev->cfg[PCI_BAR0 + 4 * bar] & PCI_BAR_TYPE_MASK) == PCI_BAR_TYPE_64;
 }
 
 /* The device CONFIG_ADDRESS selects: bus 0, function 0 of an occupied
@@ -108,7 +119,9 @@ static void pci_bar_write(struct pci_device *dev, unsigned bar, uint32_t v)
 	uint8_t *reg = &dev->cfg[PCI_BAR0 + 4 * bar];
 	if (dev->bar_size[bar]) {
 		uint32_t mask = ~(dev->bar_size[bar] - 1);
-		uint32_t lo = (v & mask) | (reg[0] & PCI_BAR_FLAGS);
+		/* An I/O BAR's flags are bit 0 alone: its bits 2-3 are address. */
+		uint8_t flags = pci_bar_is_io(dev, bar) ? PCI_BAR_IO : (reg[0] & PCI_BAR_FLAGS);
+		uint32_t lo = (v & mask) | flags;
 		pci_put32(reg, lo);
 		dev->bar_addr[bar] = (dev->bar_addr[bar] & ~0xFFFFFFFFull) | (lo & mask);
 	} else if (bar > 0 && dev->bar_size[bar - 1] && pci_bar_is64(dev, bar - 1)) {
@@ -196,18 +209,20 @@ static void pci_conf_access(void *opaque, uint64_t offset, bool write, uint8_t *
 		vm_request_exit(h->vm, VM_EXIT_POWEROFF, 0);
 }
 
-/* Find the memory BAR holding [gpa, gpa + size) among enabled devices.
- * Lock held. */
-static struct pci_device *pci_find_bar(struct pci_host *h, uint64_t gpa, unsigned size,
-                                       int *bar_out)
+/* Find the BAR of space (io) holding [addr, addr + size) among devices
+ * that decode that space. Lock held. */
+static struct pci_device *pci_find_bar(struct pci_host *h, bool io, uint64_t addr,
+                                       unsigned size, int *bar_out)
 {
+	uint8_t enable = io ? PCI_CMD_IO : PCI_CMD_MEMORY;
 	for (unsigned s = 1; s < PCI_MAX_DEVICES; s++) {
 		struct pci_device *dev = h->slots[s];
-		if (!dev || !(dev->cfg[PCI_COMMAND] & PCI_CMD_MEMORY))
+		if (!dev || !(dev->cfg[PCI_COMMAND] & enable))
 			continue;
 		for (int b = 0; b < PCI_BARS; b++) {
 			uint64_t base = dev->bar_addr[b], len = dev->bar_size[b];
-			if (len && gpa >= base && gpa - base < len && size <= len - (gpa - base)) {
+			if (len && pci_bar_is_io(dev, (unsigned)b) == io && addr >= base &&
+			    addr - base < len && size <= len - (addr - base)) {
 				*bar_out = b;
 				return dev;
 			}
@@ -216,27 +231,37 @@ static struct pci_device *pci_find_bar(struct pci_host *h, uint64_t gpa, unsigne
 	return NULL;
 }
 
-/* The whole window is one trap; accesses go to the BAR that currently
- * holds the address. A BAR the guest moves outside the window is not
- * reachable (documented limitation: bus_register has no unregister). */
-static void pci_mmio_access(void *opaque, uint64_t offset, bool write, uint8_t *data,
-                            unsigned size)
+/* Each window is one trap; accesses go to the BAR that currently holds
+ * the address. A BAR the guest moves outside its window is not reachable
+ * (documented limitation: bus_register has no unregister). */
+static void pci_bar_dispatch(struct pci_host *h, bool io, uint64_t addr, bool write,
+                             uint8_t *data, unsigned size)
 {
-	struct pci_host *h = opaque;
-	uint64_t gpa = VM_PCI_MMIO_BASE + offset;
 	int bar = -1;
 	pthread_mutex_lock(&h->lock);
-	struct pci_device *dev = pci_find_bar(h, gpa, size, &bar);
+	struct pci_device *dev = pci_find_bar(h, io, addr, size, &bar);
 	uint64_t base = dev ? dev->bar_addr[bar] : 0;
 	pthread_mutex_unlock(&h->lock);
 	/* Devices are never removed, so (dev) stays valid; it locks itself. */
 	if (dev && dev->ops && dev->ops->bar_access) {
-		dev->ops->bar_access(dev, bar, gpa - base, write, data, size);
+		dev->ops->bar_access(dev, bar, addr - base, write, data, size);
 		return;
 	}
 	if (!write)
 		memset(data, 0xFF, size);
-	vm_log_unclaimed(h->vm, "mmio", gpa, write, size);
+	vm_log_unclaimed(h->vm, io ? "port" : "mmio", addr, write, size);
+}
+
+static void pci_mmio_access(void *opaque, uint64_t offset, bool write, uint8_t *data,
+                            unsigned size)
+{
+	pci_bar_dispatch(opaque, false, VM_PCI_MMIO_BASE + offset, write, data, size);
+}
+
+static void pci_io_access(void *opaque, uint64_t offset, bool write, uint8_t *data,
+                          unsigned size)
+{
+	pci_bar_dispatch(opaque, true, VM_PCI_IO_BASE + offset, write, data, size);
 }
 
 static void pci_bridge_init(struct pci_device *br, struct vm *vm)
@@ -278,6 +303,7 @@ int pci_init(struct vm *vm)
 	pthread_mutex_init(&h->lock, NULL);
 	h->vm = vm;
 	h->mmio_next = VM_PCI_MMIO_BASE;
+	h->io_next = VM_PCI_IO_BASE;
 	pci_bridge_init(&h->bridge, vm);
 	h->slots[0] = &h->bridge;
 	/* From here the machine owns (h): vm_destroy frees it, also after a
@@ -317,38 +343,54 @@ int pci_add(struct vm *vm, struct pci_device *dev)
 		goto out;
 	}
 	/* Validate and place every BAR before changing anything. */
-	uint64_t next = h->mmio_next;
+	uint64_t next = h->mmio_next, io_next = h->io_next;
+	bool has_io = false;
 	for (unsigned b = 0; b < PCI_BARS; b++) {
 		uint32_t size = dev->bar_size[b];
 		if (!size)
 			continue;
-		bool is64 = pci_bar_is64(dev, b);
-		if (size < 4096 || (size & (size - 1)) ||
-		    (dev->cfg[PCI_BAR0 + 4 * b] & PCI_BAR_IO) ||
+		bool io = pci_bar_is_io(dev, b), is64 = pci_bar_is64(dev, b);
+		uint32_t min = io ? PCI_IO_BAR_MIN : 4096;
+		if (size < min || (size & (size - 1)) || (io && size > PCI_IO_BAR_MAX) ||
 		    (is64 && (b == PCI_BARS - 1 || dev->bar_size[b + 1]))) {
 			ret = -EINVAL;
 			goto out;
 		}
-		uint64_t a = (next + size - 1) & ~((uint64_t)size - 1);
-		if (a + size > window_end) {
+		uint64_t *cursor = io ? &io_next : &next;
+		uint64_t end = io ? VM_PCI_IO_BASE + VM_PCI_IO_SIZE : window_end;
+		uint64_t a = (*cursor + size - 1) & ~((uint64_t)size - 1);
+		if (a + size > end) {
 			ret = -ENOSPC;
 			goto out;
 		}
 		addr[b] = a;
-		next = a + size;
+		*cursor = a + size;
+		has_io |= io;
+	}
+	/* The port window is trapped only once a device has an I/O BAR: a
+	 * board without one leaves those ports unclaimed. */
+	if (has_io && !h->io_window) {
+		ret = bus_register(&vm->io_bus, vm->guest, VM_PCI_IO_BASE, VM_PCI_IO_SIZE,
+		                   pci_io_access, h, "pci-io");
+		if (ret < 0)
+			goto out;
+		h->io_window = true;
 	}
 	h->mmio_next = next;
+	h->io_next = io_next;
 	for (unsigned b = 0; b < PCI_BARS; b++) {
 		if (!dev->bar_size[b])
 			continue;
 		uint8_t *reg = &dev->cfg[PCI_BAR0 + 4 * b];
-		pci_put32(reg, (uint32_t)addr[b] | (reg[0] & PCI_BAR_FLAGS));
+		uint8_t flags = pci_bar_is_io(dev, b) ? PCI_BAR_IO : (reg[0] & PCI_BAR_FLAGS);
+		pci_put32(reg, (uint32_t)addr[b] | flags);
 		if (pci_bar_is64(dev, b))
 			pci_put32(reg + 4, (uint32_t)(addr[b] >> 32));
 		dev->bar_addr[b] = addr[b];
 	}
-	/* Firmware-style: memory decoding on, INTA wired per PCI_INTX_GSI. */
-	dev->cfg[PCI_COMMAND] |= PCI_CMD_MEMORY;
+	/* Firmware-style: memory (and I/O) decoding on, INTA wired per
+	 * PCI_INTX_GSI. */
+	dev->cfg[PCI_COMMAND] |= PCI_CMD_MEMORY | (has_io ? PCI_CMD_IO : 0);
 	dev->irq_pin_gsi = PCI_INTX_GSI(slot, 0);
 	dev->cfg[PCI_INTERRUPT_LINE] = (uint8_t)dev->irq_pin_gsi;
 	dev->cfg[PCI_INTERRUPT_PIN] = 1; /* INTA# */

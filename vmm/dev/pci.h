@@ -25,14 +25,16 @@ struct pci_device_ops {
 	/* A config-space write at (offset) of (size) bytes, after storing. */
 	void (*config_write)(struct pci_device *dev, uint32_t offset, uint32_t value,
 	                     unsigned size);
-	/* Access inside memory BAR (bar) at (offset). */
+	/* Access inside BAR (bar) (memory or I/O) at (offset). */
 	void (*bar_access)(struct pci_device *dev, int bar, uint64_t offset, bool write,
 	                   uint8_t *data, unsigned size);
 };
 
 struct pci_device {
 	uint8_t cfg[256];              /* header type 0; little-endian */
-	uint32_t bar_size[PCI_BARS];   /* 0: unused; memory BARs only, power of 2 >= 4096 */
+	uint32_t bar_size[PCI_BARS];   /* 0: unused; a memory BAR: power of 2 >= 4096; an
+	                                * I/O BAR (bit 0 of its cfg register set by the
+	                                * device): power of 2 from 4 to 256 */
 	uint64_t bar_addr[PCI_BARS];   /* assigned guest-physical address */
 	unsigned irq_pin_gsi;          /* IOAPIC input for INTx (set by pci.c) */
 	const struct pci_device_ops *ops;
@@ -45,9 +47,11 @@ struct pci_device {
  * -errno. */
 int pci_init(struct vm *vm);
 /* pci_add: put (dev) on bus 0 in the next free slot: assigns its memory
- * BARs in [VM_PCI_MMIO_BASE, +VM_PCI_MMIO_SIZE) (firmware-style, already
- * enabled, so a guest that never reprograms them works), registers them on
- * the MMIO bus and sets interrupt line/pin. Returns 0 or -errno. */
+ * BARs in [VM_PCI_MMIO_BASE, +VM_PCI_MMIO_SIZE) and its I/O BARs in ports
+ * [VM_PCI_IO_BASE, +VM_PCI_IO_SIZE) (firmware-style, already enabled, so a
+ * guest that never reprograms them works), routes them (the port window is
+ * trapped at the first I/O BAR of the board) and sets interrupt line/pin.
+ * Returns 0 or -errno. */
 int pci_add(struct vm *vm, struct pci_device *dev);
 
 #endif /* ZHV_VMM_PCI_H */

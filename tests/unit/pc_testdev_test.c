@@ -1,0 +1,275 @@
+/* pc_testdev_test.c: unit tests of QEMU's pc-testdev (dev/pc_testdev.c):
+ * its ranges, the 0xe0/0xe8 register's byte lanes, the flush-page port,
+ * IRQ-line ports driving ISA lines, the 64 KiB MMIO window, and odd
+ * widths, offsets and lines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../../vmm/dev/pc_testdev.c"
+
+/* ---- stubs ------------------------------------------------------------------ */
+
+int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
+                 bus_access_fn fn, void *opaque, const char *name)
+{
+	(void)guest;
+	for (unsigned i = 0; i < bus->count; i++)
+		if (base < bus->ranges[i].base + bus->ranges[i].len && bus->ranges[i].base < base + len)
+			return -EEXIST;
+	if (bus->count >= BUS_MAX_RANGES)
+		return -ENOSPC;
+	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
+	return 0;
+}
+
+/* The interrupt lines as the controllers see them. */
+static int line_level[VM_IOAPIC_PINS];
+static unsigned line_calls, last_source;
+
+void vm_irq_set_shared(struct vm *vm, unsigned gsi, unsigned source, int level)
+{
+	(void)vm;
+	assert_true(gsi < VM_IOAPIC_PINS);
+	line_level[gsi] = level;
+	last_source = source;
+	line_calls++;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static struct vm test_vm;
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&test_vm, 0, sizeof(test_vm));
+	test_vm.io_bus.kind = ZHV_TRAP_IO;
+	test_vm.mmio_bus.kind = ZHV_TRAP_MEM;
+	memset(line_level, 0, sizeof(line_level));
+	line_calls = 0;
+	assert_int_equal(pc_testdev_create(&test_vm), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	while (test_vm.nteardowns > 0) {
+		struct vm_teardown *t = &test_vm.teardowns[--test_vm.nteardowns];
+		t->fn(t->opaque);
+	}
+	return 0;
+}
+
+static const struct bus_range *find(struct bus *bus, uint64_t addr)
+{
+	for (unsigned i = 0; i < bus->count; i++)
+		if (addr >= bus->ranges[i].base && addr < bus->ranges[i].base + bus->ranges[i].len)
+			return &bus->ranges[i];
+	return NULL;
+}
+
+/* An access of (size) bytes (1-8) at (addr), as the bus hands it over. */
+static uint64_t xfer(struct bus *bus, uint64_t addr, bool write, uint64_t v, unsigned size)
+{
+	const struct bus_range *r = find(bus, addr);
+	assert_non_null(r);
+	uint8_t d[8];
+	for (unsigned i = 0; i < 8; i++)
+		d[i] = (uint8_t)(v >> (8 * i));
+	r->fn(r->opaque, addr - r->base, write, d, size);
+	uint64_t out = 0;
+	for (unsigned i = 0; i < size; i++)
+		out |= (uint64_t)d[i] << (8 * i);
+	return out;
+}
+
+static uint64_t io(uint16_t port, bool write, uint64_t v, unsigned size)
+{
+	return xfer(&test_vm.io_bus, port, write, v, size);
+}
+
+static uint64_t mem(uint64_t addr, bool write, uint64_t v, unsigned size)
+{
+	return xfer(&test_vm.mmio_bus, addr, write, v, size);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_ranges(void **state)
+{
+	(void)state;
+	/* QEMU's: 0xe0 (4), 0xe4 (4), 0xe8 (4), 0x2000 (24), MMIO 0xff000000 (64 KiB). */
+	static const struct {
+		uint64_t base, len;
+		bool mmio;
+	} want[] = {{0xE0, 4, false},    {0xE4, 4, false},        {0xE8, 4, false},
+	            {0x2000, 24, false}, {0xFF000000, 0x10000, true}};
+	assert_int_equal(test_vm.io_bus.count, 4);
+	assert_int_equal(test_vm.mmio_bus.count, 1);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct bus_range *r =
+			find(want[i].mmio ? &test_vm.mmio_bus : &test_vm.io_bus, want[i].base);
+		assert_non_null(r);
+		assert_int_equal(r->base, want[i].base);
+		assert_int_equal(r->len, want[i].len);
+	}
+	assert_null(find(&test_vm.io_bus, 0xEC));
+	assert_null(find(&test_vm.io_bus, 0xDF));
+	assert_null(find(&test_vm.io_bus, 0x2018));
+	/* A second pc-testdev would overlap the first. */
+	assert_int_equal(pc_testdev_create(&test_vm), -EEXIST);
+	assert_int_equal(pc_testdev_create(NULL), -EINVAL);
+}
+
+static void test_ioport_register(void **state)
+{
+	(void)state;
+	assert_int_equal(io(0xE0, false, 0, 4), 0); /* starts at 0 */
+	io(0xE0, true, 0x12345678u, 4);
+	assert_int_equal(io(0xE0, false, 0, 4), 0x12345678u);
+	assert_int_equal(io(0xE0, false, 0, 1), 0x78);
+	assert_int_equal(io(0xE1, false, 0, 1), 0x56);
+	assert_int_equal(io(0xE2, false, 0, 2), 0x1234);
+	/* A narrow write changes its lanes only (QEMU's mask << start_bit). */
+	io(0xE1, true, 0xAB, 1);
+	assert_int_equal(io(0xE0, false, 0, 4), 0x1234AB78u);
+	io(0xE2, true, 0xCDEF, 2);
+	assert_int_equal(io(0xE0, false, 0, 4), 0xCDEFAB78u);
+	/* rep outsb: the last byte written is what inb reads. */
+	const char *s = "Hello World!";
+	for (size_t i = 0; s[i]; i++)
+		io(0xE0, true, (uint8_t)s[i], 1);
+	assert_int_equal(io(0xE0, false, 0, 1), '!');
+	/* 0xe8 is the same register. */
+	io(0xE8, true, 0xA5A5F00Du, 4);
+	assert_int_equal(io(0xE0, false, 0, 4), 0xA5A5F00Du);
+	io(0xE0, true, 0x01020304u, 4);
+	assert_int_equal(io(0xE8, false, 0, 4), 0x01020304u);
+	assert_int_equal(io(0xEB, false, 0, 1), 0x01);
+}
+
+static void test_ioport_odd_accesses(void **state)
+{
+	(void)state;
+	io(0xE0, true, 0x44332211u, 4);
+	/* Past the register's end: the bytes inside it count, the rest read
+	 * all-ones and are dropped on write. */
+	assert_int_equal(io(0xE3, false, 0, 4), 0xFFFFFF44u);
+	assert_int_equal(io(0xE2, false, 0, 4), 0xFFFF4433u);
+	io(0xE3, true, 0xDDCCBB99u, 4);
+	assert_int_equal(io(0xE0, false, 0, 4), 0x99332211u);
+	/* An 8-byte access (never from port I/O, but the bus allows it). */
+	assert_int_equal(io(0xE0, false, 0, 8), 0xFFFFFFFF99332211ull);
+	io(0xE8, true, 0x1122334455667788ull, 8);
+	assert_int_equal(io(0xE0, false, 0, 4), 0x55667788u);
+}
+
+static void test_flush_page(void **state)
+{
+	(void)state;
+	io(0xE0, true, 0xCAFEBABEu, 4);
+	mem(0xFF000010, true, 0x5A, 1);
+	/* A flush of any address, at any width, changes nothing the guest sees. */
+	io(0xE4, true, 0x00100000u, 4);
+	io(0xE4, true, 0xFF000000u, 4);
+	io(0xE4, true, 0xFFFFFFFFu, 4);
+	io(0xE5, true, 0x12, 1);
+	io(0xE4, true, 0x1234, 2);
+	assert_int_equal(io(0xE0, false, 0, 4), 0xCAFEBABEu);
+	assert_int_equal(mem(0xFF000010, false, 0, 1), 0x5A);
+	assert_int_equal(line_calls, 0);
+	/* Write-only: reads are all-ones, like an undecoded port. */
+	assert_int_equal(io(0xE4, false, 0, 4), 0xFFFFFFFFu);
+	assert_int_equal(io(0xE6, false, 0, 1), 0xFF);
+}
+
+static void test_irq_lines(void **state)
+{
+	(void)state;
+	/* 0x2000 + n, one byte: n's level is (V != 0). */
+	io(0x200E, true, 1, 1);
+	assert_int_equal(line_level[14], 1);
+	assert_int_equal(last_source, TESTDEV_IRQ_SOURCE);
+	io(0x200E, true, 0, 1);
+	assert_int_equal(line_level[14], 0);
+	io(0x200F, true, 0x80, 1);
+	assert_int_equal(line_level[15], 1);
+	io(0x200F, true, 0, 1);
+	assert_int_equal(line_level[15], 0);
+	for (unsigned n = 0; n < 16; n++) {
+		io((uint16_t)(0x2000 + n), true, 0xFF, 1);
+		assert_int_equal(line_level[n], 1);
+	}
+	for (unsigned n = 0; n < 16; n++) {
+		io((uint16_t)(0x2000 + n), true, 0, 1);
+		assert_int_equal(line_level[n], 0);
+	}
+	assert_int_equal(line_calls, 36);
+	assert_int_equal(((struct pc_testdev *)find(&test_vm.io_bus, 0x2000)->opaque)->lines, 0);
+}
+
+static void test_irq_bad_input(void **state)
+{
+	(void)state;
+	/* Lines 16-23 are not ISA lines (QEMU aborts): ignored. */
+	for (unsigned n = 16; n < 24; n++)
+		io((uint16_t)(0x2000 + n), true, 1, 1);
+	/* Wider writes are not valid (QEMU: 1 byte only): ignored. */
+	io(0x2003, true, 1, 2);
+	io(0x2004, true, 0x01010101u, 4);
+	io(0x2016, true, 1, 4); /* and one running past the range */
+	assert_int_equal(line_calls, 0);
+	/* Reads: all-ones, no line moves. */
+	assert_int_equal(io(0x2000, false, 0, 1), 0xFF);
+	assert_int_equal(io(0x2010, false, 0, 4), 0xFFFFFFFFu);
+	assert_int_equal(line_calls, 0);
+	for (unsigned n = 0; n < VM_IOAPIC_PINS; n++)
+		assert_int_equal(line_level[n], 0);
+}
+
+static void test_iomem(void **state)
+{
+	(void)state;
+	const uint64_t base = 0xFF000000ull;
+	assert_int_equal(mem(base, false, 0, 4), 0); /* starts zeroed */
+	mem(base, true, 0x11223344u, 4);
+	assert_int_equal(mem(base, false, 0, 4), 0x11223344u);
+	assert_int_equal(mem(base + 1, false, 0, 2), 0x2233);
+	mem(base + 2, true, 0xEE, 1);
+	assert_int_equal(mem(base, false, 0, 4), 0x11EE3344u);
+	mem(base + 0x100, true, 0x0123456789ABCDEFull, 8);
+	assert_int_equal(mem(base + 0x100, false, 0, 8), 0x0123456789ABCDEFull);
+	assert_int_equal(mem(base + 0x104, false, 0, 4), 0x01234567u);
+	/* The last bytes of the window, and an access running past it. */
+	mem(base + 0xFFFC, true, 0xA1B2C3D4u, 4);
+	assert_int_equal(mem(base + 0xFFFF, false, 0, 1), 0xA1);
+	assert_int_equal(mem(base + 0xFFFE, false, 0, 4), 0xFFFFA1B2u);
+	mem(base + 0xFFFD, true, 0x55667788u, 4);
+	assert_int_equal(mem(base + 0xFFFC, false, 0, 4), 0x667788D4u);
+	/* Every byte is its own storage. */
+	for (unsigned off = 0; off < 0x10000; off += 0x1001)
+		mem(base + off, true, off & 0xFF, 1);
+	for (unsigned off = 0; off < 0x10000; off += 0x1001)
+		assert_int_equal(mem(base + off, false, 0, 1), off & 0xFF);
+	/* The I/O register is separate storage. */
+	assert_int_equal(io(0xE0, false, 0, 4), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ioport_register, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ioport_odd_accesses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_irq_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_irq_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iomem, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
