@@ -60,8 +60,12 @@ $(BUILD)/$(TK_DIR)/%.o: $(TK_DIR)/%.S
 	@mkdir -p $(@D)
 	$(GUEST_CC) $(GUEST_CPPFLAGS) -I$(TK_DIR)/rt $(GUEST_CFLAGS) -c -o $@ $<
 
+# A kernel links at 1 MiB unless TK_BASE_NAME gives another address.
+TK_BASE_lowmem := 0x8000
+
 $(BUILD)/$(TK_DIR)/%.elf: $(BUILD)/$(TK_DIR)/%.o $(TK_RT_OBJS) $(TK_DIR)/rt/kernel.ld
-	$(GUEST_LD) $(GUEST_LDFLAGS) -T $(TK_DIR)/rt/kernel.ld -o $@ $(TK_RT_OBJS) $<
+	$(GUEST_LD) $(GUEST_LDFLAGS) $(if $(TK_BASE_$*),--defsym=rt_link_base=$(TK_BASE_$*)) \
+		-T $(TK_DIR)/rt/kernel.ld -o $@ $(TK_RT_OBJS) $<
 
 # Keep the test kernels' objects (make would delete them as intermediates).
 .SECONDARY: $(TK_ELFS:.elf=.o) $(TK_RT_OBJS)
