@@ -26,45 +26,66 @@ GUEST_CFLAGS   := -m32 -march=i686 -std=c11 -O2 -ffreestanding -fno-pic -fno-pie
 GUEST_LDFLAGS  := -m elf_i386 -nostdlib -static --build-id=none -z max-page-size=0x1000 \
                   -z noexecstack --no-warn-rwx-segments
 
-# The bundled default guest (guest/): multiboot v1 ELF32 linked at 1 MiB.
+# ---- the freestanding runtime (rt/) -----------------------------------------
+# One runtime for the bundled guest and the test kernels (rt/rt.h): built
+# once per build directory as crt0.o (the multiboot entry) and the archive
+# librt.a (everything else: a program links only what it uses), linked by
+# rt/kernel.ld at 1 MiB unless TK_BASE_NAME gives another address.
+RT_DIR    := rt
+RT_SRCS   := $(filter-out $(RT_DIR)/crt0.S,$(wildcard $(RT_DIR)/*.c $(RT_DIR)/*.S))
+RT_OBJS   := $(patsubst %,$(BUILD)/%.o,$(basename $(RT_SRCS)))
+RT_CRT0   := $(BUILD)/$(RT_DIR)/crt0.o
+RT_LIB    := $(BUILD)/$(RT_DIR)/librt.a
+RT_LD     := $(RT_DIR)/kernel.ld
+RT_CFLAGS := -I$(RT_DIR)
+
+TK_DIR    := tests/vmm/kernels
+
+# Every freestanding object: the runtime, the guest, the test kernels.
+FS_SRCS   := $(wildcard $(RT_DIR)/*.c $(RT_DIR)/*.S guest/*.c guest/*.S $(TK_DIR)/*.c $(TK_DIR)/*.S)
+FS_C_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter %.c,$(FS_SRCS)))
+FS_S_OBJS := $(patsubst %.S,$(BUILD)/%.o,$(filter %.S,$(FS_SRCS)))
+
+$(FS_C_OBJS): $(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(GUEST_CPPFLAGS) $(RT_CFLAGS) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(FS_S_OBJS): $(BUILD)/%.o: %.S
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(GUEST_CPPFLAGS) $(RT_CFLAGS) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(RT_LIB): $(RT_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# rt_link NAME: link $@ from the objects in $^ that are not the runtime.
+rt_link = $(GUEST_LD) $(GUEST_LDFLAGS) $(if $(TK_BASE_$(1)),--defsym=rt_link_base=$(TK_BASE_$(1))) \
+	-T $(RT_LD) -o $@ $(RT_CRT0) $(filter-out $(RT_CRT0) $(RT_LIB) $(RT_LD),$^) $(RT_LIB)
+
+# The bundled default guest (guest/): multiboot v1 ELF32 at 1 MiB.
 GUEST_SRCS := $(wildcard guest/*.c guest/*.S)
 GUEST_OBJS := $(patsubst %,$(BUILD)/%.o,$(basename $(GUEST_SRCS)))
 GUEST_ELF  := $(BUILD)/guest/guest.elf
 
-$(BUILD)/guest/%.o: guest/%.c
-	@mkdir -p $(@D)
-	$(GUEST_CC) $(GUEST_CPPFLAGS) $(GUEST_CFLAGS) -c -o $@ $<
-
-$(BUILD)/guest/%.o: guest/%.S
-	@mkdir -p $(@D)
-	$(GUEST_CC) $(GUEST_CPPFLAGS) $(GUEST_CFLAGS) -c -o $@ $<
-
-$(GUEST_ELF): $(GUEST_OBJS) guest/guest.ld
-	$(GUEST_LD) $(GUEST_LDFLAGS) -T guest/guest.ld -o $@ $(GUEST_OBJS)
+$(GUEST_ELF): $(GUEST_OBJS) $(RT_CRT0) $(RT_LIB) $(RT_LD)
+	$(call rt_link,guest)
 
 # ---- test kernels (tests/vmm/kernels/) ----------------------------------------
 # Each tests/vmm/kernels/NAME.c or NAME.S becomes build/tests/vmm/kernels/
-# NAME.elf, linked with the tiny runtime in tests/vmm/kernels/rt/ (multiboot
-# header, stack, UART output, port I/O, exit through port 0xf4).
-TK_DIR     := tests/vmm/kernels
-TK_RT_SRCS := $(wildcard $(TK_DIR)/rt/*.c $(TK_DIR)/rt/*.S)
-TK_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(basename $(TK_RT_SRCS)))
+# NAME.elf, linked with the runtime (rt/: multiboot header, stack, UART
+# output, port I/O, exit through port 0xf4).
 TK_SRCS    := $(wildcard $(TK_DIR)/*.c $(TK_DIR)/*.S)
 TK_ELFS    := $(patsubst %,$(BUILD)/%.elf,$(basename $(TK_SRCS)))
 
-$(BUILD)/$(TK_DIR)/%.o: $(TK_DIR)/%.c
-	@mkdir -p $(@D)
-	$(GUEST_CC) $(GUEST_CPPFLAGS) -I$(TK_DIR)/rt $(GUEST_CFLAGS) -c -o $@ $<
+# A kernel links at 1 MiB unless TK_BASE_NAME gives another address.
+TK_BASE_lowmem := 0x8000
 
-$(BUILD)/$(TK_DIR)/%.o: $(TK_DIR)/%.S
-	@mkdir -p $(@D)
-	$(GUEST_CC) $(GUEST_CPPFLAGS) -I$(TK_DIR)/rt $(GUEST_CFLAGS) -c -o $@ $<
-
-$(BUILD)/$(TK_DIR)/%.elf: $(BUILD)/$(TK_DIR)/%.o $(TK_RT_OBJS) $(TK_DIR)/rt/kernel.ld
-	$(GUEST_LD) $(GUEST_LDFLAGS) -T $(TK_DIR)/rt/kernel.ld -o $@ $(TK_RT_OBJS) $<
+$(BUILD)/$(TK_DIR)/%.elf: $(BUILD)/$(TK_DIR)/%.o $(RT_CRT0) $(RT_LIB) $(RT_LD)
+	$(call rt_link,$*)
 
 # Keep the test kernels' objects (make would delete them as intermediates).
-.SECONDARY: $(TK_ELFS:.elf=.o) $(TK_RT_OBJS)
+.SECONDARY: $(TK_ELFS:.elf=.o) $(RT_OBJS) $(RT_CRT0)
 
 VMM_TEST_BINS := $(GUEST_ELF) $(TK_ELFS)
 

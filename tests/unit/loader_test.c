@@ -39,6 +39,10 @@ static ssize_t counted_pread(int fd, void *buf, size_t n, off_t off)
 
 static struct vm test_vm;
 static enum kernel_format want_format; /* KERNEL_AUTO but where a test asks */
+/* Whether the kernel under test leaves the preferred boot-data addresses
+ * free (then GDT 0x1000, page tables 0x2000, stack top 0x9000), as every
+ * kernel but the placement tests' does. */
+static bool std_layout;
 
 /* The core's accessor, over a malloc'd RAM: [0, low_ram) then 4 GiB up. */
 void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
@@ -170,6 +174,7 @@ static int test_setup(void **state)
 {
 	vm_with_ram(RAM_SIZE);
 	want_format = KERNEL_AUTO;
+	std_layout = true;
 	return 0;
 }
 
@@ -362,7 +367,12 @@ static void check_common(void)
 {
 	assert_int_equal(bs.regs.rflags, 0x2);
 	assert_int_equal(bs.sregs.idt.limit, 0);
-	assert_int_equal(bs.sregs.gdt.base, LOADER_GDT);
+	if (std_layout)
+		assert_int_equal(bs.sregs.gdt.base, LOADER_GDT);
+	assert_int_equal(bs.sregs.gdt.base % LOADER_PAGE, 0);
+	assert_true(bs.sregs.gdt.base >= LOADER_PAGE);
+	assert_int_equal(bs.regs.rsp % LOADER_PAGE, 0);
+	assert_true(bs.regs.rsp >= 2 * LOADER_PAGE);
 	assert_int_equal(bs.sregs.tr.type, 11);
 	assert_int_equal(bs.sregs.tr.present, 1);
 	assert_int_equal(bs.sregs.apic_base, 0xFEE00900);
@@ -385,9 +395,10 @@ static void check_prot32(uint64_t eip)
 	assert_int_equal(bs.sregs.cr4, 0);
 	assert_int_equal(bs.sregs.efer, 0);
 	assert_int_equal(bs.sregs.gdt.limit, 23);
-	assert_int_equal(ram64(LOADER_GDT), 0);
-	assert_int_equal(ram64(LOADER_GDT + 8), 0x00CF9B000000FFFFull);
-	assert_int_equal(ram64(LOADER_GDT + 16), 0x00CF93000000FFFFull);
+	uint64_t gdt = bs.sregs.gdt.base;
+	assert_int_equal(ram64(gdt), 0);
+	assert_int_equal(ram64(gdt + 8), 0x00CF9B000000FFFFull);
+	assert_int_equal(ram64(gdt + 16), 0x00CF93000000FFFFull);
 }
 
 /* Walk the guest's page tables from CR3 (4-level, 2 MiB leaves). */
@@ -422,11 +433,15 @@ static void check_long(uint64_t rip, bool linux)
 		assert_int_equal(bs.sregs.cr4, CR4_PAE);
 		assert_int_equal(bs.sregs.efer, EFER_LME | EFER_LMA);
 	}
-	assert_int_equal(bs.sregs.cr3, LOADER_PML4);
+	if (std_layout) {
+		assert_int_equal(bs.sregs.cr3, LOADER_PML4);
+		assert_int_equal(bs.regs.rsp, LOADER_STACK_TOP);
+	}
+	assert_int_equal(bs.sregs.cr3 % LOADER_PAGE, 0);
 	assert_int_equal(bs.sregs.gdt.limit, 31);
-	assert_int_equal(ram64(LOADER_GDT + 16), 0x00AF9B000000FFFFull);
-	assert_int_equal(ram64(LOADER_GDT + 24), 0x00CF93000000FFFFull);
-	assert_int_equal(bs.regs.rsp, LOADER_STACK_TOP);
+	uint64_t gdt = bs.sregs.gdt.base;
+	assert_int_equal(ram64(gdt + 16), 0x00AF9B000000FFFFull);
+	assert_int_equal(ram64(gdt + 24), 0x00CF93000000FFFFull);
 	uint64_t probes[] = {0, 0x1000, rip, 0x1234567, test_vm.low_ram - 1, 0xFEE00000,
 	                     0xFFFFFFFF};
 	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
@@ -636,8 +651,9 @@ static void test_multiboot_elf64(void **state)
 	check_mb_image(code);
 }
 
-/* A kernel that occupies the low boot-information area: the information
- * then goes after the kernel and its modules. */
+/* A kernel that occupies the preferred boot-information area: the
+ * information then goes into free low memory below it; modules start at
+ * 1 MiB. */
 static void test_multiboot_low_kernel(void **state)
 {
 	static uint8_t code[0x17000];
@@ -656,7 +672,7 @@ static void test_multiboot_low_kernel(void **state)
 	uint32_t s0 = ram32(ml), e0 = ram32(ml + 4);
 	assert_int_equal(s0, LOADER_1M); /* modules start at 1 MiB at the lowest */
 	assert_int_equal(e0, LOADER_1M + sizeof(m1));
-	assert_true(mbi >= e0);
+	assert_true(mbi >= 0x1000 && mbi < 0x9000);
 	assert_memory_equal(ram(0x9000, sizeof(code)), code, sizeof(code));
 }
 
@@ -972,7 +988,7 @@ static void test_elf64(void **state)
 	assert_int_equal(ram64(0x400000 + 0x1FF8), 0);
 	assert_int_equal(*(uint8_t *)ram(0x402000, 1), RAM_FILL);
 	/* The page tables are user-accessible (a kernel may drop to CPL3). */
-	assert_true(ram64(LOADER_PD) & 4);
+	assert_true(ram64(bs.sregs.cr3 + 2 * LOADER_PAGE) & 4);
 }
 
 static void test_flat(void **state)
@@ -1324,9 +1340,6 @@ static void test_bad_elf(void **state)
 	           "outside every loadable segment");
 	load_fails(elf64_file("arm.elf", 0x200000, 0x1000, patch_machine), NULL, NULL, 0,
 	           "not a bootable ELF");
-	load_fails(elf64_file("pt.elf", 0x4000, 0x1000, NULL), NULL, NULL, 0,
-	           "overlaps the page tables");
-	load_fails(elf64_file("gdt.elf", 0x1000, 0x100, NULL), NULL, NULL, 0, "overlaps the GDT");
 	load_fails(elf64_file("page0.elf", 0x800, 0x100, NULL), NULL, NULL, 0, "overlaps page 0");
 	load_fails(elf64_file("bios.elf", 0xE0000, 0x100, NULL), NULL, NULL, 0,
 	           "reserved BIOS area");
@@ -1380,10 +1393,10 @@ static void test_bad_multiboot(void **state)
 	load_fails(k, NULL, mods, 1, "no-module: No such file");
 	load_fails(k, tpath("no-initrd"), NULL, 0, "no-initrd: No such file");
 
-	/* Segment over the GDT. */
-	struct tseg low = {ELF_PT_LOAD, 0x1000, 0x1000, 0x400, code, MB_KFILE};
-	img = make_elf(ELF_CLASS32, ELF_EM_386, 0x1040, &low, 1, NULL, 0, &len);
-	load_fails(write_file("mbgdt.elf", img, len), NULL, NULL, 0, "overlaps the GDT");
+	/* Segment over page 0. */
+	struct tseg low = {ELF_PT_LOAD, 0x800, 0x800, 0x400, code, MB_KFILE};
+	img = make_elf(ELF_CLASS32, ELF_EM_386, 0x840, &low, 1, NULL, 0, &len);
+	load_fails(write_file("mbpage0.elf", img, len), NULL, NULL, 0, "overlaps page 0");
 	free(img);
 
 	/* Not ELF and no address fields. */
@@ -1470,6 +1483,343 @@ static void test_mutations(void **state)
 	assert_int_equal(count_fds(), fds);
 }
 
+/* ---- placement of the boot data ------------------------------------------------------------ */
+
+struct range {
+	uint64_t start, len;
+	const char *what;
+};
+
+#define MAX_RANGES 64
+
+static void add_range(struct range *r, size_t *n, uint64_t start, uint64_t len, const char *what)
+{
+	assert_true(*n < MAX_RANGES);
+	r[(*n)++] = (struct range){start, len, what};
+}
+
+/* Everything the loader wrote for the boot (GDT, stack, page tables, boot
+ * information and the strings and tables it points to) from the entry
+ * state; the modules it placed go to (taken). */
+static size_t boot_data(struct range *b, struct range *taken, size_t *ntaken)
+{
+	size_t n = 0;
+	add_range(b, &n, bs.sregs.gdt.base, LOADER_PAGE, "GDT");
+	add_range(b, &n, bs.regs.rsp - LOADER_PAGE, LOADER_PAGE, "stack");
+	if (bs.sregs.cr0 & CR0_PG)
+		add_range(b, &n, bs.sregs.cr3, LOADER_PT_PAGES * LOADER_PAGE, "page tables");
+	if (bs.format == KERNEL_MULTIBOOT) {
+		uint64_t mbi = bs.regs.rbx;
+		add_range(b, &n, mbi, MBI_SIZE, "mbi");
+		add_range(b, &n, ram32(mbi + 48), ram32(mbi + 44), "mmap");
+		uint32_t cl = ram32(mbi + 16), ln = ram32(mbi + 64);
+		add_range(b, &n, cl, strlen(ram_str(cl)) + 1, "cmdline");
+		add_range(b, &n, ln, strlen(ram_str(ln)) + 1, "loader name");
+		uint32_t cnt = ram32(mbi + 20), ml = ram32(mbi + 24);
+		if (cnt)
+			add_range(b, &n, ml, cnt * 16, "module list");
+		for (uint32_t i = 0; i < cnt; i++) {
+			uint32_t s = ram32(ml + 16 * i), e = ram32(ml + 16 * i + 4);
+			uint32_t str = ram32(ml + 16 * i + 8);
+			add_range(b, &n, str, strlen(ram_str(str)) + 1, "module string");
+			add_range(taken, ntaken, s, e - s, "module");
+		}
+	} else if (bs.format == KERNEL_PVH) {
+		uint64_t si = bs.regs.rbx;
+		add_range(b, &n, si, 56, "start_info");
+		uint64_t cl = ram64(si + 24);
+		add_range(b, &n, cl, strlen(ram_str(cl)) + 1, "cmdline");
+		add_range(b, &n, ram64(si + 40), ram32(si + 48) * 24ull, "memmap");
+		uint32_t cnt = ram32(si + 12);
+		uint64_t ml = ram64(si + 16);
+		if (cnt)
+			add_range(b, &n, ml, cnt * 32ull, "module list");
+		for (uint32_t i = 0; i < cnt; i++) {
+			add_range(taken, ntaken, ram64(ml + 32 * i), ram64(ml + 32 * i + 8), "module");
+			uint64_t mcl = ram64(ml + 32 * i + 16);
+			if (mcl)
+				add_range(b, &n, mcl, strlen(ram_str(mcl)) + 1, "module cmdline");
+		}
+	} else if (bs.format == KERNEL_BZIMAGE) {
+		uint64_t bp = bs.regs.rsi;
+		add_range(b, &n, bp, 0x1000, "zero page");
+		uint32_t cl = ram32(bp + BZ_CMD_LINE_PTR);
+		add_range(b, &n, cl, strlen(ram_str(cl)) + 1, "cmdline");
+		if (ram32(bp + BZ_RAMDISK_SIZE))
+			add_range(taken, ntaken, ram32(bp + BZ_RAMDISK_IMAGE),
+			          ram32(bp + BZ_RAMDISK_SIZE), "initrd");
+	}
+	return n;
+}
+
+/* The boot data lies in RAM below 4 GiB, outside page 0 and the BIOS
+ * area, overlapping neither itself nor the kernel's ranges (taken) nor the
+ * modules. */
+static void check_placement(const struct range *kernel, size_t nkernel)
+{
+	struct range b[MAX_RANGES], taken[MAX_RANGES];
+	size_t ntaken = 0;
+	for (size_t i = 0; i < nkernel; i++)
+		add_range(taken, &ntaken, kernel[i].start, kernel[i].len, kernel[i].what);
+	size_t n = boot_data(b, taken, &ntaken);
+	uint64_t top = test_vm.low_ram < LOADER_4G ? test_vm.low_ram : LOADER_4G;
+	for (size_t i = 0; i < n; i++) {
+		bool bad = b[i].start < LOADER_PAGE || b[i].start + b[i].len > top ||
+		           overlaps(b[i].start, b[i].len, LOADER_BIOS, LOADER_1M - LOADER_BIOS);
+		for (size_t j = 0; j < ntaken; j++)
+			if (overlaps(b[i].start, b[i].len, taken[j].start, taken[j].len)) {
+				print_error("%s at 0x%llx overlaps %s at 0x%llx\n", b[i].what,
+				            (unsigned long long)b[i].start, taken[j].what,
+				            (unsigned long long)taken[j].start);
+				bad = true;
+			}
+		for (size_t j = 0; j < i; j++)
+			if (overlaps(b[i].start, b[i].len, b[j].start, b[j].len)) {
+				print_error("%s overlaps %s\n", b[i].what, b[j].what);
+				bad = true;
+			}
+		if (bad)
+			print_error("bad placement: %s at 0x%llx+0x%llx\n", b[i].what,
+			            (unsigned long long)b[i].start, (unsigned long long)b[i].len);
+		assert_false(bad);
+	}
+}
+
+/* A multiboot a.out-kludge image at (base) of (file) bytes loaded and
+ * (mem) in memory, header at offset 0, entry at base + 0x40. */
+static const char *mb_raw(const char *name, uint32_t base, size_t file, uint32_t mem)
+{
+	uint8_t *img = calloc(1, file);
+	assert_non_null(img);
+	fill_pattern(img, file, 21);
+	mb_header(img, MB_FLAG_AOUT | MB_FLAG_MEMINFO, base, base, 0, base + mem, base + 0x40);
+	const char *k = write_file(name, img, file);
+	free(img);
+	return k;
+}
+
+/* Issue 8's image: ELF32 multiboot linked at 0x8000, 0x286c bytes, using
+ * the addresses of the preferred stack and boot information. */
+static void test_place_image_at_0x8000(void **state)
+{
+	uint8_t code[0x400], m1[3000];
+	fill_pattern(code, sizeof(code), 22);
+	fill_pattern(m1, sizeof(m1), 23);
+	mb_header(code, MB_FLAG_ALIGN | MB_FLAG_MEMINFO, 0, 0, 0, 0, 0);
+	struct tseg s = {ELF_PT_LOAD, 0x8000, 0x8000, 0x286c, code, sizeof(code)};
+	size_t len;
+	uint8_t *img = make_elf(ELF_CLASS32, ELF_EM_386, 0x8040, &s, 1, NULL, 0, &len);
+	const char *k = write_file("mb8000.elf", img, len);
+	free(img);
+	const char *p1 = write_file("mb8000mod", m1, sizeof(m1));
+	struct boot_module mods[] = {{p1, "arg"}};
+
+	std_layout = false;
+	load_ok(k, "x=1", NULL, mods, 1);
+	check_prot32(0x8040);
+	assert_memory_equal(ram(0x8000, sizeof(code)), code, sizeof(code));
+	assert_int_equal(ram32(0xa868), 0); /* bss */
+	struct range kr[] = {{0x8000, 0x286c, "kernel"}};
+	check_placement(kr, 1);
+	/* All of it in low memory: GDT where it always is, the stack and the
+	 * information below the image. */
+	assert_int_equal(bs.sregs.gdt.base, LOADER_GDT);
+	assert_true(bs.regs.rsp <= 0x8000);
+	assert_true(bs.regs.rbx < 0x8000);
+	char want[256];
+	snprintf(want, sizeof(want), "%s x=1", k);
+	check_mbi(want, 0x8000, 0x286c);
+	/* The module keeps its place at 1 MiB. */
+	assert_int_equal(ram32(ram32(bs.regs.rbx + 24)), LOADER_1M);
+}
+
+/* Images at 0x1000 (where the GDT goes) and over the page tables: the
+ * boot data moves, in every format that has it. */
+static void test_place_image_at_0x1000(void **state)
+{
+	std_layout = false;
+	const char *k = mb_raw("mb1000.bin", 0x1000, 0x200, 0x1000);
+	load_ok(k, NULL, NULL, NULL, 0);
+	check_prot32(0x1040);
+	struct range kr[] = {{0x1000, 0x1000, "kernel"}};
+	check_placement(kr, 1);
+	assert_int_equal(bs.sregs.gdt.base, 0x2000);
+
+	load_ok(elf64_file("gdt.elf", 0x1000, 0x100, NULL), NULL, NULL, NULL, 0);
+	check_long(0x1000, false);
+	struct range kr2[] = {{0x1000, 0x100, "kernel"}};
+	check_placement(kr2, 1);
+
+	load_ok(elf64_file("pt.elf", 0x4000, 0x1000, NULL), NULL, NULL, NULL, 0);
+	check_long(0x4000, false);
+	struct range kr3[] = {{0x4000, 0x1000, "kernel"}};
+	check_placement(kr3, 1);
+	assert_true(bs.sregs.cr3 >= 0x5000);
+
+	/* Flat binaries stay at 1 MiB: the standard layout. */
+	std_layout = true;
+	uint8_t code[] = {0xf4};
+	want_format = KERNEL_FLAT;
+	load_ok(write_file("flat1.bin", code, 1), NULL, NULL, NULL, 0);
+	check_long(LOADER_FLAT_BASE, false);
+}
+
+/* An image over all of low memory: the boot data goes above 1 MiB, after
+ * the modules (which start at 1 MiB) and never into them. */
+static void test_place_image_covers_low(void **state)
+{
+	uint8_t m1[5000], m2[100];
+	fill_pattern(m1, sizeof(m1), 24);
+	fill_pattern(m2, sizeof(m2), 25);
+	const char *p1 = write_file("covmod1", m1, sizeof(m1));
+	const char *p2 = write_file("covmod2", m2, sizeof(m2));
+	struct boot_module mods[] = {{p1, "one"}, {p2, NULL}};
+	const uint32_t span = (uint32_t)(LOADER_BIOS - 0x1000);
+
+	std_layout = false;
+	const char *k = mb_raw("cover.bin", 0x1000, 0x1000, span);
+	load_ok(k, "c", NULL, mods, 2);
+	check_prot32(0x1040);
+	struct range kr[] = {{0x1000, span, "kernel"}};
+	check_placement(kr, 1);
+	assert_true(bs.sregs.gdt.base >= LOADER_1M);
+	assert_true(bs.regs.rbx >= LOADER_1M);
+	uint64_t ml = ram32(bs.regs.rbx + 24);
+	assert_int_equal(ram32(ml), LOADER_1M);
+	assert_memory_equal(ram(ram32(ml), sizeof(m1)), m1, sizeof(m1));
+	assert_memory_equal(ram(ram32(ml + 16), sizeof(m2)), m2, sizeof(m2));
+
+	/* ELF64 over low memory: the page tables go above 1 MiB. */
+	load_ok(elf64_file("cover64.elf", 0x1000, span, NULL), NULL, NULL, NULL, 0);
+	check_long(0x1000, false);
+	struct range kr2[] = {{0x1000, span, "kernel"}};
+	check_placement(kr2, 1);
+	assert_true(bs.sregs.cr3 >= LOADER_1M);
+
+	/* PVH over low memory with an initrd from the top down. */
+	uint8_t code[0x100], note[64];
+	fill_pattern(code, sizeof(code), 26);
+	size_t nlen = pvh_note(note, 0x1040, 4, false);
+	struct tseg s[] = {
+		{ELF_PT_LOAD, 0x1000, 0x1000, span, code, sizeof(code)},
+		{ELF_PT_NOTE, 0, 0, 0, note, nlen},
+	};
+	size_t len;
+	uint8_t *img = make_elf(ELF_CLASS64, ELF_EM_X86_64, 0x1040, s, 2, NULL, 0, &len);
+	const char *pk = write_file("pvhcover", img, len);
+	free(img);
+	struct boot_module pm[] = {{p2, "m2 args"}};
+	load_ok(pk, "pvh", p1, pm, 1);
+	assert_int_equal(bs.format, KERNEL_PVH);
+	check_placement(kr2, 1);
+	assert_int_equal(ram32(bs.regs.rbx + 12), 2);
+	assert_true(bs.regs.rbx >= LOADER_1M);
+}
+
+/* Segments leave holes in low memory: each piece of boot data takes the
+ * lowest hole it fits in; a long command line skips the small holes. */
+static void test_place_fragmented(void **state)
+{
+	uint8_t code[0x100];
+	fill_pattern(code, sizeof(code), 27);
+	mb_header(code, MB_FLAG_MEMINFO, 0, 0, 0, 0, 0);
+	/* Holes: 0x2000-0x3000 (one page), 0x5000-0x6000, 0x20000 up. */
+	struct tseg s[] = {
+		{ELF_PT_LOAD, 0x1000, 0x1000, 0x1000, code, sizeof(code)},
+		{ELF_PT_LOAD, 0x3000, 0x3000, 0x2000, NULL, 0},
+		{ELF_PT_LOAD, 0x6000, 0x6000, 0x1A000, NULL, 0},
+	};
+	size_t len;
+	uint8_t *img = make_elf(ELF_CLASS32, ELF_EM_386, 0x1040, s, 3, NULL, 0, &len);
+	const char *k = write_file("frag.elf", img, len);
+	free(img);
+	char cl[6000];
+	memset(cl, 'q', sizeof(cl) - 1);
+	cl[sizeof(cl) - 1] = 0;
+
+	std_layout = false;
+	load_ok(k, cl, NULL, NULL, 0);
+	check_prot32(0x1040);
+	struct range kr[] = {{0x1000, 0x1000, "s0"}, {0x3000, 0x2000, "s1"},
+	                     {0x6000, 0x1A000, "s2"}};
+	check_placement(kr, 3);
+	assert_int_equal(bs.sregs.gdt.base, 0x2000);
+	assert_int_equal(bs.regs.rsp, 0x6000);
+	assert_int_equal(bs.regs.rbx, 0x20000);
+}
+
+/* Random low-memory images (and modules) in 64 MiB: there is always room,
+ * so every load succeeds and its boot data avoids everything. */
+static void test_place_random(void **state)
+{
+	uint8_t code[0x100];
+	fill_pattern(code, sizeof(code), 28);
+	mb_header(code, MB_FLAG_MEMINFO, 0, 0, 0, 0, 0);
+	uint8_t m1[777];
+	fill_pattern(m1, sizeof(m1), 29);
+	const char *p1 = write_file("randmod", m1, sizeof(m1));
+	struct boot_module mods[] = {{p1, "r"}};
+	std_layout = false;
+	srand(8);
+	for (int iter = 0; iter < 300; iter++) {
+		struct tseg s[4];
+		struct range kr[4];
+		size_t n = 1 + (size_t)rand() % 4;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t at = 0x1000 + (uint64_t)(rand() % 0x9E) * 0x1000;
+			uint64_t room = LOADER_BIOS - at;
+			uint64_t memsz = 0x100 + (uint64_t)rand() % 0x20000;
+			if (memsz > room)
+				memsz = room;
+			s[i] = (struct tseg){ELF_PT_LOAD, at, at, memsz, i ? NULL : code,
+			                     i ? 0 : (memsz < sizeof(code) ? memsz : sizeof(code))};
+			kr[i] = (struct range){at, memsz, "segment"};
+		}
+		bool is64 = rand() % 2;
+		size_t len;
+		uint8_t *img = make_elf(is64 ? ELF_CLASS64 : ELF_CLASS32,
+		                        is64 ? ELF_EM_X86_64 : ELF_EM_386, s[0].paddr, s, n, NULL,
+		                        0, &len);
+		if (is64) /* a plain ELF64 with page tables, or a multiboot one */
+			memset(img + SEG_DATA, 0, 12);
+		const char *k = write_file("rand.elf", img, len);
+		free(img);
+		load_ok(k, "r", NULL, is64 ? NULL : mods, is64 ? 0 : 1);
+		check_placement(kr, n);
+	}
+}
+
+/* Nothing fits: a clear refusal naming what found no room. */
+static void test_place_no_room(void **state)
+{
+	const uint32_t span = (uint32_t)(LOADER_BIOS - 0x1000);
+
+	/* 1 MiB of RAM, all of low memory taken by the image. */
+	vm_with_ram(MIB);
+	load_fails(mb_raw("full.bin", 0x1000, 0x100, span), NULL, NULL, 0,
+	           "no room for the GDT (0x1000 bytes): guest RAM below 4 GiB");
+	load_fails(elf64_file("full64.elf", 0x1000, span, NULL), NULL, NULL, 0,
+	           "no room for the GDT");
+
+	/* 2 MiB: a module over all of [1 MiB, 2 MiB). */
+	vm_with_ram(2 * MIB);
+	const char *big = sparse_file("bigmod", MIB);
+	struct boot_module mods[] = {{big, NULL}};
+	load_fails(mb_raw("full2.bin", 0x1000, 0x100, span), NULL, mods, 1, "no room for");
+	/* A module of 1 MiB minus a page leaves room for the GDT only. */
+	assert_int_equal(truncate(big, (off_t)(MIB - 0x1000)), 0);
+	load_fails(mb_raw("full3.bin", 0x1000, 0x100, span), NULL, mods, 1,
+	           "no room for the boot stack");
+	/* Minus three pages: room for GDT, stack and information. */
+	assert_int_equal(truncate(big, (off_t)(MIB - 0x3000)), 0);
+	std_layout = false;
+	load_ok(mb_raw("full4.bin", 0x1000, 0x100, span), NULL, NULL, mods, 1);
+	struct range kr[] = {{0x1000, span, "kernel"}};
+	check_placement(kr, 1);
+	assert_int_equal(bs.regs.rbx, 2 * MIB - 0x1000);
+	unlink(big);
+}
+
 /* Error text lands in a short buffer without overflow; no buffer is fine. */
 static void test_error_buffer(void **state)
 {
@@ -1507,6 +1857,12 @@ int main(void)
 		T(test_bad_elf),
 		T(test_bad_multiboot),
 		T(test_mutations),
+		T(test_place_image_at_0x8000),
+		T(test_place_image_at_0x1000),
+		T(test_place_image_covers_low),
+		T(test_place_fragmented),
+		T(test_place_random),
+		T(test_place_no_room),
 		T(test_error_buffer),
 	};
 

@@ -447,11 +447,11 @@ int elf_load_elf64(struct loader *l, struct elf_image *e)
 	if (l->req->initrd_path || l->req->nmodules)
 		return loader_error(l, -EINVAL, "%s: a plain ELF64 kernel takes no initrd or "
 		                    "modules (no boot protocol to pass them)", path);
-	int ret = loader_reserve_long(l);
-	if (ret == 0)
-		ret = elf_load(l, e, UINT64_MAX);
+	int ret = elf_load(l, e, UINT64_MAX);
 	if (ret == 0)
 		ret = elf_entry_paddr(l, e, &entry);
+	if (ret == 0)
+		ret = loader_place_boot(l, true);
 	if (ret == 0)
 		ret = loader_enter_long(l, entry, LONG_PLAIN);
 	return ret;

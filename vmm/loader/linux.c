@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "loader_priv.h"
 
@@ -137,8 +138,8 @@ int linux_load_bzimage(struct loader *l)
 	    need <= l->vm->low_ram - pref && (kalign == 0 || pref % kalign == 0))
 		load = pref;
 	uint64_t work = (pref > load && pref < LOADER_4G ? pref : load) + need;
-	int ret = loader_reserve_long(l);
-	if (ret == 0 && work > l->vm->low_ram)
+	int ret = 0;
+	if (work > l->vm->low_ram)
 		ret = loader_error(l, -ENOMEM, "%s: the kernel needs 0x%" PRIx64 "-0x%" PRIx64
 		                   " (init_size 0x%" PRIx64 ") which does not fit in guest RAM "
 		                   "of %llu MiB", path, load, work, init_size, loader_ram_mib(l));
@@ -148,10 +149,26 @@ int linux_load_bzimage(struct loader *l)
 	if (ret == 0)
 		ret = loader_file_to_guest(l, &l->kernel, setup_size, load, pm_size, "kernel");
 
-	/* The zero page: the setup header copied into zeroed boot_params. */
+	uint64_t rd = 0, rd_size = 0;
+	if (ret == 0 && req->initrd_path) {
+		uint64_t max = ld32(h + BZ_INITRD_ADDR_MAX);
+		struct bz_initrd_place pl = {
+			.limit = (max ? max : BZ_INITRD_MAX_DFLT) + 1,
+			.floor = align_up(work, LOADER_PAGE),
+		};
+		if (pl.limit > l->vm->low_ram)
+			pl.limit = l->vm->low_ram;
+		ret = loader_load_module(l, req->initrd_path, "the initrd", bz_place_initrd, &pl,
+		                         &rd, &rd_size);
+	}
+
+	/* Then the GDT, page tables, stack and the zero page: the setup header
+	 * copied into zeroed boot_params. */
 	uint64_t bp_gpa = 0, cl_gpa = 0;
 	uint8_t *bp = NULL;
 	char *cl = NULL;
+	if (ret == 0)
+		ret = loader_place_boot(l, true);
 	if (ret == 0)
 		ret = loader_info_alloc(l, BP_SIZE, LOADER_PAGE, "the zero page", &bp_gpa,
 		                        (void **)&bp);
@@ -170,20 +187,7 @@ int linux_load_bzimage(struct loader *l)
 	if (ret < 0)
 		return ret;
 	memcpy(cl, cmdline, cl_len + 1);
-
 	if (req->initrd_path) {
-		uint64_t max = ld32(h + BZ_INITRD_ADDR_MAX);
-		struct bz_initrd_place pl = {
-			.limit = (max ? max : BZ_INITRD_MAX_DFLT) + 1,
-			.floor = align_up(work, LOADER_PAGE),
-		};
-		if (pl.limit > l->vm->low_ram)
-			pl.limit = l->vm->low_ram;
-		uint64_t rd = 0, rd_size = 0;
-		ret = loader_load_module(l, req->initrd_path, "the initrd", bz_place_initrd, &pl,
-		                         &rd, &rd_size);
-		if (ret < 0)
-			return ret;
 		st32(bp + BZ_RAMDISK_IMAGE, (uint32_t)rd);
 		st32(bp + BZ_RAMDISK_SIZE, (uint32_t)rd_size);
 	}
@@ -264,10 +268,43 @@ int linux_load_pvh(struct loader *l, struct elf_image *e, uint32_t entry)
 		return loader_error(l, -ENOEXEC, "%s: PVH entry 0x%x is outside every loadable "
 		                    "segment", path, entry);
 
-	/* hvm_start_info version 1, then the command line, memory map and
-	 * module list it points to. */
-	ret = loader_info_alloc(l, PVH_INFO_SIZE, 8, "the PVH start_info", &info_gpa,
-	                        (void **)&info);
+	/* The modules (the initrd first), from the top of low RAM down. */
+	size_t nmods = req->nmodules + (req->initrd_path ? 1 : 0);
+	struct pvh_module {
+		uint64_t at, size;
+		const char *args;
+	} *mod = calloc(nmods ? nmods : 1, sizeof(*mod));
+	if (!mod)
+		return loader_error(l, -ENOMEM, "%s: out of memory", path);
+	struct pvh_place pl = {
+		.top = l->vm->low_ram < LOADER_4G ? l->vm->low_ram : LOADER_4G,
+		.floor = align_up(e->hi, LOADER_PAGE),
+	};
+	for (size_t i = 0; i < nmods && ret == 0; i++) {
+		bool rd = i == 0 && req->initrd_path;
+		const struct boot_module *bm = rd ? NULL : &req->modules[i - (req->initrd_path ? 1 : 0)];
+		const char *mpath = rd ? req->initrd_path : bm->path;
+		char what[64];
+		mod[i].args = rd ? NULL : bm->args;
+		if (!mpath) {
+			ret = loader_error(l, -EINVAL, "%s: PVH module %zu has no file", path, i);
+			break;
+		}
+		if (rd)
+			snprintf(what, sizeof(what), "the initrd");
+		else
+			snprintf(what, sizeof(what), "PVH module %zu", i);
+		ret = loader_load_module(l, mpath, what, pvh_place_module, &pl, &mod[i].at,
+		                         &mod[i].size);
+	}
+
+	/* Then the GDT and stack, and hvm_start_info version 1 with the
+	 * command line, memory map and module list it points to. */
+	if (ret == 0)
+		ret = loader_place_boot(l, false);
+	if (ret == 0)
+		ret = loader_info_alloc(l, PVH_INFO_SIZE, 8, "the PVH start_info", &info_gpa,
+		                        (void **)&info);
 	if (ret == 0)
 		ret = pvh_string(l, req->cmdline ? req->cmdline : "", "the command line", &cl_gpa);
 	struct e820_entry map[PVH_MAX_E820];
@@ -275,10 +312,19 @@ int linux_load_pvh(struct loader *l, struct elf_image *e, uint32_t entry)
 	if (ret == 0)
 		ret = loader_info_alloc(l, n * PVH_MEMMAP_SIZE, 8, "the PVH memory map", &map_gpa,
 		                        (void **)&mm);
-	size_t nmods = req->nmodules + (req->initrd_path ? 1 : 0);
 	if (ret == 0 && nmods)
 		ret = loader_info_alloc(l, nmods * PVH_MOD_SIZE, 8, "the PVH module list",
 		                        &mods_gpa, (void **)&mods);
+	for (size_t i = 0; i < nmods && ret == 0; i++) {
+		uint64_t mcl = 0;
+		if (mod[i].args)
+			ret = pvh_string(l, mod[i].args, "a module command line", &mcl);
+		uint8_t *m = mods + i * PVH_MOD_SIZE; /* hvm_modlist_entry */
+		st64(m, mod[i].at);
+		st64(m + 8, mod[i].size);
+		st64(m + 16, mcl);
+	}
+	free(mod);
 	if (ret < 0)
 		return ret;
 
@@ -287,34 +333,6 @@ int linux_load_pvh(struct loader *l, struct elf_image *e, uint32_t entry)
 		st64(m, map[i].addr);
 		st64(m + 8, map[i].size);
 		st32(m + 16, map[i].type); /* XEN_HVM_MEMMAP_TYPE_* are e820's */
-	}
-
-	struct pvh_place pl = {
-		.top = l->vm->low_ram < LOADER_4G ? l->vm->low_ram : LOADER_4G,
-		.floor = align_up(e->hi, LOADER_PAGE),
-	};
-	for (size_t i = 0; i < nmods; i++) {
-		const char *mpath = i == 0 && req->initrd_path ? req->initrd_path :
-		                    req->modules[i - (req->initrd_path ? 1 : 0)].path;
-		const char *margs = i == 0 && req->initrd_path ? NULL :
-		                    req->modules[i - (req->initrd_path ? 1 : 0)].args;
-		uint64_t at = 0, size = 0, mcl = 0;
-		char what[64];
-		if (!mpath)
-			return loader_error(l, -EINVAL, "%s: PVH module %zu has no file", path, i);
-		if (i == 0 && req->initrd_path)
-			snprintf(what, sizeof(what), "the initrd");
-		else
-			snprintf(what, sizeof(what), "PVH module %zu", i);
-		ret = loader_load_module(l, mpath, what, pvh_place_module, &pl, &at, &size);
-		if (ret == 0 && margs)
-			ret = pvh_string(l, margs, "a module command line", &mcl);
-		if (ret < 0)
-			return ret;
-		uint8_t *m = mods + i * PVH_MOD_SIZE; /* hvm_modlist_entry */
-		st64(m, at);
-		st64(m + 8, size);
-		st64(m + 16, mcl);
 	}
 
 	st32(info, PVH_MAGIC);

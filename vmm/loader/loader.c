@@ -300,19 +300,67 @@ bool loader_is_free(struct loader *l, uint64_t gpa, uint64_t size)
 	return !loader_overlap(l, gpa, end, true, &rc) && rc == 0;
 }
 
+/* The lowest (align)-aligned address from 0x1000 up where (size) bytes of
+ * RAM below 4 GiB are unclaimed, or UINT64_MAX (*rc < 0: out of memory).
+ * Each step jumps past the claimed range that overlaps, so the search is
+ * linear in the claimed ranges (times the log of the segment search). */
+static uint64_t loader_find_free(struct loader *l, uint64_t size, uint64_t align, int *rc)
+{
+	uint64_t top = l->vm->low_ram < LOADER_4G ? l->vm->low_ram : LOADER_4G;
+	uint64_t at = align_up(LOADER_PAGE, align);
+
+	*rc = 0;
+	while (at < top && size <= top - at) {
+		const struct loader_region *r = loader_overlap(l, at, at + size, true, rc);
+		if (*rc < 0)
+			return UINT64_MAX;
+		if (!r)
+			return at;
+		if (r->end >= top)
+			break;
+		at = align_up(r->end, align);
+	}
+	return UINT64_MAX;
+}
+
+int loader_alloc(struct loader *l, uint64_t want, uint64_t size, uint64_t align,
+                 const char *what, uint64_t *gpa, void **host)
+{
+	const char *path = l->kernel.path;
+	uint64_t at = want;
+
+	if (size == 0)
+		size = 1; /* an empty table still gets an address of its own */
+	if (want == UINT64_MAX || want % align || want < LOADER_PAGE || want >= LOADER_4G ||
+	    size > LOADER_4G - want || !loader_is_free(l, want, size)) {
+		int rc = 0;
+		if (size > LOADER_4G)
+			at = UINT64_MAX;
+		else
+			at = loader_find_free(l, size, align, &rc);
+		if (at == UINT64_MAX && rc < 0)
+			return loader_error(l, rc, "%s: out of memory", path);
+		if (at == UINT64_MAX)
+			return loader_error(l, -ENOMEM, "%s: no room for %s (0x%" PRIx64 " bytes): "
+			                    "guest RAM below 4 GiB (%llu MiB in all) is taken by the "
+			                    "kernel, its modules and the reserved areas (page 0, "
+			                    "0x9FC00-0xFFFFF)", path, what, size, loader_ram_mib(l));
+	}
+	int ret = loader_claim(l, path, at, size, REGION_BOOTINFO, what, host);
+	if (ret < 0)
+		return ret;
+	*gpa = at;
+	return 0;
+}
+
 int loader_info_alloc(struct loader *l, uint64_t size, uint64_t align, const char *what,
                       uint64_t *gpa, void **host)
 {
-	uint64_t at = align_up(l->info_next, align);
-	if (size > LOADER_BIOS || at + size > LOADER_BIOS)
-		return loader_error(l, -E2BIG, "%s: boot information does not fit below 0x%llx "
-		                    "(%s: 0x%" PRIx64 " bytes)", l->kernel.path,
-		                    (unsigned long long)LOADER_BIOS, what, size);
-	int ret = loader_claim(l, l->kernel.path, at, size, REGION_BOOTINFO, what, host);
+	uint64_t want = l->info_next < LOADER_4G ? align_up(l->info_next, align) : UINT64_MAX;
+	int ret = loader_alloc(l, want, size, align, what, gpa, host);
 	if (ret < 0)
 		return ret;
-	l->info_next = at + size;
-	*gpa = at;
+	l->info_next = *gpa + (size ? size : 1);
 	return 0;
 }
 
@@ -372,17 +420,40 @@ static uint64_t loader_gdt_desc(const zhv_segment_t *s)
 	       (uint64_t)s->db << 54 | (uint64_t)s->g << 55 | ((s->base >> 24) & 0xFF) << 56;
 }
 
+int loader_place_boot(struct loader *l, bool page_tables)
+{
+	uint64_t at = 0;
+	int ret = 0;
+
+	if (l->boot_placed)
+		return loader_error(l, -EINVAL, "%s: loader: boot data placed twice", l->kernel.path);
+	/* In this order so that, when low memory is free, the layout is the
+	 * one loader.h shows: GDT 0x1000, page tables 0x2000, stack 0x8000. */
+	ret = loader_alloc(l, LOADER_GDT, LOADER_PAGE, LOADER_PAGE, "the GDT", &l->gdt, NULL);
+	if (ret == 0 && page_tables)
+		ret = loader_alloc(l, LOADER_PML4, LOADER_PT_PAGES * LOADER_PAGE, LOADER_PAGE,
+		                   "the page tables", &l->pml4, NULL);
+	if (ret == 0)
+		ret = loader_alloc(l, LOADER_STACK, LOADER_PAGE, LOADER_PAGE, "the boot stack",
+		                   &at, NULL);
+	if (ret < 0)
+		return ret;
+	l->stack_top = at + LOADER_PAGE;
+	l->boot_placed = true;
+	return 0;
+}
+
 /* Write (n) descriptors of (segs) after the null descriptor. */
 static int loader_write_gdt(struct loader *l, const zhv_segment_t *const *segs, size_t n)
 {
-	uint8_t *gdt = vm_gpa(l->vm, LOADER_GDT, LOADER_PAGE);
+	uint8_t *gdt = l->boot_placed ? vm_gpa(l->vm, l->gdt, LOADER_PAGE) : NULL;
 	if (!gdt)
-		return loader_error(l, -ENOMEM, "%s: no guest RAM for the GDT", l->kernel.path);
+		return loader_error(l, -EINVAL, "%s: loader: no GDT placed", l->kernel.path);
 	memset(gdt, 0, LOADER_PAGE);
 	for (size_t i = 0; i < n; i++)
 		if (segs[i])
 			st64(gdt + 8 * (i + 1), loader_gdt_desc(segs[i]));
-	l->out->sregs.gdt.base = LOADER_GDT;
+	l->out->sregs.gdt.base = l->gdt;
 	l->out->sregs.gdt.limit = (uint16_t)(8 * (n + 1) - 1);
 	return 0;
 }
@@ -397,7 +468,7 @@ static void loader_common_state(struct loader *l)
 	s->idt = (zhv_dtable_t){.base = 0, .limit = 0};
 	s->apic_base = LOADER_APIC_BASE;
 	l->out->regs.rflags = 0x2;
-	l->out->regs.rsp = LOADER_STACK_TOP;
+	l->out->regs.rsp = l->stack_top;
 }
 
 int loader_enter_prot32(struct loader *l, uint32_t eip)
@@ -419,12 +490,6 @@ int loader_enter_prot32(struct loader *l, uint32_t eip)
 	loader_common_state(l);
 	l->out->regs.rip = eip;
 	return 0;
-}
-
-int loader_reserve_long(struct loader *l)
-{
-	return loader_claim(l, l->kernel.path, LOADER_PML4, LOADER_PT_END - LOADER_PML4,
-	                    REGION_BOOTINFO, "the page tables", NULL);
 }
 
 int loader_enter_long(struct loader *l, uint64_t rip, enum loader_long_profile profile)
@@ -449,25 +514,26 @@ int loader_enter_long(struct loader *l, uint64_t rip, enum loader_long_profile p
 	 * pages): PML4[0] -> PDPT[0..3] -> 4 PDs of 512 entries. U/S is set so
 	 * that a kernel may drop to CPL3 on these tables; the MMIO window
 	 * from 3 GiB is mapped uncached (PCD|PWT). */
-	uint8_t *pt = vm_gpa(l->vm, LOADER_PML4, LOADER_PT_END - LOADER_PML4);
+	uint64_t pml4 = l->pml4, pdpt = pml4 + LOADER_PAGE, pd = pml4 + 2 * LOADER_PAGE;
+	uint8_t *pt = pml4 ? vm_gpa(l->vm, pml4, LOADER_PT_PAGES * LOADER_PAGE) : NULL;
 	if (!pt)
-		return loader_error(l, -ENOMEM, "%s: no guest RAM for the page tables",
+		return loader_error(l, -EINVAL, "%s: loader: no page tables placed",
 		                    l->kernel.path);
-	memset(pt, 0, LOADER_PT_END - LOADER_PML4);
-	st64(pt, LOADER_PDPT | 0x7);
+	memset(pt, 0, LOADER_PT_PAGES * LOADER_PAGE);
+	st64(pt, pdpt | 0x7);
 	for (uint64_t i = 0; i < 4; i++)
-		st64(pt + (LOADER_PDPT - LOADER_PML4) + 8 * i, (LOADER_PD + i * LOADER_PAGE) | 0x7);
+		st64(pt + (pdpt - pml4) + 8 * i, (pd + i * LOADER_PAGE) | 0x7);
 	for (uint64_t i = 0; i < 2048; i++) {
 		uint64_t addr = i << 21;
 		uint64_t e = addr | 0x87; /* P | RW | US | PS */
 		if (addr >= VM_PCI_MMIO_BASE)
 			e |= 0x18; /* PWT | PCD */
-		st64(pt + (LOADER_PD - LOADER_PML4) + 8 * i, e);
+		st64(pt + (pd - pml4) + 8 * i, e);
 	}
 
 	s->cs = code64;
 	s->ds = s->es = s->fs = s->gs = s->ss = data;
-	s->cr3 = LOADER_PML4;
+	s->cr3 = pml4;
 	if (profile == LONG_LINUX) {
 		/* boot.rst "64-bit BOOT PROTOCOL": paging on, __BOOT_CS 0x10,
 		 * __BOOT_DS 0x18, interrupts off. */
@@ -639,20 +705,16 @@ int loader_load(struct vm *vm, const struct boot_request *req, struct boot_state
 		                                                sizeof(l->head);
 		ret = loader_file_read(l, &l->kernel, 0, l->head, l->headlen, "header");
 	}
-	/* What no format may load over: page 0 (IVT, BDA), the BIOS area with
-	 * the ACPI and MP tables; and what every format uses: GDT, stack. */
+	/* What no format may load over: page 0 (IVT, BDA; kernels also put
+	 * their AP trampolines there), the BIOS area with the ACPI and MP
+	 * tables. The GDT, stack, page tables and boot information are placed
+	 * by each format once its kernel and modules are (loader_place_boot). */
 	if (ret == 0)
 		ret = loader_claim(l, path, 0, LOADER_PAGE, REGION_RESERVED,
 		                   "page 0 (real-mode IVT and BDA)", NULL);
 	if (ret == 0)
 		ret = loader_claim(l, path, LOADER_BIOS, LOADER_1M - LOADER_BIOS, REGION_RESERVED,
 		                   "the reserved BIOS area (EBDA, ACPI and MP tables)", NULL);
-	if (ret == 0)
-		ret = loader_claim(l, path, LOADER_GDT, LOADER_PAGE, REGION_BOOTINFO, "the GDT",
-		                   NULL);
-	if (ret == 0)
-		ret = loader_claim(l, path, LOADER_STACK, LOADER_STACK_TOP - LOADER_STACK,
-		                   REGION_BOOTINFO, "the boot stack", NULL);
 	if (ret == 0)
 		ret = loader_dispatch(l);
 	if (ret < 0 && err && errlen && !err[0])

@@ -42,20 +42,31 @@ struct vm;
  * ELF64 and flat take no initrd or modules (error) and ignore cmdline.
  * 64-bit entries run on identity page tables mapping [0, 4 GiB) with
  * 2 MiB pages (U/S set, 3-4 GiB uncached), GDT code64 0x10 / data 0x18,
- * RSP 0x9000; ELF64/flat also get CR4.OSFXSR and EFER.SCE|NXE.
+ * RSP the top of the boot stack; ELF64/flat also get CR4.OSFXSR and
+ * EFER.SCE|NXE.
  *
- * Guest-physical layout the loader uses (all checked for overlap with the
- * kernel; an overlap is an error):
- *   0x0000-0x0FFF  page 0 (IVT, BDA): never written
- *   0x1000         GDT
+ * Guest-physical layout. The kernel's segments are placed first, at the
+ * addresses the file gives (checked against RAM, page 0, the BIOS area and
+ * each other), then its modules:
+ *   multiboot: one after the other, page-aligned, from max(kernel end, 1 MiB);
+ *   bzImage initrd and PVH modules: from the top of low RAM down, page-aligned.
+ * Then zhv's own boot data goes where none of that is, each piece at its
+ * preferred address when that is free, else at the lowest free address of
+ * guest RAM below 4 GiB from 0x1000 up (free low memory first, then above
+ * 1 MiB); a load is refused only when no free range can hold a piece:
+ *   0x0000-0x0FFF  page 0 (IVT, BDA; kernels put AP trampolines there):
+ *                  never written, and no kernel segment may lie there
+ *   0x1000         GDT (one page)
  *   0x2000-0x7FFF  page tables (PML4, PDPT, 4 PDs; 64-bit formats only)
- *   0x8000-0x8FFF  boot stack (RSP/ESP = 0x9000)
- *   0x9000-        boot information: zero page (0x9000) and command line
- *                  (bzImage), start_info, cmdline, memmap, module list
- *                  (PVH), multiboot information (else after the modules)
+ *   0x8000-0x8FFF  boot stack (RSP/ESP = its top, 0x9000)
+ *   0x9000-        boot information, each piece after the previous one:
+ *                  zero page and command line (bzImage); start_info,
+ *                  cmdline, memmap, module list, module strings (PVH);
+ *                  the multiboot information with its memory map, module
+ *                  list and strings (one block)
  *   0x9FC00-0xFFFFF reserved BIOS area (ACPI, MP table): never written
- *   from the kernel's end: multiboot modules (page-aligned, upwards);
- *   top of low RAM: bzImage initrd and PVH modules (page-aligned, down). */
+ * So a kernel linked at 0x8000 (or 0x1000, or over all of low memory) gets
+ * its stack and information below or above its image, never inside it. */
 #define LOADER_FLAT_BASE 0x100000ull
 
 #define LOADER_NOTE_BUDGET (16ull << 20)

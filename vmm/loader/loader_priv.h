@@ -14,16 +14,18 @@
 /* clang-format off */
 /* Low-memory layout (loader.h explains it). Page 0 (IVT, BDA) and the
  * reserved BIOS area (EBDA, ACPI at 0xE0000, MP table at 0xF0000) are never
- * written; every other address is claimed before it is used. */
+ * written; every other address is claimed before it is used. The GDT, page
+ * tables, stack and boot information are placed after the kernel and its
+ * modules: at the preferred addresses below when those are free, else in
+ * the lowest free RAM (loader_alloc). */
 #define LOADER_PAGE          0x1000ull
-#define LOADER_GDT           0x1000ull  /* one page: the GDT */
-#define LOADER_PML4          0x2000ull  /* 64-bit formats: page tables */
-#define LOADER_PDPT          0x3000ull
-#define LOADER_PD            0x4000ull  /* 4 pages: 4 GiB of 2 MiB pages */
+#define LOADER_GDT           0x1000ull  /* preferred: one page, the GDT */
+#define LOADER_PML4          0x2000ull  /* preferred: page tables (64-bit) */
+#define LOADER_PT_PAGES      6ull       /* PML4, PDPT, 4 PDs (4 GiB, 2 MiB pages) */
 #define LOADER_PT_END        0x8000ull
-#define LOADER_STACK         0x8000ull  /* one page of boot stack */
+#define LOADER_STACK         0x8000ull  /* preferred: one page of boot stack */
 #define LOADER_STACK_TOP     0x9000ull
-#define LOADER_INFO          0x9000ull  /* boot information area */
+#define LOADER_INFO          0x9000ull  /* preferred: boot information area */
 #define LOADER_BIOS          0x9FC00ull /* EBDA and BIOS area: reserved */
 #define LOADER_1M            0x100000ull
 #define LOADER_4G            0x100000000ull
@@ -97,7 +99,11 @@ struct loader {
 	size_t *seg_maxidx;   /* the segment holding that end */
 	bool seg_sorted;
 	uint64_t note_bytes;  /* bytes of ELF notes read so far */
-	uint64_t info_next; /* bump pointer of the boot information area */
+	uint64_t info_next; /* where the next boot information should go */
+	/* Set by loader_place_boot: where the GDT, the page tables (64-bit
+	 * formats, else 0) and the boot stack went. */
+	bool boot_placed;
+	uint64_t gdt, pml4, stack_top;
 };
 
 /* What the last loader_load did (for the tests: work, not wall time). */
@@ -163,8 +169,16 @@ int loader_claim(struct loader *l, const char *path, uint64_t gpa, uint64_t size
                  enum loader_region_kind kind, const char *what, void **host);
 /* loader_is_free: whether [gpa, gpa + size) is RAM and unclaimed. */
 bool loader_is_free(struct loader *l, uint64_t gpa, uint64_t size);
-/* loader_info_alloc: (size) zeroed bytes, aligned to (align), from the boot
- * information area [LOADER_INFO, LOADER_BIOS). */
+/* loader_alloc: claim (size) zeroed bytes aligned to (align) for boot data
+ * (REGION_BOOTINFO): at (want) if that is free RAM (want UINT64_MAX: no
+ * preference), else at the lowest free address from 0x1000 up, below
+ * 4 GiB: low memory first, then above 1 MiB. Fails with a message naming
+ * (what) only when no free range of guest RAM below 4 GiB can hold it. */
+int loader_alloc(struct loader *l, uint64_t want, uint64_t size, uint64_t align,
+                 const char *what, uint64_t *gpa, void **host);
+/* loader_info_alloc: (size) zeroed bytes of boot information, aligned to
+ * (align): right after the previous piece (from LOADER_INFO) when free,
+ * else wherever loader_alloc finds room. */
 int loader_info_alloc(struct loader *l, uint64_t size, uint64_t align, const char *what,
                       uint64_t *gpa, void **host);
 /* loader_file_to_guest: copy [off, off + len) of (f) to claimed guest
@@ -177,14 +191,17 @@ int loader_load_module(struct loader *l, const char *path, const char *what,
                        uint64_t (*place)(struct loader *l, uint64_t size, void *arg),
                        void *arg, uint64_t *gpa, uint64_t *size);
 
-/* loader_reserve_long: claim the page tables (64-bit formats, before any
- * segment is placed so that an overlap is reported as such). */
-int loader_reserve_long(struct loader *l);
+/* loader_place_boot: place the GDT, the page tables (if (page_tables)) and
+ * the boot stack. Formats call it once the kernel's segments and modules
+ * are claimed and before any boot information is allocated, so that all of
+ * them go where the kernel and its modules are not. */
+int loader_place_boot(struct loader *l, bool page_tables);
 /* loader_enter_long: write the GDT and the identity page tables and set
- * the 64-bit entry state at (rip). */
+ * the 64-bit entry state at (rip) (after loader_place_boot(l, true)). */
 int loader_enter_long(struct loader *l, uint64_t rip, enum loader_long_profile profile);
 /* loader_enter_prot32: write the GDT (code 0x08, data 0x10) and set the
- * 32-bit protected-mode, paging-off entry state at (eip). */
+ * 32-bit protected-mode, paging-off entry state at (eip) (after
+ * loader_place_boot). */
 int loader_enter_prot32(struct loader *l, uint32_t eip);
 
 /* ---- multiboot.c --------------------------------------------------------- */

@@ -250,23 +250,15 @@ int multiboot_load(struct loader *l, const struct multiboot_header *h)
 	for (size_t i = 0; i < nmods; i++)
 		total += mb_string_len(mods[i].path ? mods[i].path : "", mods[i].args);
 
-	/* Low memory after the stack if nothing was loaded there, else the
-	 * first page after the kernel and its modules. */
+	/* Now that the kernel and its modules are in place: the GDT and
+	 * stack, then the information, where neither is (loader.h). */
 	uint64_t base = 0;
 	uint8_t *mbi = NULL;
-	bool low_free = LOADER_INFO + total <= LOADER_BIOS && loader_is_free(l, LOADER_INFO, total);
-	if (ret == 0 && low_free) {
+	if (ret == 0)
+		ret = loader_place_boot(l, false);
+	if (ret == 0)
 		ret = loader_info_alloc(l, total, 16, "the multiboot information", &base,
 		                        (void **)&mbi);
-	} else if (ret == 0) {
-		base = align_up(next, LOADER_PAGE);
-		if (base + total > LOADER_4G)
-			ret = loader_error(l, -ENOMEM, "%s: no room below 4 GiB for the multiboot "
-			                   "information", path);
-		else
-			ret = loader_claim(l, path, base, total, REGION_BOOTINFO,
-			                   "the multiboot information", (void **)&mbi);
-	}
 	if (ret < 0) {
 		free(mods);
 		return ret;

@@ -1,13 +1,13 @@
 /* fw_cfg.c: QEMU's firmware configuration interface over I/O ports
  * (QEMU docs/specs/fw_cfg.rst): selector 0x510 (16-bit), data 0x511. */
-#include "guest.h"
+#include "rt.h"
 
 #define FW_CFG_SELECTOR 0x510
 #define FW_CFG_DATA 0x511
 #define FW_CFG_SIGNATURE 0x00
 #define FW_CFG_NB_CPUS 0x05
 
-unsigned fw_cfg_ncpus(void)
+unsigned rt_fw_cfg_ncpus(void)
 {
 	outw(FW_CFG_SELECTOR, FW_CFG_SIGNATURE);
 	char sig[4];

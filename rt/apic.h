@@ -111,6 +111,9 @@ static inline void rt_atomic_or(volatile uint32_t *p, uint32_t bits)
 typedef void (*rt_ap_fn)(unsigned apic_id);
 extern volatile uint32_t rt_ap_started;           /* APs that checked in */
 extern volatile uint32_t rt_ap_mask[RT_MAX_CPUS / 32]; /* bit per APIC ID */
+/* rt_smp_set_trampoline: use page (page) (below 1 MiB, page-aligned, not
+ * page 0) instead of RT_AP_TRAMPOLINE; before the first AP is started. */
+void rt_smp_set_trampoline(uint32_t page);
 /* rt_smp_prepare: copy the trampoline and enable the BSP's local APIC;
  * (fn) is what every AP started from now on runs. rt_start_ap calls it
  * on first use. */

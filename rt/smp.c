@@ -10,11 +10,11 @@
 extern const uint8_t rt_ap_trampoline[], rt_ap_trampoline_end[];
 void rt_ap_main(uint32_t apic_id);
 
-
 volatile uint32_t rt_ap_started;
 volatile uint32_t rt_ap_mask[RT_MAX_CPUS / 32];
 static rt_ap_fn ap_fn;
 static bool prepared;
+static uint32_t tramp_page = RT_AP_TRAMPOLINE;
 
 void rt_ap_main(uint32_t apic_id)
 {
@@ -30,12 +30,18 @@ void rt_ap_main(uint32_t apic_id)
 		rt_wait_irq();
 }
 
+void rt_smp_set_trampoline(uint32_t page)
+{
+	if (!prepared && page && page < 0x100000 && !(page & 0xFFF))
+		tramp_page = page;
+}
+
 void rt_smp_prepare(rt_ap_fn fn)
 {
 	ap_fn = fn;
 	if (prepared)
 		return;
-	memcpy((void *)(uintptr_t)RT_AP_TRAMPOLINE, rt_ap_trampoline,
+	memcpy((void *)(uintptr_t)tramp_page, rt_ap_trampoline,
 	       (size_t)(rt_ap_trampoline_end - rt_ap_trampoline));
 	rt_lapic_enable();
 	prepared = true;
@@ -46,8 +52,8 @@ void rt_send_init_sipi(unsigned apic_id)
 	if (!prepared)
 		rt_smp_prepare(ap_fn);
 	rt_lapic_send_ipi(apic_id, ICR_INIT | ICR_ASSERT);
-	rt_lapic_send_ipi(apic_id, ICR_STARTUP | ICR_ASSERT | (RT_AP_TRAMPOLINE >> 12));
-	rt_lapic_send_ipi(apic_id, ICR_STARTUP | ICR_ASSERT | (RT_AP_TRAMPOLINE >> 12));
+	rt_lapic_send_ipi(apic_id, ICR_STARTUP | ICR_ASSERT | (tramp_page >> 12));
+	rt_lapic_send_ipi(apic_id, ICR_STARTUP | ICR_ASSERT | (tramp_page >> 12));
 }
 
 bool rt_start_ap(unsigned apic_id, rt_ap_fn fn, uint32_t timeout_us)

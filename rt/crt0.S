@@ -60,13 +60,16 @@ rt_isr_stubs_start: /* stub of vector v at rt_isr_stubs_start + 16 * v */
 	.set vec, vec + 1
 	.endr
 
+/* The GDT, also loaded by the APs (smp_tramp.S). */
 	.data
 	.balign 16
+	.globl rt_gdt, rt_gdt_limit
 rt_gdt:
 	.quad 0
 	.quad 0x00CF9A000000FFFF /* 0x08: 32-bit code */
 	.quad 0x00CF92000000FFFF /* 0x10: data */
 rt_gdt_end:
+	.set rt_gdt_limit, rt_gdt_end - rt_gdt - 1
 	.balign 4
 	.word 0
 rt_gdt_desc:

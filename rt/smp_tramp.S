@@ -1,7 +1,7 @@
 /* smp_tramp.S: the application processors' way in. A SIPI with vector V
  * starts an AP in real mode at CS = V << 8, IP = 0 (SDM vol. 3, 9.4.4);
  * rt_smp_prepare copies rt_ap_trampoline to page V << 12. It loads the
- * GDT below (the same selectors as crt0.S) and enters 32-bit protected
+ * BSP's GDT (crt0.S) and enters 32-bit protected
  * mode at rt_ap_entry32, which picks a stack by xAPIC ID and calls
  * rt_ap_main (smp.c). */
 
@@ -21,8 +21,8 @@ rt_ap_trampoline:
 	ljmpl $0x08, $rt_ap_entry32
 	.balign 4
 rt_ap_gdt_desc:
-	.word rt_ap_gdt_end - rt_ap_gdt - 1
-	.long rt_ap_gdt
+	.word rt_gdt_limit
+	.long rt_gdt
 rt_ap_trampoline_end:
 
 	.code32
@@ -44,14 +44,6 @@ rt_ap_entry32:
 1:	cli
 	hlt
 	jmp 1b
-
-	.data
-	.balign 16
-rt_ap_gdt:
-	.quad 0
-	.quad 0x00CF9A000000FFFF /* 0x08: 32-bit code */
-	.quad 0x00CF92000000FFFF /* 0x10: data */
-rt_ap_gdt_end:
 
 	.bss
 	.balign 16

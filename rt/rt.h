@@ -1,11 +1,16 @@
-/* rt.h: the libc-free runtime of zhv's end-to-end test kernels: multiboot
- * v1 entry in 32-bit protected mode (paging off), COM1 output, port and
- * MMIO access, an IDT with per-vector handlers, and exit through
- * isa-debug-exit (port 0xf4: zhv exits with status (code << 1) | 1; zhv
- * has the device only with --debug-exit, which every run of a test kernel
- * passes).
+/* rt.h: zhv's freestanding runtime (rt/), shared by the end-to-end test
+ * kernels (tests/vmm/kernels/) and the bundled default guest (guest/):
+ * multiboot v1 entry in 32-bit protected mode (paging off), COM1 output,
+ * port and MMIO access, an IDT with per-vector handlers, the few C library
+ * routines freestanding code needs, fw_cfg and ACPI look-ups, and exit
+ * through isa-debug-exit (port 0xf4: zhv exits with status (code << 1) | 1;
+ * zhv has the device only with --debug-exit, which every run of a test
+ * kernel passes). The build makes it one archive per build directory
+ * (build/rt/librt.a, plus build/rt/crt0.o, the entry) linked by
+ * rt/kernel.ld at 1 MiB (or at TK_BASE_NAME: vmm/build.mk).
  *
- * A test kernel is one file, tests/vmm/kernels/NAME.c (or .S), that defines
+ * A program on the runtime is one file, e.g. tests/vmm/kernels/NAME.c (or
+ * .S), that includes "rt.h" and defines
  *     int test_main(const struct rt_mbi *mbi);
  * The build links it with this runtime into build/tests/vmm/kernels/
  * NAME.elf. test_main's return value is the exit code. By convention a
@@ -18,10 +23,10 @@
  * Guest CPL0 code is emulated at about 1 µs per instruction on our KVM:
  * keep loops short and stick to integer code (the build forbids SSE/x87).
  *
- * More of the runtime, linked into every kernel: rt/apic.h (local APIC,
- * I/O APIC, PM-timer clock, atomics, starting APs with INIT/SIPI),
- * rt/pci.h (configuration space of bus 0), rt/virtio.h (virtio-pci with
- * split virtqueues), rt/group.h (named check groups for the scripts).
+ * More of the runtime: rt/apic.h (local APIC, I/O APIC, PM-timer clock,
+ * atomics, starting APs with INIT/SIPI), rt/pci.h (configuration space of
+ * bus 0), rt/virtio.h (virtio-pci with split virtqueues), rt/group.h
+ * (named check groups for the scripts).
  */
 #ifndef ZHV_TEST_RT_H
 #define ZHV_TEST_RT_H
@@ -42,6 +47,7 @@
 #define RT_MB_CMDLINE (1u << 2)
 #define RT_MB_MODS (1u << 3)
 #define RT_MB_MMAP (1u << 6)
+#define RT_MB_LOADER_NAME (1u << 9)
 struct rt_mbi {
 	uint32_t flags;
 	uint32_t mem_lower, mem_upper;
@@ -50,6 +56,9 @@ struct rt_mbi {
 	uint32_t mods_count, mods_addr;
 	uint32_t syms[4];
 	uint32_t mmap_length, mmap_addr;
+	uint32_t drives_length, drives_addr;
+	uint32_t config_table;
+	uint32_t boot_loader_name;
 };
 struct rt_mb_module {
 	uint32_t mod_start, mod_end, string, reserved;
@@ -65,6 +74,9 @@ struct rt_frame {
 typedef void (*rt_handler_fn)(struct rt_frame *frame);
 
 int test_main(const struct rt_mbi *mbi);
+/* What the boot loader left in EAX (RT_MB_MAGIC from a multiboot loader);
+ * test_main's (mbi) is NULL unless it was RT_MB_MAGIC. */
+extern uint32_t rt_boot_magic;
 
 /* rt_cmdline: the multiboot command line ("" if none). */
 const char *rt_cmdline(void);
@@ -97,6 +109,23 @@ extern volatile uint32_t rt_spurious;
 /* rt_load_idt: load the runtime's IDT on this CPU (the BSP's is loaded
  * before test_main; rt/smp.c does it for APs). */
 void rt_load_idt(void);
+
+/* rt_spin_lock / rt_spin_unlock: a test-and-set lock ("lock xchg" and
+ * "pause" both work in KVM's emulator). */
+void rt_spin_lock(volatile uint32_t *lock);
+void rt_spin_unlock(volatile uint32_t *lock);
+
+/* ---- firmware interfaces zhv's board has --------------------------------- */
+/* rt_fw_cfg_ncpus: CPUs from QEMU's fw_cfg (ports 0x510/0x511); 0 if absent. */
+unsigned rt_fw_cfg_ncpus(void);
+/* ACPI (rt/acpi.c): the RSDP (0xE0000-0xFFFFF), a table by signature
+ * through the XSDT (or RSDT), or NULL; enabled CPUs in the MADT (0 if no
+ * MADT); S5 power-off through the FADT's PM1a control block and \_S5.
+ * rt_acpi_poweroff returns only when that failed, with the reason. */
+const uint8_t *rt_acpi_find_rsdp(void);
+const uint8_t *rt_acpi_find_table(const char sig[4]);
+unsigned rt_acpi_count_cpus(void);
+const char *rt_acpi_poweroff(void);
 
 void *memset(void *dst, int c, size_t n);
 void *memcpy(void *dst, const void *src, size_t n);
@@ -158,6 +187,12 @@ static inline void rt_pause(void)
 static inline void rt_wait_irq(void)
 {
 	__asm__ volatile("sti; hlt" ::: "memory");
+}
+/* rt_halt_forever: cli; hlt, for good. */
+static inline __attribute__((noreturn)) void rt_halt_forever(void)
+{
+	for (;;)
+		__asm__ volatile("cli; hlt" ::: "memory");
 }
 
 #endif /* ZHV_TEST_RT_H */

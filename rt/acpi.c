@@ -1,7 +1,8 @@
-/* acpi.c: just enough ACPI to count CPUs (MADT) and power off (FADT's PM1a
- * control block, SLP_TYP from the DSDT's \_S5 package). ACPI 6.x: RSDP
- * 5.2.5, XSDT 5.2.8, FADT 5.2.9 (Table 5.9), MADT 5.2.12, AML 20.2. */
-#include "guest.h"
+/* acpi.c: just enough ACPI to find a table, count CPUs (MADT) and power
+ * off (FADT's PM1a control block, SLP_TYP from the DSDT's \_S5 package).
+ * ACPI 6.x: RSDP 5.2.5, XSDT 5.2.8, FADT 5.2.9 (Table 5.9), MADT 5.2.12,
+ * AML 20.2. See rt.h. */
+#include "rt.h"
 
 #define SDT_HEADER_LEN 36
 
@@ -21,7 +22,7 @@ static uint8_t checksum(const uint8_t *p, uint32_t len)
 }
 
 /* The RSDP lies on a 16-byte boundary in the BIOS area 0xE0000-0xFFFFF. */
-static const uint8_t *find_rsdp(void)
+const uint8_t *rt_acpi_find_rsdp(void)
 {
 	for (uintptr_t a = 0xE0000; a < 0x100000; a += 16) {
 		const uint8_t *p = (const uint8_t *)a;
@@ -37,9 +38,9 @@ static const uint8_t *phys(uint32_t lo, uint32_t hi)
 	return hi ? NULL : (const uint8_t *)(uintptr_t)lo;
 }
 
-static const uint8_t *find_table(const char sig[4])
+const uint8_t *rt_acpi_find_table(const char sig[4])
 {
-	const uint8_t *rsdp = find_rsdp();
+	const uint8_t *rsdp = rt_acpi_find_rsdp();
 	if (!rsdp)
 		return NULL;
 	const uint8_t *root;
@@ -63,9 +64,9 @@ static const uint8_t *find_table(const char sig[4])
 	return NULL;
 }
 
-unsigned acpi_count_cpus(void)
+unsigned rt_acpi_count_cpus(void)
 {
-	const uint8_t *madt = find_table("APIC");
+	const uint8_t *madt = rt_acpi_find_table("APIC");
 	if (!madt)
 		return 0;
 	uint32_t len = rd32(madt + 4);
@@ -110,13 +111,11 @@ static unsigned s5_slp_typ(const uint8_t *dsdt)
 	return 5;
 }
 
-void acpi_poweroff(void)
+const char *rt_acpi_poweroff(void)
 {
-	const uint8_t *fadt = find_table("FACP");
-	if (!fadt) {
-		console_printf("zhv guest: no ACPI FADT\n");
-		return;
-	}
+	const uint8_t *fadt = rt_acpi_find_table("FACP");
+	if (!fadt)
+		return "no ACPI FADT";
 	uint32_t len = rd32(fadt + 4);
 	uint32_t pm1a = len >= 68 ? rd32(fadt + 64) : 0; /* PM1a_CNT_BLK */
 	if (!pm1a && len >= 184 && fadt[172] == 1)     /* X_PM1a_CNT_BLK in I/O space */
@@ -124,10 +123,9 @@ void acpi_poweroff(void)
 	const uint8_t *dsdt = len >= 44 ? phys(rd32(fadt + 40), 0) : NULL;
 	if (!dsdt && len >= 148)
 		dsdt = phys(rd32(fadt + 140), rd32(fadt + 144)); /* X_DSDT */
-	if (!pm1a || pm1a > 0xFFFF) {
-		console_printf("zhv guest: the FADT has no PM1a control block\n");
-		return;
-	}
+	if (!pm1a || pm1a > 0xFFFF)
+		return "the FADT has no PM1a control block";
 	unsigned slp_typ = s5_slp_typ(dsdt);
 	outw((uint16_t)pm1a, (uint16_t)(slp_typ << 10 | 1u << 13)); /* SLP_TYP | SLP_EN */
+	return "still running after SLP_EN";
 }

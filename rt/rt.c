@@ -1,5 +1,5 @@
-/* rt.c: the test-kernel runtime: start-up, IDT, COM1 output, exits and the
- * few C library routines freestanding code needs. */
+/* rt.c: the runtime's core: start-up, IDT, COM1 output, exits, the
+ * spinlock and the few C library routines freestanding code needs. */
 #include "rt.h"
 
 void rt_start(uint32_t magic, const struct rt_mbi *mbi);
@@ -7,6 +7,7 @@ void rt_isr_dispatch(struct rt_frame *frame);
 extern const uint8_t rt_isr_stubs_start[];
 
 static const struct rt_mbi *boot_mbi;
+uint32_t rt_boot_magic;
 static rt_handler_fn handlers[256];
 volatile uint32_t rt_spurious;
 
@@ -49,25 +50,25 @@ size_t strlen(const char *s)
 
 /* ---- output ------------------------------------------------------------------ */
 
-static volatile uint32_t out_lock;
-
-static void lock(void)
+void rt_spin_lock(volatile uint32_t *lock)
 {
 	for (;;) {
 		uint32_t v = 1;
-		__asm__ volatile("lock xchgl %0, %1" : "+r"(v), "+m"(out_lock) : : "memory");
+		__asm__ volatile("lock xchgl %0, %1" : "+r"(v), "+m"(*lock) : : "memory");
 		if (!v)
 			return;
-		while (out_lock)
+		while (*lock)
 			rt_pause();
 	}
 }
 
-static void unlock(void)
+void rt_spin_unlock(volatile uint32_t *lock)
 {
 	__asm__ volatile("" ::: "memory");
-	out_lock = 0;
+	*lock = 0;
 }
+
+static volatile uint32_t out_lock;
 
 static void uart_putc(char c)
 {
@@ -145,10 +146,10 @@ static void format(struct buf *b, const char *fmt, va_list ap)
 
 static void emit(const struct buf *b)
 {
-	lock();
+	rt_spin_lock(&out_lock);
 	for (size_t i = 0; i < b->len; i++)
 		uart_putc(b->p[i]);
-	unlock();
+	rt_spin_unlock(&out_lock);
 }
 
 void rt_printf(const char *fmt, ...)
@@ -171,8 +172,7 @@ void rt_puts(const char *s)
 void rt_exit(uint32_t code)
 {
 	outl(RT_DEBUG_EXIT_PORT, code);
-	for (;;) /* no debug-exit device: stop here */
-		__asm__ volatile("cli; hlt");
+	rt_halt_forever(); /* no debug-exit device: stop here */
 }
 
 void rt_pass(void)
@@ -284,6 +284,7 @@ static void idt_init(void)
 
 void rt_start(uint32_t magic, const struct rt_mbi *mbi)
 {
+	rt_boot_magic = magic;
 	boot_mbi = magic == RT_MB_MAGIC ? mbi : 0;
 	idt_init();
 	rt_exit((uint32_t)test_main(boot_mbi));

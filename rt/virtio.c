@@ -252,6 +252,17 @@ int rt_virtq_setup(struct rt_virtio_dev *d, struct rt_virtq *vq, unsigned q, uns
 	return rd16(cc + CC_Q_ENABLE) == 1 ? 0 : -1;
 }
 
+/* Make chain (head) available to the device (2.7.13). */
+static int publish(struct rt_virtq *vq, uint16_t head)
+{
+	vq->avail[2 + (vq->avail_idx & (vq->size - 1))] = head;
+	barrier();
+	vq->avail_idx++;
+	vq->avail[1] = vq->avail_idx;
+	barrier();
+	return head;
+}
+
 int rt_virtq_add(struct rt_virtq *vq, const struct rt_vbuf *out, unsigned nout,
                  const struct rt_vbuf *in, unsigned nin)
 {
@@ -270,12 +281,7 @@ int rt_virtq_add(struct rt_virtq *vq, const struct rt_vbuf *out, unsigned nout,
 	}
 	vq->free_head = idx;
 	vq->num_free = (uint16_t)(vq->num_free - n);
-	vq->avail[2 + (vq->avail_idx & (vq->size - 1))] = head;
-	barrier();
-	vq->avail_idx++;
-	vq->avail[1] = vq->avail_idx;
-	barrier();
-	return head;
+	return publish(vq, head);
 }
 
 int rt_virtq_add_indirect(struct rt_virtq *vq, struct rt_vring_desc *table,
@@ -300,12 +306,7 @@ int rt_virtq_add_indirect(struct rt_virtq *vq, struct rt_vring_desc *table,
 	dsc->addr = (uint32_t)(uintptr_t)table;
 	dsc->len = n * (uint32_t)sizeof(struct rt_vring_desc);
 	dsc->flags = RT_VRING_DESC_F_INDIRECT;
-	vq->avail[2 + (vq->avail_idx & (vq->size - 1))] = head;
-	barrier();
-	vq->avail_idx++;
-	vq->avail[1] = vq->avail_idx;
-	barrier();
-	return head;
+	return publish(vq, head);
 }
 
 void rt_virtq_kick(struct rt_virtq *vq)
