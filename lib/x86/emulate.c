@@ -824,7 +824,6 @@ static bool do_int(struct ctx *c, uint8_t vector, bool int3)
 	}
 	c->res->event = true;
 	c->res->event_vector = vector;
-	c->res->event_exception = vector < 32;
 	return true;
 }
 
@@ -1201,7 +1200,14 @@ bool emulate_fallback(zhv_vcpu_t *v, char *why, size_t whylen)
 		goto io_error;
 	if (res.flush != EMU_FLUSH_NONE && !flush_guest_tlb(v))
 		goto io_error;
-	if (res.event && !inject(v, res.event_exception, res.event_vector, false, 0, false))
+	/* INT3 and INT n are delivered as an external-interrupt event: KVM
+	 * takes the return address of an injected soft exception or soft
+	 * interrupt from its own record of the last exit (SVM's NextRIP,
+	 * VMX's instruction length), which belongs to another instruction
+	 * here. An interrupt event pushes RIP as set above, without an error
+	 * code, which is what INT3 and INT n push; the emulator has checked
+	 * the gate's DPL. */
+	if (res.event && !inject(v, false, res.event_vector, false, 0, false))
 		goto io_error;
 	if (res.end_nmi_blocking && !inject(v, false, 0, false, 0, true))
 		goto io_error;

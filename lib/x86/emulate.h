@@ -86,9 +86,10 @@ struct emu_result {
 	bool has_error_code;
 	uint32_t error_code;
 	uint64_t cr2;        /* #PF: the faulting linear address */
-	/* EMU_DONE: an event to deliver after the instruction (INT3, INT n). */
+	/* EMU_DONE: a vector to deliver through the IDT after the instruction
+	 * (INT3, INT n): no error code, the return address past the
+	 * instruction, the gate's DPL already checked. */
 	bool event;
-	bool event_exception; /* an exception (vector < 32) rather than an interrupt */
 	uint8_t event_vector;
 	bool end_nmi_blocking; /* IRET */
 	enum emu_flush flush;
