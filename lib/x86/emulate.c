@@ -232,15 +232,17 @@ static enum emu_outcome translate(const struct emu_env *env, const struct emu_st
 			goto not_present;
 		bool leaf = lvl == 1 || (e & PTE_PS);
 		uint64_t rsvd = rsvd_hi;
-		if (e & PTE_PS) {
-			if (lvl >= 4 || (lvl == 3 && !gb_pages) || (lvl == 2 && !pae && !(st->cr4 & CR4_PSE)))
+		if ((e & PTE_PS) && lvl == 2 && !pae && !(st->cr4 & CR4_PSE)) {
+			leaf = false; /* without CR4.PSE the bit is ignored */
+		} else if (e & PTE_PS) {
+			if (lvl >= 4 || (lvl == 3 && !gb_pages))
 				leaf = false, rsvd |= PTE_PS;
 			else if (pae)
 				rsvd |= ((1ull << shift) - 1) & ~0x1fffull; /* bits shift-1..13 */
 			else
 				rsvd |= 1ull << 21; /* 4 MiB page: bit 21 reserved */
 		}
-		if (!pae && !(e & PTE_PS))
+		if (!pae && !leaf)
 			rsvd = 0;
 		if (e & rsvd) {
 			ec |= PF_RSVD | PF_P;

@@ -800,6 +800,45 @@ static void test_large_pages(void **s)
 	expect_fault(B(0x0f, 0x38, 0xf0, 0x06), 14, true, 9);
 }
 
+static void put32(uint64_t gpa, uint32_t v) { memcpy(mem + gpa, &v, 4); }
+
+/* 32-bit paging without PAE: 4 KiB pages, 4 MiB pages with CR4.PSE, the
+ * PS bit ignored without it; protection checks as in long mode. */
+static void test_legacy_paging(void **s)
+{
+	(void)s;
+	prot32();
+	st.cr0 |= CR0_PG | CR0_WP;
+	st.cr3 = 0x7000;
+	put32(0x7000, 0x8000 | P | RW);          /* PDE 0 -> PT at 0x8000 */
+	put32(0x7004, 0x000000 | P | RW | PS);   /* PDE 1: 4 MiB page at 0 */
+	put32(0x8000 + (DATA >> 12) * 4, DATA | P); /* read-only 4 KiB page */
+	memcpy(mem + DATA, (uint8_t[]){1, 2, 3, 4}, 4);
+	st.gpr[RSI] = DATA;
+	expect_done(B(0x0f, 0x38, 0xf0, 0x06), 4); /* movbe eax, [esi] */
+	assert_int_equal(st.gpr[RAX], 0x01020304);
+	assert_int_equal(get32(0x8000 + (DATA >> 12) * 4), DATA | P | A);
+	expect_fault(B(0x0f, 0x38, 0xf1, 0x06), 14, true, 3); /* store: WP */
+	st.cr4 |= 1u << 4; /* PSE */
+	st.gpr[RSI] = 0x400000 + DATA;
+	expect_done(B(0x0f, 0x38, 0xf0, 0x06), 4);
+	assert_int_equal(st.gpr[RAX], 0x01020304);
+	/* without PSE, PDE 1 points to a page table at 0: entry (DATA >> 12)
+	 * there is whatever lies at 0x80, here not present */
+	st.cr4 &= ~(1ull << 4);
+	put32(0x0000 + (DATA >> 12) * 4, 0);
+	struct emu_result r = step(B(0x0f, 0x38, 0xf0, 0x06));
+	assert_int_equal(r.outcome, EMU_FAULT);
+	assert_int_equal(r.error_code, 0);
+	assert_int_equal(r.cr2, 0x400000 + DATA);
+	/* a 32-bit address wraps: [esi + 8] with esi = 0xfffffffc -> 4 */
+	st.cr0 &= ~CR0_PG;
+	st.gpr[RSI] = 0xfffffffcull;
+	memcpy(mem + 4, (uint8_t[]){9, 8, 7, 6}, 4);
+	expect_done(B(0x0f, 0x38, 0xf0, 0x46, 0x08), 5);
+	assert_int_equal(st.gpr[RAX], 0x09080706);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -810,6 +849,7 @@ int main(void)
 		T(test_movbe_load),    T(test_movbe_store),     T(test_movbe_faults),
 		T(test_movbe_16bit),   T(test_invpcid),         T(test_invpcid_faults),
 		T(test_bad_input),     T(test_fetch),           T(test_large_pages),
+		T(test_legacy_paging),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
