@@ -62,7 +62,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mode == 2)
 		st.cr0 |= 1ull << 31;
 	st.rflags = 2 | ((c & 64) ? 1ull << 18 : 0);
-	st.xcr0 = 7;
 	st.cr3 = fz32(&r);
 	st.rip = fz64(&r);
 	for (int i = 0; i < 16; i++)

@@ -638,19 +638,15 @@ static bool do_xgetbv(struct ctx *c)
 	    !(st->cr4 & CR4_OSXSAVE))
 		return ud(c);
 	uint32_t ecx = (uint32_t)st->gpr[1];
-	uint64_t v;
-	if (ecx == 0) {
-		v = st->xcr0;
-	} else if (ecx == 1 && has_feature(c->env, 0xd, 1, 0, 2)) {
-		uint64_t inuse;
-		if (!c->env->query || !c->env->query(c->env->opaque, EMU_Q_XINUSE, &inuse)) {
-			set_unhandled(c->res, "XINUSE is unavailable");
-			return false;
-		}
-		v = st->xcr0 & inuse;
-	} else {
+	uint64_t xcr0, inuse = ~0ull;
+	if (ecx > 1 || (ecx == 1 && !has_feature(c->env, 0xd, 1, 0, 2)))
 		return gp0(c);
+	if (!c->env->query || !c->env->query(c->env->opaque, EMU_Q_XCR0, &xcr0) ||
+	    (ecx == 1 && !c->env->query(c->env->opaque, EMU_Q_XINUSE, &inuse))) {
+		set_unhandled(c->res, "XCR0 or XINUSE is unavailable");
+		return false;
 	}
+	uint64_t v = xcr0 & inuse;
 	st->gpr[0] = (uint32_t)v;
 	st->gpr[2] = v >> 32;
 	return true;
@@ -1022,6 +1018,18 @@ static bool glue_query(void *opaque, enum emu_query q, uint64_t *val)
 {
 	zhv_vcpu_t *v = ((struct glue *)opaque)->v;
 	switch (q) {
+	case EMU_Q_XCR0: {
+		struct kvm_xcrs xcrs;
+		if (zhv_ioctl(v->fd, KVM_GET_XCRS, &xcrs) < 0)
+			return false;
+		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++) {
+			if (xcrs.xcrs[i].xcr == 0) {
+				*val = xcrs.xcrs[i].value;
+				return true;
+			}
+		}
+		return false;
+	}
 	case EMU_Q_XINUSE: {
 		/* XSTATE_BV of KVM's XSAVE image: a component whose bit is
 		 * clear is in its initial configuration (SDM vol. 1, 13.6),
@@ -1147,7 +1155,7 @@ bool emulate_fallback(zhv_vcpu_t *v, char *why, size_t whylen)
 		.gpr = {r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10,
 		        r.r11, r.r12, r.r13, r.r14, r.r15},
 		.rip = r.rip, .rflags = r.rflags, .cr0 = s.cr0, .cr2 = s.cr2, .cr3 = s.cr3,
-		.cr4 = s.cr4, .efer = s.efer, .xcr0 = 1, .idt_base = s.idt.base, .idt_limit = s.idt.limit,
+		.cr4 = s.cr4, .efer = s.efer, .idt_base = s.idt.base, .idt_limit = s.idt.limit,
 	};
 	seg_from_kvm(&st.seg[EMU_ES], &s.es);
 	seg_from_kvm(&st.seg[EMU_CS], &s.cs);
@@ -1155,11 +1163,6 @@ bool emulate_fallback(zhv_vcpu_t *v, char *why, size_t whylen)
 	seg_from_kvm(&st.seg[EMU_DS], &s.ds);
 	seg_from_kvm(&st.seg[EMU_FS], &s.fs);
 	seg_from_kvm(&st.seg[EMU_GS], &s.gs);
-	struct kvm_xcrs xcrs;
-	if (zhv_ioctl(v->fd, KVM_GET_XCRS, &xcrs) == 0)
-		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
-			if (xcrs.xcrs[i].xcr == 0)
-				st.xcr0 = xcrs.xcrs[i].value;
 	struct kvm_cpuid2 *cpuid = vcpu_cpuid(v);
 	if (!cpuid) {
 		snprintf(why, whylen, "the guest's CPUID is unavailable");

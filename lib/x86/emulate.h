@@ -36,7 +36,6 @@ struct emu_state {
 	uint64_t gpr[16]; /* rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15 */
 	uint64_t rip, rflags;
 	uint64_t cr0, cr2, cr3, cr4, efer;
-	uint64_t xcr0;
 	uint64_t idt_base;
 	uint16_t idt_limit;
 	struct emu_seg seg[EMU_NSEG];
@@ -44,6 +43,7 @@ struct emu_state {
 
 /* Values the emulator asks for only when an instruction needs them. */
 enum emu_query {
+	EMU_Q_XCR0,   /* XCR0 */
 	EMU_Q_XINUSE, /* XINUSE bitmap (state components not in init state) */
 	EMU_Q_FSW,    /* x87 status word */
 	EMU_Q_MPERF,  /* IA32_MPERF */

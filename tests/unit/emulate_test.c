@@ -53,7 +53,7 @@ static uint8_t *mem;
 static struct emu_state st;
 static struct kvm_cpuid_entry2 cpuid[16];
 static struct emu_env env;
-static uint64_t q_xinuse, q_fsw;
+static uint64_t q_xcr0, q_xinuse, q_fsw;
 static bool q_fail;
 
 static bool rd(void *o, uint64_t gpa, void *buf, size_t len)
@@ -80,6 +80,7 @@ static bool query(void *o, enum emu_query q, uint64_t *v)
 	if (q_fail)
 		return false;
 	switch (q) {
+	case EMU_Q_XCR0: *v = q_xcr0; return true;
 	case EMU_Q_XINUSE: *v = q_xinuse; return true;
 	case EMU_Q_FSW: *v = q_fsw; return true;
 	case EMU_Q_MPERF: *v = 0x1122334455667788ull; return true;
@@ -121,7 +122,6 @@ static int setup(void **s)
 	st.cr3 = PML4;
 	st.cr4 = CR4_PAE | CR4_OSXSAVE | CR4_SMAP;
 	st.efer = EFER_LME | EFER_LMA | EFER_NXE;
-	st.xcr0 = 0x7;
 	st.rip = CODE;
 	st.rflags = 0x2;
 	st.gpr[RSP] = STACK;
@@ -143,6 +143,7 @@ static int setup(void **s)
 	memcpy(cpuid, t, sizeof(t));
 	env = (struct emu_env){.cpuid = cpuid, .ncpuid = 16, .read_phys = rd, .write_phys = wr,
 	                       .query = query};
+	q_xcr0 = 0x7;
 	q_xinuse = 0x3;
 	q_fsw = 0;
 	q_fail = false;
@@ -205,19 +206,20 @@ static void expect_done(const uint8_t *b, size_t n, unsigned len)
 static void test_xgetbv(void **s)
 {
 	(void)s;
-	st.xcr0 = 0x2e7; /* bit 9 set: high half still zero, checks the split */
+	q_xcr0 = 0x4000002e7ull; /* bit 34: the high half goes to EDX */
 	st.gpr[RAX] = st.gpr[RDX] = ~0ull;
 	st.gpr[RCX] = 0xffffffff00000000ull; /* only ECX counts */
 	st.rflags |= RFL_RF;
 	expect_done(B(0x0f, 0x01, 0xd0), 3);
 	assert_int_equal(st.gpr[RAX], 0x2e7);
-	assert_int_equal(st.gpr[RDX], 0);
+	assert_int_equal(st.gpr[RDX], 4);
 	assert_false(st.rflags & RFL_RF);
 	/* XINUSE: XCR0 & XINUSE */
 	st.gpr[RCX] = 1;
 	q_xinuse = 0x205;
 	expect_done(B(0x0f, 0x01, 0xd0), 3);
 	assert_int_equal(st.gpr[RAX], 0x205);
+	assert_int_equal(st.gpr[RDX], 0);
 	/* REX is ignored */
 	st.gpr[RCX] = 0;
 	expect_done(B(0x48, 0x0f, 0x01, 0xd0), 4);
