@@ -238,6 +238,10 @@ bool exit_io_next_element(zhv_vcpu_t *vcpu, zhv_packet_t *packet);
 /* exit_inject_pending: before an entry, inject one tracked exception if
  * Zircon's priorities allow (spec 4). */
 zhv_status_t exit_inject_pending(zhv_vcpu_t *vcpu);
+/* emulate_fallback (x86/emulate.c): finish the instruction at RIP that
+ * KVM could not emulate (KVM_INTERNAL_ERROR_EMULATION). True if it did
+ * (or queued its exception); else (why) says why not. */
+bool emulate_fallback(zhv_vcpu_t *vcpu, char *why, size_t whylen);
 /* exit_dump: log registers and the decoded instruction at RIP. */
 void exit_dump(zhv_vcpu_t *vcpu, zhv_log_level_t level, const char *why);
 

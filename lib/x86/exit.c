@@ -367,109 +367,18 @@ static int handle_shutdown(zhv_vcpu_t *v, zhv_packet_t *pkt)
 	return ZHV_ERR_NOT_SUPPORTED;
 }
 
-/* IRET in 32-bit protected mode (KVM's emulator handles only real-mode
- * IRET): the common case of a return to the same code segment, i.e. an
- * interrupt handler of a 32-bit kernel returning to it (SDM vol. 2, IRET,
- * "PROTECTED-MODE RETURN: same privilege level"). */
-static bool iret32_same_cs(zhv_vcpu_t *v, const struct insn_ctx *c)
-{
-	const struct kvm_sregs *s = &c->sregs;
-	uint64_t esp = s->ss.db ? (uint32_t)c->regs.rsp : (uint16_t)c->regs.rsp;
-	uint32_t frame[3]; /* EIP, CS, EFLAGS */
-	if (!s->cs.db || pagewalk_read(&c->walk, (s->ss.base + esp) & 0xffffffffull, frame,
-	                               sizeof(frame)) != sizeof(frame))
-		return false;
-	if ((uint16_t)frame[1] != s->cs.selector || (frame[2] & (1u << 17)) /* to VM86 */)
-		return false;
-	struct kvm_regs r = c->regs;
-	r.rip = frame[0];
-	/* At CPL0 every flag IRET can load changes, except VM, VIF, VIP. */
-	r.rflags = (frame[2] & 0x257fd7u) | 0x2;
-	esp += sizeof(frame);
-	r.rsp = s->ss.db ? esp : ((c->regs.rsp & ~0xffffull) | (esp & 0xffff));
-	if (zhv_ioctl(v->fd, KVM_SET_REGS, &r) < 0)
-		return false;
-	/* IRET ends NMI blocking. */
-	struct kvm_vcpu_events ev;
-	if (zhv_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 && ev.nmi.masked) {
-		ev.nmi.masked = 0;
-		ev.flags = 0;
-		(void)zhv_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
-	}
-	STAT_INC(v->guest, emulated_by_libzhv);
-	return true;
-}
-
-/* Instructions some KVMs cannot emulate (kvm_pvm runs all guest CPL0 code
- * in KVM's emulator, which lacks these) and that libzhv can finish with a
- * register update or an event injection. Returns true if it did. */
-static bool fallback_emulate(zhv_vcpu_t *v)
-{
-	struct insn_ctx c;
-	uint8_t b[15];
-	size_t n;
-	struct decode_insn insn;
-	if (insn_ctx_load(v, &c) != ZHV_OK || !decode_at_rip(&c, &insn, b, &n))
-		return false;
-	struct kvm_regs r = c.regs;
-	int inject = -1; /* vector to deliver after the instruction */
-	bool exception = false;
-	unsigned len = insn.length;
-	if (len == 3 && b[0] == 0x0f && b[1] == 0x01 && b[2] == 0xcb) {
-		r.rflags |= 1ull << 18; /* STAC: set AC */
-	} else if (len == 3 && b[0] == 0x0f && b[1] == 0x01 && b[2] == 0xca) {
-		r.rflags &= ~(1ull << 18); /* CLAC: clear AC */
-	} else if (len == 1 && b[0] == 0x9b) {
-		/* FWAIT: no x87 exception can be pending (no FPU state is
-		 * ever unmasked by libzhv's guests' emulated code). */
-	} else if (len == 1 && b[0] == 0xcc) {
-		inject = 3; /* INT3: #BP, a trap: RIP after the instruction */
-		exception = true;
-	} else if (len == 2 && b[0] == 0xcd) {
-		inject = b[1]; /* INT n at CPL0 */
-		exception = b[1] < 32;
-	} else if (len == 1 && b[0] == 0xcf && c.mode == DECODE_MODE_PROT32) {
-		return iret32_same_cs(v, &c);
-	} else {
-		return false;
-	}
-	r.rip += len;
-	if (zhv_ioctl(v->fd, KVM_SET_REGS, &r) < 0)
-		return false;
-	if (inject >= 0) {
-		struct kvm_vcpu_events ev;
-		if (zhv_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-			return false;
-		if (exception) {
-			ev.exception.injected = 1;
-			ev.exception.nr = (uint8_t)inject;
-			ev.exception.has_error_code = 0;
-		} else {
-			ev.interrupt.injected = 1;
-			ev.interrupt.nr = (uint8_t)inject;
-			ev.interrupt.soft = 0;
-		}
-		ev.flags = 0;
-		if (zhv_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
-			return false;
-	}
-	STAT_INC(v->guest, emulated_by_libzhv);
-	zhv_log(ZHV_LOG_DEBUG, "vcpu %u: libzhv emulated %s at %#llx", v->id, insn.text,
-	        (unsigned long long)c.regs.rip);
-	return true;
-}
-
 static int handle_internal_error(zhv_vcpu_t *v, zhv_packet_t *pkt)
 {
 	struct kvm_run *run = v->run;
 	(void)pkt;
-	char why[160];
-	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && fallback_emulate(v))
+	char why[200], reason[120] = "";
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+	    emulate_fallback(v, reason, sizeof(reason)))
 		return EXIT_CONTINUE;
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
 		STAT_INC(v->guest, emulation_failures);
 		v->last_exit = ZHV_EXIT_EMULATION;
-		snprintf(why, sizeof(why), "KVM cannot emulate this instruction");
+		snprintf(why, sizeof(why), "KVM cannot emulate this instruction (libzhv: %s)", reason);
 	} else {
 		STAT_INC(v->guest, other_exits);
 		v->last_exit = ZHV_EXIT_ERROR;
