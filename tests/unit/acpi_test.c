@@ -445,7 +445,9 @@ static void test_s3_rtc_wake(void **state)
 	assert_int_equal(wake_calls, 1);
 	assert_int_equal(io(0x600, false, 0, 2), PM1_RTC);
 	assert_int_equal(sci_line, 1);
-	/* The sleep type reads back cleared after the wake (the OS rewrites it). */
+	/* SLP_TYP keeps what was written (it lives in the resume well, as
+	 * QEMU keeps it); SLP_EN reads 0. */
+	assert_int_equal(io(0x604, false, 0, 2), (3 << 10) | 1);
 	io(0x600, true, 0xFFFF, 2);
 	assert_int_equal(sci_line, 0);
 	/* And S3 can be entered again. */

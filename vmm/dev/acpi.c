@@ -187,7 +187,6 @@ static bool acpi_pm_wake(struct acpi_pm *pm, struct vm_wake_target *t)
 {
 	pm->sleeping = false;
 	pm->sts |= PM1_STS_WAK;
-	pm->cnt &= (uint16_t)~PM1_CNT_SLP_TYP; /* the OS finds it cleared */
 	return acpi_wake_target(pm, t);
 }
 
