@@ -168,9 +168,9 @@ static zhv_status_t vcpu_resume_state(struct vcpu_slot *s, zhv_vcpu_t *vcpu,
 	zhv_status_t st = zhv_vcpu_read_state(vcpu, ZHV_VCPU_SREGS, &sr, sizeof(sr));
 	if (st != ZHV_OK)
 		return st;
-	uint64_t apic_base = (sr.apic_base & ~0xFFFull) == 0 ? 0xFEE00000ull
-	                                                     : sr.apic_base & ~0xFFFull;
-	/* Disabled first: KVM takes x2APIC -> xAPIC only through disabled. */
+	/* The APIC base goes back to its power-on address, disabled first:
+	 * KVM takes x2APIC -> xAPIC only through disabled. */
+	const uint64_t apic_base = VM_LAPIC_BASE;
 	sr.apic_base = apic_base;
 	st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_SREGS, &sr, sizeof(sr));
 	if (st != ZHV_OK)

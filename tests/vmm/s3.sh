@@ -48,6 +48,13 @@ run_zhv run --debug-exit --memory $MEM --cmdline "x=1" "$K/acpi_s3.elf"
 check "s3, X_Firmware_Waking_Vector: 32-bit protected-mode resume (${elapsed}s)" passed
 groups "s3, X vector" s3-vector s3-pm1 s3-ram
 
+# No waking vector in the FACS: the wake resets the machine as a BIOS does;
+# a reset ends zhv's run with status 0.
+run_zhv run --debug-exit --memory $MEM --cmdline "novec=1" "$K/acpi_s3.elf"
+check "s3, no waking vector: the wake resets the machine (status 0, ${elapsed}s)" \
+	eval 'status_is 0 && err_has "no usable waking vector" && out_has "s3: entering S3" &&
+		out_lacks "s3: resumed" && out_lacks FAIL'
+
 # ---- no wake armed: asleep until SIGTERM ---------------------------------------------
 # CPU time (user + system, in clock ticks) of process $1.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
