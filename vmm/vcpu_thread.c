@@ -120,8 +120,11 @@ static int vcpu_setup(struct vcpu_slot *s, zhv_vcpu_t **out)
 		return -EIO;
 	}
 	s->fpu0 = malloc(sizeof(*s->fpu0));
-	if (s->fpu0 &&
-	    zhv_vcpu_read_state(vcpu, ZHV_VCPU_FPU, s->fpu0, sizeof(*s->fpu0)) != ZHV_OK) {
+	if (!s->fpu0) {
+		snprintf(s->err, sizeof(s->err), "vCPU %u: out of memory", s->index + 1);
+		return -ENOMEM;
+	}
+	if (zhv_vcpu_read_state(vcpu, ZHV_VCPU_FPU, s->fpu0, sizeof(*s->fpu0)) != ZHV_OK) {
 		free(s->fpu0);
 		s->fpu0 = NULL;
 	}
