@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "snapshot.h"
 #include "zhv.h"
 
 struct vcpus;
@@ -96,6 +97,11 @@ struct vm {
 	 * (vm_add_teardown); vm_destroy runs them last to first. */
 	struct vm_teardown teardowns[VM_MAX_TEARDOWNS];
 	unsigned nteardowns;
+
+	/* Device state sections of a snapshot (vm_add_snapshot, snapshot.h),
+	 * in creation order. */
+	struct snap_section snapshots[VM_MAX_TEARDOWNS];
+	unsigned nsnapshots;
 };
 
 /* vm_gpa: host pointer to guest-physical [gpa, gpa + len) if it is RAM,
@@ -149,6 +155,33 @@ static inline int vm_add_teardown(struct vm *vm, void (*fn)(void *opaque), void 
 	if (vm->nteardowns >= VM_MAX_TEARDOWNS)
 		return -ENOSPC;
 	vm->teardowns[vm->nteardowns++] = (struct vm_teardown){fn, opaque};
+	return 0;
+}
+
+/* vm_add_snapshot: register a device's state section (snapshot.h): name
+ * (unique in the machine, at most 31 bytes), the version of its layout,
+ * and its save and load calls on (opaque). A device registers it at its
+ * creation, next to vm_add_teardown. Returns 0, -EINVAL (bad arguments, a
+ * name taken) or -ENOSPC. Set-up thread only. */
+static inline int vm_add_snapshot(struct vm *vm, const char *name, uint32_t version,
+                                  int (*save)(void *opaque, struct snap_writer *w),
+                                  int (*load)(void *opaque, struct snap_reader *r),
+                                  void *opaque)
+{
+	if (!vm || !name || !save || !load || strlen(name) >= sizeof(vm->snapshots[0].name))
+		return -EINVAL;
+	for (unsigned i = 0; i < vm->nsnapshots; i++)
+		if (!strcmp(vm->snapshots[i].name, name))
+			return -EINVAL;
+	if (vm->nsnapshots >= VM_MAX_TEARDOWNS)
+		return -ENOSPC;
+	struct snap_section *s = &vm->snapshots[vm->nsnapshots++];
+	memset(s, 0, sizeof(*s));
+	memcpy(s->name, name, strlen(name) + 1);
+	s->version = version;
+	s->save = save;
+	s->load = load;
+	s->opaque = opaque;
 	return 0;
 }
 
