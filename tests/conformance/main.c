@@ -12,6 +12,7 @@ static const struct zt_test *const suites[] = {
 	zt_aspace_tests,
 	zt_state_tests,
 	zt_contract_tests,
+	zt_snapshot_tests,
 };
 
 int main(int argc, char **argv)

@@ -11,5 +11,6 @@ extern const struct zt_test zt_api_tests[];    /* api_test.c: argument checks */
 extern const struct zt_test zt_aspace_tests[]; /* aspace_test.c: spec 6.4 */
 extern const struct zt_test zt_state_tests[];  /* state_test.c: mid-exit reads, id reuse */
 extern const struct zt_test zt_contract_tests[]; /* contract_test.c: issue 6 */
+extern const struct zt_test zt_snapshot_tests[]; /* snapshot_test.c: issue 9 */
 
 #endif /* ZT_SUITES_H */
