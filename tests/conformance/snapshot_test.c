@@ -156,6 +156,79 @@ static void save_restore_mid_computation(void)
 	free(blob);
 }
 
+static void dirty_setup(struct zt_case *tc);
+
+/* Every kind of state a program can set comes back in a fresh vCPU of a
+ * fresh guest: CR2 (SREGS), libzhv's pending-exception tracker and a
+ * pending NMI (EVENTS), the LAPIC's TPR and timer registers, PAT and an
+ * MTRR (MSRS), the XSAVE image. Nothing runs in between. */
+static void state_kinds_round_trip(void)
+{
+	struct zt_case a;
+	dirty_setup(&a);
+	zhv_vcpu_sregs_t sr = zt_read_sregs(a.vcpu);
+	sr.cr2 = 0xdeadbeef000ull;
+	ZT_ASSERT_OK(zhv_vcpu_write_state(a.vcpu, ZHV_VCPU_SREGS, &sr, sizeof(sr)));
+	zhv_vcpu_events_t ev;
+	ZT_ASSERT_OK(zhv_vcpu_read_state(a.vcpu, ZHV_VCPU_EVENTS, &ev, sizeof(ev)));
+	ev.tracker_pending = 1u << 6; /* #UD waits in libzhv */
+	ev.nmi_pending = 1;
+	ZT_ASSERT_OK(zhv_vcpu_write_state(a.vcpu, ZHV_VCPU_EVENTS, &ev, sizeof(ev)));
+	zhv_vcpu_lapic_t la;
+	ZT_ASSERT_OK(zhv_vcpu_read_state(a.vcpu, ZHV_VCPU_LAPIC, &la, sizeof(la)));
+	uint32_t tpr = 0x20, lvt_timer = 0x20040, dcr = 0x3;
+	memcpy(&la.regs[0x80], &tpr, 4);       /* TPR */
+	memcpy(&la.regs[0x320], &lvt_timer, 4); /* LVT timer: masked, vector 0x40 */
+	memcpy(&la.regs[0x3e0], &dcr, 4);       /* divide by 16 */
+	ZT_ASSERT_OK(zhv_vcpu_write_state(a.vcpu, ZHV_VCPU_LAPIC, &la, sizeof(la)));
+	zhv_vcpu_msrs_t *m = calloc(1, sizeof(*m));
+	ZT_ASSERT(m != NULL);
+	m->count = 2;
+	m->entries[0].index = 0x277; /* PAT */
+	m->entries[0].value = 0x0007040600070406ull;
+	m->entries[1].index = 0x2ff; /* MTRRdefType: enabled, write-back */
+	m->entries[1].value = 0xc06;
+	ZT_ASSERT_OK(zhv_vcpu_write_state(a.vcpu, ZHV_VCPU_MSRS, m, sizeof(*m)));
+	zhv_vcpu_fpu_t *fpu = calloc(1, sizeof(*fpu));
+	ZT_ASSERT(fpu != NULL);
+	ZT_ASSERT_OK(zhv_vcpu_read_state(a.vcpu, ZHV_VCPU_FPU, fpu, sizeof(*fpu)));
+	memcpy(&fpu->xsave[160 + 16 * 5], xmm_pattern, 16); /* XMM5 in the legacy area */
+	fpu->xsave[512] |= 0x2; /* XSTATE_BV.SSE: the XMM registers are not in init state */
+	ZT_ASSERT_OK(zhv_vcpu_write_state(a.vcpu, ZHV_VCPU_FPU, fpu, sizeof(*fpu)));
+
+	uint8_t *blob = malloc(ZHV_VCPU_BLOB_MAX);
+	size_t len = 0;
+	ZT_ASSERT(blob != NULL);
+	ZT_ASSERT_OK(zhv_vcpu_save(a.vcpu, blob, ZHV_VCPU_BLOB_MAX, &len));
+	zt_case_destroy(&a);
+
+	struct zt_case b;
+	dirty_setup(&b);
+	ZT_ASSERT_OK(zhv_vcpu_restore(b.vcpu, blob, len));
+	ZT_EXPECT_EQ(zt_read_sregs(b.vcpu).cr2, 0xdeadbeef000ull);
+	ZT_EXPECT_EQ(zt_read_regs(b.vcpu).r12, R12_MAGIC);
+	ZT_ASSERT_OK(zhv_vcpu_read_state(b.vcpu, ZHV_VCPU_EVENTS, &ev, sizeof(ev)));
+	ZT_EXPECT_EQ(ev.tracker_pending, 1u << 6);
+	ZT_EXPECT_EQ(ev.nmi_pending, 1);
+	zhv_vcpu_lapic_t lb;
+	ZT_ASSERT_OK(zhv_vcpu_read_state(b.vcpu, ZHV_VCPU_LAPIC, &lb, sizeof(lb)));
+	ZT_EXPECT(memcmp(&lb.regs[0x80], &tpr, 4) == 0);
+	ZT_EXPECT(memcmp(&lb.regs[0x320], &lvt_timer, 4) == 0);
+	ZT_EXPECT(memcmp(&lb.regs[0x3e0], &dcr, 4) == 0);
+	m->count = 2;
+	m->entries[0].value = m->entries[1].value = 0;
+	ZT_ASSERT_OK(zhv_vcpu_read_state(b.vcpu, ZHV_VCPU_MSRS, m, sizeof(*m)));
+	ZT_EXPECT_EQ(m->entries[0].value, 0x0007040600070406ull);
+	ZT_EXPECT_EQ(m->entries[1].value, 0xc06);
+	memset(fpu, 0, sizeof(*fpu));
+	ZT_ASSERT_OK(zhv_vcpu_read_state(b.vcpu, ZHV_VCPU_FPU, fpu, sizeof(*fpu)));
+	ZT_EXPECT(memcmp(&fpu->xsave[160 + 16 * 5], xmm_pattern, 16) == 0);
+	zt_case_destroy(&b);
+	free(fpu);
+	free(m);
+	free(blob);
+}
+
 /* ---- bad blobs ----------------------------------------------------------- */
 
 static uint32_t crc32_ieee(const uint8_t *p, size_t n)
@@ -454,6 +527,7 @@ static void reset_loop_no_growth(void)
 
 const struct zt_test zt_snapshot_tests[] = {
 	{"snapshot_save_restore_mid_computation", save_restore_mid_computation},
+	{"snapshot_state_kinds_round_trip", state_kinds_round_trip},
 	{"snapshot_bad_blobs_refused", bad_blobs_refused},
 	{"snapshot_reset_to_snapshot", reset_to_snapshot},
 	{"snapshot_reset_loop_no_growth", reset_loop_no_growth},
