@@ -4,7 +4,7 @@
 #ifndef ZHV_TESTS_SNAP_UTIL_H
 #define ZHV_TESTS_SNAP_UTIL_H
 
-static struct snap_section *snapt_find(struct vm *vm, const char *name)
+static inline struct snap_section *snapt_find(struct vm *vm, const char *name)
 {
 	for (unsigned i = 0; i < vm->nsnapshots; i++)
 		if (!strcmp(vm->snapshots[i].name, name))
@@ -14,7 +14,7 @@ static struct snap_section *snapt_find(struct vm *vm, const char *name)
 }
 
 /* Save section (name) of (vm) into (w) (freed by the caller). */
-static void snapt_save(struct vm *vm, const char *name, struct snap_writer *w)
+static inline void snapt_save(struct vm *vm, const char *name, struct snap_writer *w)
 {
 	struct snap_section *s = snapt_find(vm, name);
 	assert_int_equal(s->version, 1);
@@ -23,7 +23,7 @@ static void snapt_save(struct vm *vm, const char *name, struct snap_writer *w)
 	assert_int_equal(w->err, 0);
 }
 
-static int snapt_load(struct vm *vm, const char *name, const uint8_t *p, size_t len)
+static inline int snapt_load(struct vm *vm, const char *name, const uint8_t *p, size_t len)
 {
 	struct snap_section *s = snapt_find(vm, name);
 	/* A copy of exactly (len) bytes: ASan sees any read past the end. */
@@ -39,7 +39,7 @@ static int snapt_load(struct vm *vm, const char *name, const uint8_t *p, size_t 
 
 /* The device's section saves the same bytes as (ref) but for its last
  * (skip) (a time remainder, which runs on). */
-static void snapt_assert_same(struct vm *vm, const char *name, const struct snap_writer *ref,
+static inline void snapt_assert_same(struct vm *vm, const char *name, const struct snap_writer *ref,
                               size_t skip)
 {
 	struct snap_writer w;
@@ -54,7 +54,7 @@ static void snapt_assert_same(struct vm *vm, const char *name, const struct snap
 /* Every proper prefix of (p, len) and (p, len) with one more byte are
  * refused (-EINVAL) by (vm)'s section, and leave the device as it was:
  * its next save is the same, but for its last (skip) bytes (times). */
-static void snapt_check_bad_lengths(struct vm *vm, const char *name, const uint8_t *p,
+static inline void snapt_check_bad_lengths(struct vm *vm, const char *name, const uint8_t *p,
                                     size_t len, size_t skip)
 {
 	struct snap_writer before;
@@ -72,7 +72,7 @@ static void snapt_check_bad_lengths(struct vm *vm, const char *name, const uint8
 }
 
 /* (p, len) with byte (off) set to (v) is refused, changing nothing. */
-static void snapt_check_bad_byte(struct vm *vm, const char *name, const uint8_t *p, size_t len,
+static inline void snapt_check_bad_byte(struct vm *vm, const char *name, const uint8_t *p, size_t len,
                                  size_t off, uint8_t v, size_t skip)
 {
 	assert_true(off < len);
@@ -90,7 +90,7 @@ static void snapt_check_bad_byte(struct vm *vm, const char *name, const uint8_t 
 
 /* A little-endian access of (size) bytes at (addr) on (bus), through the
  * range that holds it. */
-static uint32_t snapt_io(struct bus *bus, uint64_t addr, bool write, uint32_t v, unsigned size)
+static inline uint32_t snapt_io(struct bus *bus, uint64_t addr, bool write, uint32_t v, unsigned size)
 {
 	for (unsigned i = 0; i < bus->count; i++) {
 		const struct bus_range *r = &bus->ranges[i];
