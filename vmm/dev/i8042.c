@@ -379,13 +379,13 @@ int i8042_create(struct vm *vm)
 		i8042_destroy(k);
 		return ret;
 	}
-	ret = vm_add_snapshot(vm, "i8042", 1, i8042_snap_save, i8042_snap_load, k);
-	if (ret < 0)
-		return ret;
 	ret = bus_register(&vm->io_bus, vm->guest, I8042_DATA_PORT, 1, i8042_data_access, k,
 	                   "i8042-data");
 	if (ret < 0)
 		return ret;
-	return bus_register(&vm->io_bus, vm->guest, I8042_CMD_PORT, 1, i8042_cmd_access, k,
-	                    "i8042-cmd");
+	ret = bus_register(&vm->io_bus, vm->guest, I8042_CMD_PORT, 1, i8042_cmd_access, k,
+	                   "i8042-cmd");
+	if (ret < 0)
+		return ret;
+	return vm_add_snapshot(vm, "i8042", 1, i8042_snap_save, i8042_snap_load, k);
 }

@@ -552,12 +552,12 @@ int pit_create(struct vm *vm)
 		pit_destroy(p);
 		return ret;
 	}
-	ret = vm_add_snapshot(vm, "pit", 1, pit_snap_save, pit_snap_load, p);
-	if (ret < 0)
-		return ret;
 	ret = bus_register(&vm->io_bus, vm->guest, PIT_BASE_PORT, 4, pit_access, p, "pit");
 	if (ret < 0)
 		return ret;
-	return bus_register(&vm->io_bus, vm->guest, PIT_PORT_B, 1, pit_port_b_access, p,
-	                    "pit-port-b");
+	ret = bus_register(&vm->io_bus, vm->guest, PIT_PORT_B, 1, pit_port_b_access, p,
+	                   "pit-port-b");
+	if (ret < 0)
+		return ret;
+	return vm_add_snapshot(vm, "pit", 1, pit_snap_save, pit_snap_load, p);
 }

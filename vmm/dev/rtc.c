@@ -591,8 +591,8 @@ int rtc_create(struct vm *vm)
 		rtc_destroy(r);
 		return ret;
 	}
-	ret = vm_add_snapshot(vm, "rtc", 1, rtc_snap_save, rtc_snap_load, r);
+	ret = bus_register(&vm->io_bus, vm->guest, RTC_PORT, 2, rtc_access, r, "rtc");
 	if (ret < 0)
 		return ret;
-	return bus_register(&vm->io_bus, vm->guest, RTC_PORT, 2, rtc_access, r, "rtc");
+	return vm_add_snapshot(vm, "rtc", 1, rtc_snap_save, rtc_snap_load, r);
 }
