@@ -726,6 +726,13 @@ static void test_pit_snapshot(void **state)
 	assert_int_equal(v[1][4], 0x02);
 	assert_int_equal(v[1][7], 1);
 	assert_true(v[1][1] != 0xFF || v[1][2] != 0xFF); /* it had counted */
+	/* Channel 0 stopped by a control word (the timer disarmed, its last
+	 * mode periodic): that saves and loads too. */
+	snapt_save(va, "pit", &w);
+	assert_false(pa->armed);
+	assert_int_equal(snapt_load(vb, "pit", w.buf, w.len), 0);
+	assert_false(pb->armed);
+	snap_writer_free(&w);
 }
 
 static void test_rtc_snapshot(void **state)

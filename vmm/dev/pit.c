@@ -430,7 +430,7 @@ static int pit_snap_save(void *opaque, struct snap_writer *w)
 	}
 	snap_put_u8(w, p->port_b);
 	snap_put_bool(w, p->armed);
-	snap_put_bool(w, p->periodic);
+	snap_put_bool(w, p->armed && p->periodic); /* a stopped timer keeps a stale mode */
 	snap_put_u64(w, p->armed ? (uint64_t)p->period_ns : 0);
 	int64_t left = p->armed ? p->next_ns - now : 0;
 	if (left > p->period_ns)
