@@ -1,7 +1,8 @@
 /* snapshot.c: libFuzzer target of the devices' snapshot sections
- * (vmm/snapshot.h): every device of vmm/dev/ but the virtio ones (their
- * transport's section is the virtio_blk target's) on one machine, created
- * once. The input is byte 0, which section (modulo their count), then the
+ * (vmm/snapshot.h): every device of vmm/dev/ with state on one machine,
+ * created once; of the virtio devices the entropy device (the transport
+ * alone) and the console (the transport and its input buffer): the block
+ * device's own part is a path and a size, and a TAP is never saved. The input is byte 0, which section (modulo their count), then the
  * section's bytes, given to its load. A refused section must leave the
  * device as it was (its save unchanged, but for the sections that hold
  * running times); an accepted one must save again, and what it saves must
@@ -20,6 +21,14 @@
 #include "../vmm/dev/pci.c"
 #include "../vmm/dev/pci_testdev.c"
 #include "../vmm/dev/acpi.c"
+/* pci.c's names for these config-space offsets, virtio_pci.c's too. */
+#undef PCI_SUBSYS_VENDOR
+#undef PCI_SUBSYS_ID
+#undef PCI_INTERRUPT_PIN
+#include "../vmm/dev/virtqueue.c"
+#include "../vmm/dev/virtio_pci.c"
+#include "../vmm/dev/virtio_rng.c"
+#include "../vmm/dev/virtio_console.c"
 
 /* ---- the machine's services, as far as the devices need them ------------ */
 
@@ -116,6 +125,8 @@ static void snap_machine(void)
 	for (unsigned i = 0; i < 4; i++)
 		if (!uart16550_create(vm, i, NULL))
 			abort();
+	if (virtio_rng_create(vm) || virtio_console_create(vm, NULL))
+		abort();
 }
 
 /* Sections whose save holds a time that runs on (a remainder or a count). */

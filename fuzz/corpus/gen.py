@@ -361,3 +361,27 @@ put("snapshot", "pci-testdev", bytes([8, 4]) + le32(3) * 6)
 put("snapshot", "acpi", bytes([9]) + le16(0x0400) + le16(0x0400) + le16(0x0003) + le64(10**9))
 put("snapshot", "uart", bytes([10, 0x0F, 0x03, 0x1F, 0x5A, 0x0C, 0, 0xC1, 0x03, 1, 1]) +
     le16(3) + b"abc")
+
+
+def virtio_section(nq, qs, config, ready_at=None):
+    """A virtio device's transport as a fresh device saves it; with
+    ready_at, its queues enabled (DRIVER_OK) with rings from that GPA."""
+    s = le64((1 << 32) | (1 << 28))                     # offered: VERSION_1, INDIRECT_DESC
+    s += le64((1 << 32) if ready_at is not None else 0)  # accepted
+    s += le32(0) + le32(0) + le16(0xFFFF) + le16(0)
+    s += bytes([0x0F if ready_at is not None else 0, 0, 0, 0, 0]) + le32(0) + bytes([nq])
+    for q in range(nq):
+        if ready_at is None:
+            s += le16(qs) + le64(0) * 3 + bytes([0, 0]) + le16(0) + le16(0)
+        else:
+            base = ready_at + q * 0x4000
+            s += le16(qs) + le64(base) + le64(base + 0x1000) + le64(base + 0x2000)
+            s += bytes([1, 0]) + le16(3) + le16(3)
+        s += le16(0xFFFF)
+    s += bytes([nq + 1]) + (le32(0) * 3 + le32(1)) * (nq + 1)
+    return s + le16(len(config)) + bytes(config)
+
+
+put("snapshot", "virtio-rng", bytes([14]) + virtio_section(1, 64, b""))
+put("snapshot", "virtio-rng-running", bytes([14]) + virtio_section(1, 64, b"", 0x100000))
+put("snapshot", "virtio-console", bytes([15]) + virtio_section(2, 64, bytes(12)) + le16(2) + b"hi")
