@@ -59,7 +59,7 @@ static const char usage_text[] =
 	"      --no-sandbox         run without the seccomp sandbox (for debugging); by\n"
 	"                           default a forbidden system call ends the run (10)\n"
 	"  -h, --help               show this help\n"
-	"  -V, --version            print the version\n"
+	"  -V, --version            print the version and the KVM found\n"
 	"\n"
 	"On a terminal, Ctrl-A x quits (exit status 0); Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"\n"
@@ -512,6 +512,27 @@ static int cmd_run(int argc, char **argv)
 	return status;
 }
 
+/* zhv --version: the version, then the KVM this host offers. Status 0
+ * whether or not there is one. */
+static int print_version(void)
+{
+	printf("zhv %s\n", ZHV_VERSION_STRING);
+	zhv_host_info_t h;
+	if (zhv_host_query(&h) != ZHV_OK) {
+		printf("KVM: unknown\n");
+		return 0;
+	}
+	if (h.kvm_usable)
+		printf("KVM: /dev/kvm, API version %d, %s\n", h.kvm_api_version,
+		       zhv_host_virt_string(h.virt));
+	else if (h.kvm_api_version >= 0)
+		printf("KVM: /dev/kvm has API version %d, not %d: not usable\n", h.kvm_api_version, 12);
+	else
+		printf("KVM: none (/dev/kvm: %s)\n", strerror(h.kvm_errno));
+	printf("CPU vendor: %s\n", h.cpu_vendor);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -523,10 +544,8 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
-	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
-		printf("zhv %s\n", ZHV_VERSION_STRING);
-		return 0;
-	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version"))
+		return print_version();
 	if (strcmp(cmd, "run") != 0) {
 		fprintf(stderr, "zhv: unknown command '%s'\nTry 'zhv --help' for more information.\n",
 		        cmd);
