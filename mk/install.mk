@@ -23,7 +23,7 @@ GUESTDIR    ?= $(PREFIX)/lib/zhv
 INSTALL     ?= install
 
 # ---- the shared library ----------------------------------------------------
-# The same sources built -fPIC. lib/libzhv.map exports the zhv_* API and
+# The same sources built -fPIC. lib/libzhv.map exports the functions of zhv.h and
 # makes everything else local; the ABI version is the SONAME's MAJOR.
 LIBZHV_SONAME := libzhv.so.$(ZHV_MAJOR)
 LIBZHV_SO     := $(BUILD)/libzhv.so.$(ZHV_VERSION)
@@ -84,9 +84,9 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/zhv.1 $(DESTDIR)$(MANDIR)/man3/libzhv.3
 	-rmdir $(DESTDIR)$(GUESTDIR) 2>/dev/null
 
-# The install test (tests/install.sh): make install into a temporary
+# The install test (tests/pkg/install.sh): make install into a temporary
 # DESTDIR, the header as C11 and C++, examples/hello_guest.c built out of
 # the tree with pkg-config (shared and static), the exported symbols, the
 # SONAME, make uninstall, and zhv run --help against man/zhv.1.
 install-test: all shared
-	BUILD=$(BUILD) tests/install.sh
+	BUILD=$(BUILD) tests/pkg/install.sh
