@@ -90,3 +90,10 @@ uninstall:
 # SONAME, make uninstall, and zhv run --help against man/zhv.1.
 install-test: all shared
 	BUILD=$(BUILD) tests/pkg/install.sh
+
+# The packaging test (tests/pkg/package.sh): dpkg-buildpackage from a copy
+# of the tree, lintian, then the packages installed into this system (as
+# root or with sudo), used, and purged again.
+.PHONY: package-test
+package-test:
+	BUILD=$(BUILD) tests/pkg/package.sh
