@@ -120,13 +120,10 @@ run: all $(RUN_DISK)
 		tools/kvm-in-qemu.sh -- $(VMM_BIN) run --cpus 4 --memory 64M --disk $(RUN_DISK) $(GUEST_ELF); \
 	fi
 
-# The Debian packages the build and tests need: as root directly, as any
-# other user through sudo.
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The Debian packages the build, tests and packaging need (tools/deps.sh:
+# apt-get as root, through sudo for any other user).
 deps:
-	$(SUDO) apt-get update
-	$(SUDO) apt-get install -y build-essential libzydis-dev libseccomp-dev libcmocka-dev libtsan2 \
-		qemu-system-x86 clang libclang-rt-dev pkg-config debhelper lintian
+	tools/deps.sh
 
 clean:
 	rm -rf build build-san build-tsan build-fuzz build-deb
