@@ -155,6 +155,13 @@ awk '/^\.SH EXIT STATUS/{s=1;next} /^\.SH/{s=0} s' man/zhv.1 | sed -nE 's/^\.B (
 if [ -s "$W/codes.h" ] && diff -u "$W/codes.h" "$W/codes.man" >"$W/codes.diff"; then
 	ok "zhv.1's exit statuses = vmm/exit_status.h's ($(paste -sd' ' "$W/codes.h"))"
 else not_ok "zhv.1's exit statuses = vmm/exit_status.h's" "$(cat "$W/codes.diff")"; fi
+# Every option the help (and so the man page) names is used by a test.
+untested=""
+for o in $(sed 's/.* //' "$W/help.opts"); do
+	grep -qE -- "$o([^a-z-]|$)" tests/vmm/*.sh tests/pkg/*.sh || untested+=" $o"
+done
+if [ -z "$untested" ]; then ok "every zhv run option is used by a test in tests/vmm or tests/pkg"
+else not_ok "every zhv run option is used by a test" "no test uses:$untested"; fi
 if cmp -s man/zhv.1 "$D$P/share/man/man1/zhv.1" && cmp -s man/libzhv.3 "$D$P/share/man/man3/libzhv.3"; then
 	ok "installed man pages are man/'s"
 else not_ok "installed man pages are man/'s"; fi
