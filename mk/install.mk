@@ -75,6 +75,10 @@ install: installables
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/zhv.pc
 	$(INSTALL) -m 644 man/zhv.1 $(DESTDIR)$(MANDIR)/man1/zhv.1
 	$(INSTALL) -m 644 man/libzhv.3 $(DESTDIR)$(MANDIR)/man3/libzhv.3
+	@# Straight into the system (no DESTDIR), as root: the dynamic linker's
+	@# cache learns of libzhv.so.$(ZHV_MAJOR), so that bin/zhv runs at once.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+		echo ldconfig; ldconfig; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/zhv $(DESTDIR)$(GUESTDIR)/guest.elf \
@@ -83,6 +87,8 @@ uninstall:
 		$(DESTDIR)$(INCLUDEDIR)/zhv.h $(DESTDIR)$(PKGCONFIGDIR)/zhv.pc \
 		$(DESTDIR)$(MANDIR)/man1/zhv.1 $(DESTDIR)$(MANDIR)/man3/libzhv.3
 	-rmdir $(DESTDIR)$(GUESTDIR) 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+		echo ldconfig; ldconfig; fi
 
 # The install test (tests/pkg/install.sh): make install into a temporary
 # DESTDIR, the header as C11 and C++, examples/hello_guest.c built out of
