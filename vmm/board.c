@@ -262,6 +262,10 @@ int board_create(struct board *b, const struct board_config *cfg, char *err, siz
 	struct vm *vm = &b->vm;
 	pthread_mutex_init(&vm->exit_lock, NULL);
 	pthread_mutex_init(&vm->irq_lock, NULL);
+	pthread_mutex_init(&vm->sleep_lock, NULL);
+	pthread_cond_init(&vm->sleep_cond, NULL);
+	pthread_mutex_init(&vm->pm_lock, NULL);
+	atomic_init(&vm->sleep_gen, 0);
 	atomic_init(&vm->exit_kind, VM_EXIT_NONE);
 	vm->ncpus = cfg->ncpus;
 	vm->debug_io = cfg->debug_io;

@@ -37,6 +37,10 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector);
  * from the IOAPIC is in flight, so zhv_guest_destroy() may follow (device
  * threads such as the PIT's keep running until the process exits). */
 void ioapic_shutdown(struct ioapic *io);
+/* ioapic_reset: the power-on state (every entry masked, ID 0), as after a
+ * resume from ACPI S3; the input levels stay the devices'. NULL (io) is a
+ * no-op. Any thread. */
+void ioapic_reset(struct ioapic *io);
 
 /* dev/uart16550.c: COM1..COM4 at 0x3f8/0x2f8/0x3e8/0x2e8, IRQ 4/3/4/3.
  * (out) receives transmitted bytes (NULL: discarded); uart_input() feeds
@@ -83,10 +87,13 @@ int fw_cfg_create(struct vm *vm);
  * above owns (one line per port range): reads all-ones, writes ignored. */
 int legacy_ports_create(struct vm *vm);
 /* dev/acpi.c: ACPI tables (RSDP at 0xE0000, XSDT, FADT, MADT, DSDT) and the
- * PM1a control/event registers their FADT names (S5 = power off), written
- * into guest RAM. dev/mptable.c: an Intel MP table (for MP-aware kernels
+ * PM1a control/event registers their FADT names (S5 = power off, S3 =
+ * suspend to RAM, vm_sleep), written into guest RAM. acpi_rtc_alarm: the
+ * RTC's alarm interrupt (dev/rtc.c): RTC_STS, and with RTC_EN the wake
+ * from S3 (or the SCI while awake). Any thread; a no-op without ACPI. dev/mptable.c: an Intel MP table (for MP-aware kernels
  * without ACPI). Both need vm->ncpus. */
 int acpi_create(struct vm *vm);
+void acpi_rtc_alarm(struct vm *vm);
 int mptable_create(struct vm *vm);
 /* dev/pci.c: see dev/pci.h. */
 

@@ -25,6 +25,10 @@ struct vcpu_slot {
 	int setup_ret;              /* 0 or -errno */
 	char err[192];
 	_Atomic(zhv_vcpu_t *) vcpu; /* set once created; read by kickers */
+	/* Power-on state for an S3 resume (captured at setup). */
+	zhv_vcpu_lapic_t lapic0;
+	zhv_vcpu_fpu_t *fpu0;       /* NULL: KVM gave none; the FPU is left as it is */
+	unsigned sleep_gen;         /* the last S3 generation this vCPU went through */
 };
 
 struct vcpus {
@@ -37,6 +41,12 @@ struct vcpus {
 	struct vcpu_slot slots[];
 };
 
+static void vcpus_kick_vm(struct vm *vm)
+{
+	if (vm->vcpus)
+		vcpus_kick_all(vm->vcpus);
+}
+
 struct vcpus *vcpus_create(struct vm *vm)
 {
 	struct vcpus *v = calloc(1, sizeof(*v) + vm->ncpus * sizeof(v->slots[0]));
@@ -46,6 +56,8 @@ struct vcpus *vcpus_create(struct vm *vm)
 	v->n = vm->ncpus;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->cond, NULL);
+	vm->vcpus = v;
+	vm->kick_vcpus = vcpus_kick_vm;
 	for (unsigned i = 0; i < v->n; i++) {
 		v->slots[i].owner = v;
 		v->slots[i].index = i;
@@ -100,7 +112,134 @@ static int vcpu_setup(struct vcpu_slot *s, zhv_vcpu_t **out)
 		return -EINVAL;
 	}
 	*out = vcpu;
+	/* The power-on local APIC and FPU, for a resume from S3. */
+	st = zhv_vcpu_read_state(vcpu, ZHV_VCPU_LAPIC, &s->lapic0, sizeof(s->lapic0));
+	if (st != ZHV_OK) {
+		snprintf(s->err, sizeof(s->err), "vCPU %u: cannot read its local APIC: %s",
+		         s->index + 1, zhv_status_string(st));
+		return -EIO;
+	}
+	s->fpu0 = malloc(sizeof(*s->fpu0));
+	if (!s->fpu0) {
+		snprintf(s->err, sizeof(s->err), "vCPU %u: out of memory", s->index + 1);
+		return -ENOMEM;
+	}
+	if (zhv_vcpu_read_state(vcpu, ZHV_VCPU_FPU, s->fpu0, sizeof(*s->fpu0)) != ZHV_OK) {
+		free(s->fpu0);
+		s->fpu0 = NULL;
+	}
 	return bsp ? bsp_load_state(s, vcpu) : 0;
+}
+
+/* ---- ACPI S3 ------------------------------------------------------------------ */
+
+static void seg_real(zhv_segment_t *g, uint16_t sel, uint8_t type)
+{
+	memset(g, 0, sizeof(*g));
+	g->selector = sel;
+	g->base = (uint64_t)sel << 4;
+	g->limit = 0xFFFF;
+	g->type = type;
+	g->present = 1;
+	g->s = 1;
+}
+
+static void seg_flat32(zhv_segment_t *g, uint16_t sel, uint8_t type)
+{
+	memset(g, 0, sizeof(*g));
+	g->selector = sel;
+	g->limit = 0xFFFFFFFF;
+	g->type = type;
+	g->present = 1;
+	g->s = 1;
+	g->db = 1;
+	g->g = 1;
+}
+
+/* A vCPU as the firmware leaves it on the way out of S3: the CPU lost
+ * its state (SDM vol. 3, 9.1.1 power-up values: interrupts off, CR0 =
+ * ET, EFER 0, IDT the real-mode vector table, A20 on: zhv has no A20
+ * gate), the local APIC and FPU are in their power-on state, nothing is
+ * pending. The BSP starts at (t) (ACPI 6.4 §5.2.10: real mode at
+ * CS:IP = vector >> 4 : vector & 0xF, or 32-bit flat protected mode with
+ * paging off at X_Firmware_Waking_Vector); an AP waits for INIT/SIPI. */
+static zhv_status_t vcpu_resume_state(struct vcpu_slot *s, zhv_vcpu_t *vcpu,
+                                      const struct vm_wake_target *t)
+{
+	bool bsp = s->index == 0;
+	zhv_vcpu_sregs_t sr;
+	zhv_status_t st = zhv_vcpu_read_state(vcpu, ZHV_VCPU_SREGS, &sr, sizeof(sr));
+	if (st != ZHV_OK)
+		return st;
+	/* The APIC base goes back to its power-on address, disabled first:
+	 * KVM takes x2APIC -> xAPIC only through disabled. */
+	const uint64_t apic_base = VM_LAPIC_BASE;
+	sr.apic_base = apic_base;
+	st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_SREGS, &sr, sizeof(sr));
+	if (st != ZHV_OK)
+		return st;
+	memset(&sr, 0, sizeof(sr));
+	sr.apic_base = apic_base | 0x800 /* EN */ | (bsp ? 0x100 /* BSP */ : 0);
+	bool pm32 = bsp && t->mode == VM_WAKE_PM32;
+	if (pm32) {
+		seg_flat32(&sr.cs, 0x08, 0xB);
+		seg_flat32(&sr.ds, 0x10, 0x3);
+		sr.cr0 = 0x11; /* PE | ET */
+	} else {
+		seg_real(&sr.cs, bsp ? (uint16_t)(t->addr >> 4) : 0, 0xB);
+		seg_real(&sr.ds, 0, 0x3);
+		sr.cr0 = 0x10; /* ET */
+	}
+	sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
+	sr.tr.limit = 0xFFFF;
+	sr.tr.type = 0xB;
+	sr.tr.present = 1;
+	sr.ldt.limit = 0xFFFF;
+	sr.ldt.type = 0x2;
+	sr.ldt.present = 1;
+	sr.gdt.limit = 0xFFFF;
+	sr.idt.limit = 0x3FF;
+	st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_SREGS, &sr, sizeof(sr));
+	if (st != ZHV_OK)
+		return st;
+	zhv_vcpu_regs_t regs;
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = pm32 ? t->addr : bsp ? (t->addr & 0xF) : 0;
+	st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_REGS, &regs, sizeof(regs));
+	if (st == ZHV_OK && s->fpu0)
+		st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_FPU, s->fpu0, sizeof(*s->fpu0));
+	if (st == ZHV_OK)
+		st = zhv_vcpu_write_state(vcpu, ZHV_VCPU_LAPIC, &s->lapic0, sizeof(s->lapic0));
+	if (st != ZHV_OK)
+		return st;
+	zhv_vcpu_events_t ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.mp_state = bsp ? ZHV_MP_STATE_RUNNABLE : ZHV_MP_STATE_UNINITIALIZED;
+	return zhv_vcpu_write_state(vcpu, ZHV_VCPU_EVENTS, &ev, sizeof(ev));
+}
+
+/* The machine is in S3: park until it wakes, then put the vCPU where the
+ * firmware would. Returns false when the run ended meanwhile (or the
+ * vCPU could not be reset, which ends it). */
+static bool vcpu_sleep(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
+{
+	struct vm *vm = s->owner->vm;
+	struct vm_wake_target t;
+	if (!vm_sleep_park(vm, &s->sleep_gen, &t))
+		return false;
+	zhv_status_t st = vcpu_resume_state(s, vcpu, &t);
+	if (st != ZHV_OK) {
+		fprintf(stderr, "zhv: vcpu %u: cannot reset it for the resume from S3: %s\n",
+		        s->index + 1, zhv_status_string(st));
+		vm_request_exit(vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
+	}
+	vm_sleep_resumed(vm, s->index == 0);
+	/* The chipset's IOAPIC is reset too (every vCPU is reset and none
+	 * runs: what the old entries delivered meanwhile is gone). */
+	if (s->index == 0)
+		ioapic_reset(vm->ioapic);
+	return atomic_load(&vm->exit_kind) == VM_EXIT_NONE;
 }
 
 /* ---- the enter loop --------------------------------------------------------- */
@@ -193,6 +332,8 @@ static void vcpu_run(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
 	struct vm *vm = s->owner->vm;
 	unsigned id = s->index + 1;
 	while (atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
+		if (atomic_load(&vm->sleep_gen) != s->sleep_gen && !vcpu_sleep(s, vcpu))
+			break;
 		zhv_packet_t pkt;
 		zhv_status_t st = zhv_vcpu_enter(vcpu, &pkt);
 		if (st == ZHV_OK) {
@@ -338,8 +479,12 @@ void vcpus_stop(struct vcpus *v)
 			pthread_join(v->slots[i].thread, NULL);
 	}
 	/* Every enter has returned: the vCPUs can go (any thread may). */
-	for (unsigned i = 0; i < v->n; i++)
+	v->vm->kick_vcpus = NULL;
+	v->vm->vcpus = NULL;
+	for (unsigned i = 0; i < v->n; i++) {
 		zhv_vcpu_destroy(atomic_exchange(&v->slots[i].vcpu, NULL));
+		free(v->slots[i].fpu0);
+	}
 	pthread_cond_destroy(&v->cond);
 	pthread_mutex_destroy(&v->lock);
 	free(v);

@@ -62,6 +62,69 @@ void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
 	/* Outside the lock: on_exit kicks vCPUs and may take other locks. */
 	if (first && vm->on_exit)
 		vm->on_exit(vm);
+	/* vCPU threads parked in S3 look at exit_kind again. */
+	if (first) {
+		pthread_mutex_lock(&vm->sleep_lock);
+		pthread_cond_broadcast(&vm->sleep_cond);
+		pthread_mutex_unlock(&vm->sleep_lock);
+	}
+}
+
+/* ---- ACPI S3 ---------------------------------------------------------------
+ * vm_sleep starts a generation and kicks every vCPU out of the guest; each
+ * vCPU thread, seeing the new generation before it enters again, parks on
+ * sleep_cond (no vCPU runs, no thread spins). vm_wake publishes where the
+ * BSP resumes; every thread resets its vCPU, and the BSP enters the guest
+ * only once all have, so that no INIT/SIPI of the resumed guest can reach
+ * an AP that is still being reset. */
+
+bool vm_sleep(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->sleep_lock);
+	bool start = !vm->asleep;
+	if (start) {
+		vm->asleep = true;
+		vm->sleep_resumed = 0;
+		atomic_fetch_add(&vm->sleep_gen, 1);
+	}
+	pthread_mutex_unlock(&vm->sleep_lock);
+	if (start && vm->kick_vcpus)
+		vm->kick_vcpus(vm);
+	return start;
+}
+
+void vm_wake(struct vm *vm, const struct vm_wake_target *target)
+{
+	pthread_mutex_lock(&vm->sleep_lock);
+	if (vm->asleep) {
+		vm->wake = *target;
+		vm->asleep = false;
+		pthread_cond_broadcast(&vm->sleep_cond);
+	}
+	pthread_mutex_unlock(&vm->sleep_lock);
+}
+
+bool vm_sleep_park(struct vm *vm, unsigned *gen, struct vm_wake_target *target)
+{
+	pthread_mutex_lock(&vm->sleep_lock);
+	while (vm->asleep && atomic_load(&vm->exit_kind) == VM_EXIT_NONE)
+		pthread_cond_wait(&vm->sleep_cond, &vm->sleep_lock);
+	bool woke = atomic_load(&vm->exit_kind) == VM_EXIT_NONE;
+	*gen = atomic_load(&vm->sleep_gen);
+	*target = vm->wake;
+	pthread_mutex_unlock(&vm->sleep_lock);
+	return woke;
+}
+
+void vm_sleep_resumed(struct vm *vm, bool bsp)
+{
+	pthread_mutex_lock(&vm->sleep_lock);
+	vm->sleep_resumed++;
+	pthread_cond_broadcast(&vm->sleep_cond);
+	while (bsp && vm->sleep_resumed < vm->ncpus &&
+	       atomic_load(&vm->exit_kind) == VM_EXIT_NONE)
+		pthread_cond_wait(&vm->sleep_cond, &vm->sleep_lock);
+	pthread_mutex_unlock(&vm->sleep_lock);
 }
 
 void vm_log_unclaimed(struct vm *vm, const char *space, uint64_t addr, bool write,
@@ -96,5 +159,8 @@ void vm_destroy(struct vm *vm)
 		munmap(vm->ram, vm->ram_size);
 	pthread_mutex_destroy(&vm->irq_lock);
 	pthread_mutex_destroy(&vm->exit_lock);
+	pthread_mutex_destroy(&vm->sleep_lock);
+	pthread_cond_destroy(&vm->sleep_cond);
+	pthread_mutex_destroy(&vm->pm_lock);
 	memset(vm, 0, sizeof(*vm));
 }

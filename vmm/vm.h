@@ -10,7 +10,11 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "snapshot.h"
 #include "zhv.h"
+
+struct vcpus;
+struct acpi_pm;
 
 /* Guest-physical layout (a PC). RAM is [0, min(mem, 3 GiB)) plus
  * [4 GiB, ...) for the rest; the hole holds the MMIO windows below. */
@@ -30,6 +34,17 @@ enum vm_exit_kind {
 	VM_EXIT_POWEROFF, /* ACPI S5, i8042 reset, guest reboot: status 0 */
 	VM_EXIT_DEBUG,    /* port 0xf4: status (value << 1) | 1 */
 	VM_EXIT_ERROR,    /* guest crash, host error: an even status (exit_status.h) */
+};
+
+/* Where the BSP resumes from ACPI S3 (dev/acpi.c reads it from the FACS;
+ * vcpu_thread.c puts the vCPUs there). */
+enum vm_wake_mode {
+	VM_WAKE_REAL,  /* real mode at CS:IP = addr >> 4 : addr & 0xF */
+	VM_WAKE_PM32,  /* 32-bit protected mode, flat, paging off, EIP = addr */
+};
+struct vm_wake_target {
+	enum vm_wake_mode mode;
+	uint32_t addr;
 };
 
 /* One device's destroy path (vm_add_teardown). */
@@ -63,10 +78,30 @@ struct vm {
 	int exit_status;
 	void (*on_exit)(struct vm *vm); /* kicks every vCPU (set by the VMM) */
 
+	/* ACPI S3 (vm_sleep, vm_wake, vm_sleep_park): sleep_lock guards
+	 * everything here; sleep_cond wakes parked vCPU threads. */
+	pthread_mutex_t sleep_lock;
+	pthread_cond_t sleep_cond;
+	atomic_uint sleep_gen;   /* +1 at each S3 entry */
+	bool asleep;             /* between vm_sleep and vm_wake */
+	unsigned sleep_resumed;  /* vCPUs put back in place for this wake */
+	struct vm_wake_target wake;
+	void (*kick_vcpus)(struct vm *vm); /* set by vcpu_thread.c */
+	struct vcpus *vcpus;
+	/* dev/acpi.c's fixed hardware while it exists: the RTC's alarm line
+	 * reaches it through acpi_rtc_alarm() under pm_lock. */
+	pthread_mutex_t pm_lock;
+	struct acpi_pm *acpi;
+
 	/* Destroy paths of the devices created so far, in creation order
 	 * (vm_add_teardown); vm_destroy runs them last to first. */
 	struct vm_teardown teardowns[VM_MAX_TEARDOWNS];
 	unsigned nteardowns;
+
+	/* Device state sections of a snapshot (vm_add_snapshot, snapshot.h),
+	 * in creation order. */
+	struct snap_section snapshots[VM_MAX_TEARDOWNS];
+	unsigned nsnapshots;
 };
 
 /* vm_gpa: host pointer to guest-physical [gpa, gpa + len) if it is RAM,
@@ -89,6 +124,23 @@ void vm_irq_pulse(struct vm *vm, unsigned gsi);
  * (status) as zhv's exit status. Any thread. */
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status);
 
+/* vm_sleep: the machine enters S3: every vCPU leaves the guest and parks
+ * (vm_sleep_park) until vm_wake or the end of the run. Guest RAM stays.
+ * Any thread. Returns false (and does nothing) if it sleeps already. */
+bool vm_sleep(struct vm *vm);
+/* vm_wake: leave S3: the vCPU threads put their vCPUs in their reset
+ * state, the BSP at (target). Any thread; no-op when awake. */
+void vm_wake(struct vm *vm, const struct vm_wake_target *target);
+/* vm_sleep_park: on a vCPU thread whose last seen generation (*gen)
+ * differs from vm->sleep_gen: wait until the machine wakes (true, with the
+ * target in *target; the thread then resets its vCPU and calls
+ * vm_sleep_resumed) or the run ends (false). */
+bool vm_sleep_park(struct vm *vm, unsigned *gen, struct vm_wake_target *target);
+/* vm_sleep_resumed: this vCPU is in its wake state. With (bsp), also wait
+ * until every vCPU is (so that the BSP's first INIT/SIPI finds the APs
+ * waiting for it). */
+void vm_sleep_resumed(struct vm *vm, bool bsp);
+
 /* vm_add_teardown: have vm_destroy call (fn)(opaque), before the teardowns
  * of devices created earlier (so that a device with a thread is stopped
  * before the interrupt controllers it signals go) and after those created
@@ -103,6 +155,33 @@ static inline int vm_add_teardown(struct vm *vm, void (*fn)(void *opaque), void 
 	if (vm->nteardowns >= VM_MAX_TEARDOWNS)
 		return -ENOSPC;
 	vm->teardowns[vm->nteardowns++] = (struct vm_teardown){fn, opaque};
+	return 0;
+}
+
+/* vm_add_snapshot: register a device's state section (snapshot.h): name
+ * (unique in the machine, at most 31 bytes), the version of its layout,
+ * and its save and load calls on (opaque). A device registers it at its
+ * creation, next to vm_add_teardown. Returns 0, -EINVAL (bad arguments, a
+ * name taken) or -ENOSPC. Set-up thread only. */
+static inline int vm_add_snapshot(struct vm *vm, const char *name, uint32_t version,
+                                  int (*save)(void *opaque, struct snap_writer *w),
+                                  int (*load)(void *opaque, struct snap_reader *r),
+                                  void *opaque)
+{
+	if (!vm || !name || !save || !load || strlen(name) >= sizeof(vm->snapshots[0].name))
+		return -EINVAL;
+	for (unsigned i = 0; i < vm->nsnapshots; i++)
+		if (!strcmp(vm->snapshots[i].name, name))
+			return -EINVAL;
+	if (vm->nsnapshots >= VM_MAX_TEARDOWNS)
+		return -ENOSPC;
+	struct snap_section *s = &vm->snapshots[vm->nsnapshots++];
+	memset(s, 0, sizeof(*s));
+	memcpy(s->name, name, strlen(name) + 1);
+	s->version = version;
+	s->save = save;
+	s->load = load;
+	s->opaque = opaque;
 	return 0;
 }
 

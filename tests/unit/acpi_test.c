@@ -44,9 +44,31 @@ void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
 	exit_status_seen = status;
 }
 
+static int sci_line, sci_changes;
 void vm_irq_set(struct vm *vm, unsigned gsi, int level)
 {
-	(void)vm, (void)gsi, (void)level;
+	(void)vm;
+	if (gsi == ACPI_SCI_IRQ) {
+		sci_changes += level != sci_line;
+		sci_line = level;
+	}
+}
+
+/* S3: what dev/acpi.c asks of the machine. */
+static int sleep_calls, wake_calls;
+static struct vm_wake_target wake_seen;
+bool vm_sleep(struct vm *vm)
+{
+	(void)vm;
+	sleep_calls++;
+	return true;
+}
+
+void vm_wake(struct vm *vm, const struct vm_wake_target *target)
+{
+	(void)vm;
+	wake_calls++;
+	wake_seen = *target;
 }
 
 void vm_irq_pulse(struct vm *vm, unsigned gsi)
@@ -78,7 +100,11 @@ static void make_vm(uint32_t ncpus)
 	test_vm.low_ram = TEST_RAM_SIZE;
 	test_vm.io_bus.kind = ZHV_TRAP_IO;
 	test_vm.mmio_bus.kind = ZHV_TRAP_MEM;
+	pthread_mutex_init(&test_vm.pm_lock, NULL);
 	exit_calls = 0;
+	sleep_calls = wake_calls = 0;
+	sci_line = sci_changes = 0;
+	memset(&wake_seen, 0, sizeof(wake_seen));
 }
 
 static uint32_t get32(const uint8_t *p)
@@ -209,6 +235,7 @@ static void test_fadt_fields(void **state)
 	uint32_t flags = get32(f + 112);
 	assert_int_equal(flags & (1u << 20), 0);     /* not HW_REDUCED */
 	assert_int_not_equal(flags & (1u << 8), 0);  /* 32-bit timer */
+	assert_int_equal(flags & (1u << 6), 0);      /* FIX_RTC clear: RTC_STS exists */
 	assert_int_not_equal(get16(f + 109) & 2, 0); /* 8042 present */
 	/* X_ fields agree with the 32-bit ones. */
 	assert_int_equal(f[148], 1);
@@ -236,10 +263,14 @@ static void test_dsdt_contents(void **state)
 	const uint8_t *d = table(get64(f + 140), "DSDT");
 	uint32_t len = get32(d + 4);
 	assert_int_equal(d[8], 2);
-	/* Name (_S5_, Package (4) { 5, 5, 0, 0 }) at the start of the body. */
+	/* Name (_S3_, Package (4) { 3, 3, 0, 0 }) and the same for _S5_ at
+	 * the start of the body. */
+	const uint8_t s3[] = {0x08, '_', 'S', '3', '_', 0x12, 0x08, 0x04,
+	                      0x0A, 0x03, 0x0A, 0x03, 0x00, 0x00};
 	const uint8_t s5[] = {0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
 	                      0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00};
-	assert_memory_equal(d + 36, s5, sizeof(s5));
+	assert_memory_equal(d + 36, s3, sizeof(s3));
+	assert_memory_equal(d + 36 + sizeof(s3), s5, sizeof(s5));
 	/* The root bridge: Device (PCI0) with EISAID PNP0A03. */
 	const uint8_t hid[] = {0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x0A, 0x03};
 	bool found_hid = false, found_prt = false;
@@ -339,12 +370,15 @@ static void test_pm1_poweroff(void **state)
 	(void)state;
 	make_vm(1);
 	assert_int_equal(acpi_create(&test_vm), 0);
-	/* SCI_EN reads set; SLP_TYP without SLP_EN, or another type, does nothing. */
+	/* SCI_EN reads set; SLP_TYP without SLP_EN, or another type (S1), does
+	 * nothing. */
 	assert_int_equal(io(0x604, false, 0, 2) & 1, 1);
 	io(0x604, true, 5 << 10, 2);
+	io(0x604, true, 3 << 10, 2);
 	assert_int_equal(exit_calls, 0);
-	io(0x604, true, (3 << 10) | (1 << 13), 2);
+	io(0x604, true, (1 << 10) | (1 << 13), 2);
 	assert_int_equal(exit_calls, 0);
+	assert_int_equal(sleep_calls, 0);
 	assert_int_equal(io(0x604, false, 0, 2) & (1 << 13), 0); /* SLP_EN reads 0 */
 	/* S5: Linux writes SLP_TYP | SLP_EN as one word. */
 	io(0x604, true, (5 << 10) | (1 << 13) | 1, 2);
@@ -358,6 +392,160 @@ static void test_pm1_poweroff(void **state)
 	assert_int_equal(io(0x600, false, 0, 2), 0);
 	io(0x606, true, 0xFFFFFFFF, 4);
 	io(0x608, true, 0xFFFFFFFF, 4);
+}
+
+/* ---- S3 ----------------------------------------------------------------------- */
+
+#define PM1_WAK 0x8000
+#define PM1_RTC 0x0400
+#define S3_SLEEP ((3 << 10) | (1 << 13))
+
+static uint8_t *facs_of_test_vm(void)
+{
+	const uint8_t *f = xsdt_find("FACP");
+	return test_ram + get32(f + 36);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (unsigned i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The RTC alarm wakes the machine from S3 when RTC_EN is set: WAK_STS and
+ * RTC_STS set (write 1 to clear, each on its own), the BSP resumes in real
+ * mode at the FACS's Firmware_Waking_Vector, and the SCI follows
+ * RTC_STS & RTC_EN once awake. */
+static void test_s3_rtc_wake(void **state)
+{
+	(void)state;
+	make_vm(2);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	put32(facs_of_test_vm() + 12, 0x8008);
+	io(0x602, true, PM1_RTC, 2); /* RTC_EN */
+	io(0x604, true, S3_SLEEP | 1, 2);
+	assert_int_equal(sleep_calls, 1);
+	assert_int_equal(exit_calls, 0);
+	assert_int_equal(io(0x604, false, 0, 2) & (1 << 13), 0); /* SLP_EN reads 0 */
+	assert_int_equal(io(0x600, false, 0, 2), 0);              /* nothing yet */
+	acpi_rtc_alarm(&test_vm);
+	assert_int_equal(wake_calls, 1);
+	assert_int_equal(wake_seen.mode, VM_WAKE_REAL);
+	assert_int_equal(wake_seen.addr, 0x8008);
+	assert_int_equal(io(0x600, false, 0, 2), PM1_WAK | PM1_RTC);
+	assert_int_equal(sci_line, 1); /* awake, RTC_STS & RTC_EN */
+	io(0x600, true, PM1_WAK, 2);
+	assert_int_equal(io(0x600, false, 0, 2), PM1_RTC);
+	assert_int_equal(sci_line, 1);
+	io(0x601, true, PM1_RTC >> 8, 1); /* byte access to the high half */
+	assert_int_equal(io(0x600, false, 0, 2), 0);
+	assert_int_equal(sci_line, 0);
+	/* A second alarm while awake: RTC_STS and the SCI, no wake. */
+	acpi_rtc_alarm(&test_vm);
+	assert_int_equal(wake_calls, 1);
+	assert_int_equal(io(0x600, false, 0, 2), PM1_RTC);
+	assert_int_equal(sci_line, 1);
+	/* SLP_TYP keeps what was written (it lives in the resume well, as
+	 * QEMU keeps it); SLP_EN reads 0. */
+	assert_int_equal(io(0x604, false, 0, 2), (3 << 10) | 1);
+	io(0x600, true, 0xFFFF, 2);
+	assert_int_equal(sci_line, 0);
+	/* And S3 can be entered again. */
+	io(0x604, true, S3_SLEEP, 2);
+	assert_int_equal(sleep_calls, 2);
+	acpi_rtc_alarm(&test_vm);
+	assert_int_equal(wake_calls, 2);
+}
+
+/* Without RTC_EN the alarm sets RTC_STS but neither wakes the machine nor
+ * sets WAK_STS, nor raises the SCI (ACPI 6.4 §4.8.3.1.1). */
+static void test_s3_alarm_without_rtc_en(void **state)
+{
+	(void)state;
+	make_vm(1);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	put32(facs_of_test_vm() + 12, 0x8000);
+	io(0x604, true, S3_SLEEP, 2);
+	assert_int_equal(sleep_calls, 1);
+	acpi_rtc_alarm(&test_vm);
+	assert_int_equal(wake_calls, 0);
+	assert_int_equal(io(0x600, false, 0, 2), PM1_RTC);
+	assert_int_equal(sci_changes, 0);
+	/* A write of SLP_EN while asleep does not start a second sleep. */
+	io(0x604, true, S3_SLEEP, 2);
+	assert_int_equal(sleep_calls, 1);
+}
+
+/* RTC_STS & RTC_EN already set when the OS enters S3: the machine wakes
+ * at once, as hardware does. */
+static void test_s3_pending_wake_event(void **state)
+{
+	(void)state;
+	make_vm(1);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	put32(facs_of_test_vm() + 12, 0x9000);
+	io(0x602, true, PM1_RTC, 2);
+	acpi_rtc_alarm(&test_vm); /* awake: SCI */
+	assert_int_equal(sci_line, 1);
+	io(0x604, true, S3_SLEEP, 2);
+	assert_int_equal(sleep_calls, 1);
+	assert_int_equal(wake_calls, 1);
+	assert_int_equal(wake_seen.addr, 0x9000);
+	assert_int_equal(io(0x600, false, 0, 2), PM1_WAK | PM1_RTC);
+}
+
+/* X_Firmware_Waking_Vector, when set, wins: 32-bit protected mode (the
+ * 64-bit environment is not offered: the FACS flags say so and the OSPM
+ * flag is ignored). No vector, or one out of reach, resets the machine. */
+static void test_s3_waking_vectors(void **state)
+{
+	(void)state;
+	make_vm(1);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	uint8_t *facs = facs_of_test_vm();
+	assert_int_equal(get32(facs + 8), 0); /* no S4BIOS, no 64BIT_WAKE_SUPPORTED */
+	assert_int_equal(facs[32], 2);        /* version 2: X field present */
+	put32(facs + 12, 0x8000);
+	put32(facs + 24, 0x123450);
+	put32(facs + 36, 1); /* 64BIT_WAKE_F: not supported, ignored */
+	io(0x602, true, PM1_RTC, 2);
+	io(0x604, true, S3_SLEEP, 2);
+	acpi_rtc_alarm(&test_vm);
+	assert_int_equal(wake_calls, 1);
+	assert_int_equal(wake_seen.mode, VM_WAKE_PM32);
+	assert_int_equal(wake_seen.addr, 0x123450);
+	assert_int_equal(exit_calls, 0);
+
+	/* Above 4 GiB: out of reach of 32-bit protected mode: reset. */
+	io(0x600, true, 0xFFFF, 2);
+	put32(facs + 28, 1);
+	io(0x604, true, S3_SLEEP, 2);
+	acpi_rtc_alarm(&test_vm);
+	assert_int_equal(wake_calls, 1);
+	assert_int_equal(exit_calls, 1);
+	assert_int_equal(exit_kind_seen, VM_EXIT_POWEROFF);
+	assert_int_equal(exit_status_seen, 0);
+
+	/* Neither vector: reset. */
+	make_vm(1);
+	assert_int_equal(acpi_create(&test_vm), 0);
+	io(0x602, true, PM1_RTC, 2);
+	io(0x604, true, S3_SLEEP, 2);
+	acpi_rtc_alarm(&test_vm);
+	assert_int_equal(wake_calls, 0);
+	assert_int_equal(exit_calls, 1);
+	assert_int_equal(exit_kind_seen, VM_EXIT_POWEROFF);
+}
+
+/* Without the ACPI hardware (before it exists, after its teardown) the
+ * RTC's alarm goes nowhere. */
+static void test_rtc_alarm_without_acpi(void **state)
+{
+	(void)state;
+	make_vm(1);
+	acpi_rtc_alarm(&test_vm);
+	acpi_rtc_alarm(NULL);
+	assert_int_equal(wake_calls + sci_changes, 0);
 }
 
 static void test_pm_timer(void **state)
@@ -457,6 +645,11 @@ int main(void)
 		cmocka_unit_test(test_madt_300_cpus),
 		cmocka_unit_test(test_pm1_poweroff),
 		cmocka_unit_test(test_pm_timer),
+		cmocka_unit_test(test_s3_rtc_wake),
+		cmocka_unit_test(test_s3_alarm_without_rtc_en),
+		cmocka_unit_test(test_s3_pending_wake_event),
+		cmocka_unit_test(test_s3_waking_vectors),
+		cmocka_unit_test(test_rtc_alarm_without_acpi),
 		cmocka_unit_test(test_no_room),
 		cmocka_unit_test(test_mptable),
 	};

@@ -247,6 +247,33 @@ static void test_unmask_level_with_line_high(void **state)
 	assert_int_equal(msis[0].data, 0xC051);
 }
 
+/* The reset of an S3 resume: every entry masked (Remote-IRR of a level in
+ * service gone, its route removed), ID 0; the input levels stay, so the
+ * guest's unmask of a level entry whose line is high delivers it. */
+static void test_reset(void **state)
+{
+	(void)state;
+	reg_write(0x00, 5u << 24);
+	rte_write(16, (1ull << 56) | (1u << 15) | 0x40);
+	ioapic_set_irq(io, 16, 1);
+	assert_int_equal(nmsi, 1);
+	assert_int_not_equal(rte_read(16) & (1u << 14), 0);
+	nroute = 0;
+	ioapic_reset(io);
+	ioapic_reset(NULL);
+	assert_int_equal(reg_read(0x00), 0);
+	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++)
+		assert_int_equal(rte_read(pin), 1u << 16);
+	assert_int_equal(nroute, 1); /* pin 16's route goes */
+	assert_int_equal(routes[0].pin, 16);
+	assert_false(routes[0].enabled);
+	ioapic_set_irq(io, 16, 0);
+	ioapic_set_irq(io, 16, 1); /* masked: nothing */
+	assert_int_equal(nmsi, 1);
+	rte_write(16, (1u << 15) | 0x40);
+	assert_int_equal(nmsi, 2);
+}
+
 static void test_isa_irq0_is_pin2(void **state)
 {
 	(void)state;
@@ -469,6 +496,7 @@ int main(void)
 		cmocka_unit_test_setup(test_edge_delivers_one_msi, setup),
 		cmocka_unit_test_setup(test_level_remote_irr_and_eoi, setup),
 		cmocka_unit_test_setup(test_unmask_level_with_line_high, setup),
+		cmocka_unit_test_setup(test_reset, setup),
 		cmocka_unit_test_setup(test_isa_irq0_is_pin2, setup),
 		cmocka_unit_test_setup(test_out_of_range_and_shutdown, setup),
 		cmocka_unit_test_setup(test_routes_follow_entries, setup),

@@ -52,6 +52,16 @@ void vm_irq_pulse(struct vm *vm, unsigned gsi)
 		atomic_fetch_add(&irq_pulses[gsi], 1);
 }
 
+/* The RTC's alarm output to the ACPI fixed hardware (dev/acpi.c): counted
+ * for one machine (the RTCs of earlier tests keep running). */
+static atomic_int rtc_alarm_calls;
+static struct vm *_Atomic rtc_alarm_vm;
+void acpi_rtc_alarm(struct vm *vm)
+{
+	if (vm == atomic_load(&rtc_alarm_vm))
+		atomic_fetch_add(&rtc_alarm_calls, 1);
+}
+
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
 {
 	(void)vm;
@@ -376,10 +386,14 @@ static void test_rtc_update_and_alarm_irq(void **state)
 	cmos_write(0x03, 0xC0);
 	cmos_write(0x05, 0xC0);
 	cmos_read(0x0C);
+	atomic_store(&rtc_alarm_vm, &test_vm);
+	atomic_store(&rtc_alarm_calls, 0);
 	cmos_write(0x0B, 0x02 | 0x10 | 0x20); /* UIE | AIE */
 	for (unsigned i = 0; i < 1500 && !atomic_load(&irq_level[8]); i++)
 		sleep_ms(1);
 	assert_int_equal(atomic_load(&irq_level[8]), 1);
+	/* The alarm interrupt also reached the ACPI hardware (RTC_STS). */
+	assert_true(atomic_load(&rtc_alarm_calls) >= 1);
 	int64_t before = rtc_clock(CLOCK_REALTIME) / RTC_NS;
 	uint8_t c = cmos_read(0x0C);
 	assert_int_equal(c & 0xB0, 0xB0); /* IRQF | AF | UF */
@@ -391,6 +405,29 @@ static void test_rtc_update_and_alarm_irq(void **state)
 		assert_int_equal(c, 0);
 	else
 		assert_int_equal(c & 0x4F, 0); /* never PF, never the reserved bits */
+}
+
+/* An update interrupt without AIE is no alarm: the ACPI hardware (RTC_STS,
+ * the S3 wake) does not see it; nor does an alarm that matches while AIE
+ * is off. */
+static void test_rtc_alarm_needs_aie(void **state)
+{
+	(void)state;
+	assert_int_equal(rtc_create(&test_vm), 0);
+	cmos_write(0x0A, 0x20);
+	cmos_write(0x01, 0xC0);
+	cmos_write(0x03, 0xC0);
+	cmos_write(0x05, 0xC0);
+	cmos_read(0x0C);
+	atomic_store(&rtc_alarm_vm, &test_vm);
+	atomic_store(&rtc_alarm_calls, 0);
+	cmos_write(0x0B, 0x02 | 0x10); /* UIE only */
+	for (unsigned i = 0; i < 1500 && !atomic_load(&irq_level[8]); i++)
+		sleep_ms(1);
+	assert_int_equal(atomic_load(&irq_level[8]), 1);
+	assert_int_equal(cmos_read(0x0C) & 0x30, 0x30); /* UF, and AF matched too */
+	assert_int_equal(atomic_load(&rtc_alarm_calls), 0);
+	cmos_write(0x0B, 0x02);
 }
 
 /* ---- PIC -------------------------------------------------------------------- */
@@ -600,6 +637,7 @@ int main(void)
 		cmocka_unit_test_setup(test_rtc_set_time, setup),
 		cmocka_unit_test_setup(test_rtc_periodic_irq, setup),
 		cmocka_unit_test_setup(test_rtc_update_and_alarm_irq, setup),
+		cmocka_unit_test_setup(test_rtc_alarm_needs_aie, setup),
 		cmocka_unit_test_setup(test_pic_probe_and_init, setup),
 		cmocka_unit_test_setup(test_i8042, setup),
 		cmocka_unit_test_setup(test_debug_exit, setup),

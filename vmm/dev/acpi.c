@@ -1,4 +1,4 @@
-/* acpi.c: ACPI tables in guest RAM (RSDP, XSDT/RSDT, FADT, FACS, MADT, DSDT with \_S5 and the PCI root bridge) and the PM1/PM timer fixed hardware at 0x600. */
+/* acpi.c: ACPI tables in guest RAM (RSDP, XSDT/RSDT, FADT, FACS, MADT, DSDT with \_S3, \_S5 and the PCI root bridge) and the PM1/PM timer fixed hardware at 0x600: S5 powers off, S3 suspends to RAM until the RTC alarm wakes the machine. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,6 +27,11 @@
 #define ACPI_FACS_VERSION  2
 #define ACPI_MADT_REV      5
 #define ACPI_DSDT_REV      2 /* 64-bit integers */
+
+/* FACS fields (ACPI 6.4 §5.2.10, Table 5.14). */
+#define FACS_WAKING_VECTOR   12
+#define FACS_X_WAKING_VECTOR 24
+#define FACS_OSPM_FLAGS      36
 
 /* FADT field offsets (ACPI 6.4 Table 5.9). */
 #define FADT_FIRMWARE_CTRL 36
@@ -61,7 +66,7 @@
 #define FADT_F_PROC_C1       (1u << 2)
 #define FADT_F_PWR_BUTTON    (1u << 4) /* 1: no fixed-feature power button */
 #define FADT_F_SLP_BUTTON    (1u << 5)
-#define FADT_F_FIX_RTC       (1u << 6)
+#define FADT_F_FIX_RTC       (1u << 6) /* left clear: RTC_STS/RTC_EN exist */
 #define FADT_F_TMR_VAL_EXT   (1u << 8) /* 32-bit PM timer */
 #define FADT_F_RESET_REG_SUP (1u << 10)
 #define FADT_F_HW_REDUCED    (1u << 20) /* left clear: full fixed hardware */
@@ -83,11 +88,15 @@
 #define MPS_INTI_HIGH_LEVEL 0x000D /* polarity 01 active high, trigger 11 level */
 
 /* PM1 registers (ACPI 6.4 §4.8.3.1, §4.8.3.2). */
+#define PM1_STS_RTC        0x0400 /* the RTC alarm fired */
+#define PM1_STS_WAK        0x8000 /* set on waking from a sleeping state */
+#define PM1_EN_RTC         0x0400 /* RTC_STS wakes the machine / raises the SCI */
 #define PM1_CNT_SCI_EN     0x0001
 #define PM1_CNT_BM_RLD     0x0002
 #define PM1_CNT_SLP_TYP    0x1C00
 #define PM1_CNT_SLP_TYP_SHIFT 10
 #define PM1_CNT_SLP_EN     0x2000
+#define PM1_STS_IMPL       (PM1_STS_RTC | PM1_STS_WAK) /* status bits zhv sets */
 #define PM_TIMER_HZ        3579545ull /* ACPI 6.4 §4.8.3.3 */
 
 /* AML opcodes (ACPI 6.4 §20.2). */
@@ -127,7 +136,93 @@ struct acpi_pm {
 	struct vm *vm;
 	uint16_t sts, en, cnt;
 	int64_t base_ns;
+	uint32_t facs;  /* GPA of the FACS */
+	bool sleeping;  /* in S3: an enabled wake event resumes the machine */
+	int sci_level;
 };
+
+/* The SCI (ACPI 6.4 §4.8.3.1): level, high while an enabled fixed event's
+ * status bit is set and SCI_EN (always set here) is. Lock held. */
+static void acpi_pm_update_sci(struct acpi_pm *pm)
+{
+	int level = !pm->sleeping && (pm->sts & pm->en & PM1_EN_RTC) != 0;
+	if (level != pm->sci_level) {
+		pm->sci_level = level;
+		vm_irq_set(pm->vm, ACPI_SCI_IRQ, level);
+	}
+}
+
+/* Where the BSP resumes (ACPI 6.4 §5.2.10): a nonzero
+ * X_Firmware_Waking_Vector in 32-bit flat protected mode with paging off
+ * (zhv does not offer the 64-bit environment: 64BIT_WAKE_SUPPORTED_F is
+ * clear, so 64BIT_WAKE_F is ignored); else the Firmware_Waking_Vector in
+ * real mode. False if the guest left neither (or one zhv cannot reach:
+ * above 4 GiB). */
+static bool acpi_wake_target(struct acpi_pm *pm, struct vm_wake_target *t)
+{
+	const uint8_t *f = vm_gpa(pm->vm, pm->facs, ACPI_FACS_LEN);
+	if (!f)
+		return false;
+	uint32_t v32 = 0;
+	uint64_t v64 = 0;
+	for (unsigned i = 0; i < 4; i++)
+		v32 |= (uint32_t)f[FACS_WAKING_VECTOR + i] << (8 * i);
+	for (unsigned i = 0; i < 8; i++)
+		v64 |= (uint64_t)f[FACS_X_WAKING_VECTOR + i] << (8 * i);
+	if (v64) {
+		t->mode = VM_WAKE_PM32;
+		t->addr = (uint32_t)v64;
+		return v64 <= 0xFFFFFFFFull;
+	}
+	t->mode = VM_WAKE_REAL;
+	t->addr = v32;
+	return v32 != 0 && v32 < 0x100000; /* real mode reaches the first MiB */
+}
+
+/* An enabled wake event while asleep: WAK_STS, and the machine resumes
+ * (ACPI 6.4 §4.8.3.1.1, §16.3). Lock held; (*t) is where, and false means
+ * the guest gave no usable waking vector (the machine resets, as a PC
+ * BIOS does then). */
+static bool acpi_pm_wake(struct acpi_pm *pm, struct vm_wake_target *t)
+{
+	pm->sleeping = false;
+	pm->sts |= PM1_STS_WAK;
+	return acpi_wake_target(pm, t);
+}
+
+/* Outside the lock: resume, or reset if there is no vector. */
+static void acpi_pm_resume(struct acpi_pm *pm, bool ok, const struct vm_wake_target *t)
+{
+	if (ok) {
+		vm_wake(pm->vm, t);
+		return;
+	}
+	fprintf(stderr, "zhv: resume from S3: no usable waking vector in the FACS; resetting\n");
+	vm_request_exit(pm->vm, VM_EXIT_POWEROFF, 0);
+}
+
+void acpi_rtc_alarm(struct vm *vm)
+{
+	if (!vm)
+		return;
+	pthread_mutex_lock(&vm->pm_lock);
+	struct acpi_pm *pm = vm->acpi;
+	bool wake = false, ok = false;
+	struct vm_wake_target t = {0};
+	if (pm) {
+		pthread_mutex_lock(&pm->lock);
+		pm->sts |= PM1_STS_RTC;
+		if (pm->sleeping && (pm->en & PM1_EN_RTC)) {
+			wake = true;
+			ok = acpi_pm_wake(pm, &t);
+		}
+		acpi_pm_update_sci(pm);
+		pthread_mutex_unlock(&pm->lock);
+	}
+	pthread_mutex_unlock(&vm->pm_lock);
+	if (wake)
+		acpi_pm_resume(pm, ok, &t);
+}
 
 static uint32_t acpi_pm_timer(const struct acpi_pm *pm)
 {
@@ -146,7 +241,8 @@ static void acpi_pm_access(void *opaque, uint64_t offset, bool write, uint8_t *d
                            unsigned size)
 {
 	struct acpi_pm *pm = opaque;
-	bool poweroff = false;
+	bool poweroff = false, suspend = false, wake_now = false, ok = false;
+	struct vm_wake_target t = {0};
 	pthread_mutex_lock(&pm->lock);
 	if (!write) {
 		uint8_t img[ACPI_PM_IO_LEN];
@@ -182,12 +278,27 @@ static void acpi_pm_access(void *opaque, uint64_t offset, bool write, uint8_t *d
 		if (cnt_written) {
 			unsigned typ = (cnt & PM1_CNT_SLP_TYP) >> PM1_CNT_SLP_TYP_SHIFT;
 			poweroff = (cnt & PM1_CNT_SLP_EN) && typ == ACPI_SLP_TYP_S5;
+			suspend = (cnt & PM1_CNT_SLP_EN) && typ == ACPI_SLP_TYP_S3 && !pm->sleeping;
 			pm->cnt = (cnt & (PM1_CNT_SLP_TYP | PM1_CNT_BM_RLD)) | PM1_CNT_SCI_EN;
 		}
+		if (suspend) {
+			pm->sleeping = true;
+			/* A wake event already pending wakes at once, as on
+			 * hardware (the OS clears the status bits first). */
+			if (pm->sts & pm->en & PM1_EN_RTC) {
+				wake_now = true;
+				ok = acpi_pm_wake(pm, &t);
+			}
+		}
+		acpi_pm_update_sci(pm);
 	}
 	pthread_mutex_unlock(&pm->lock);
 	if (poweroff) /* outside the lock: vm_request_exit kicks every vCPU */
 		vm_request_exit(pm->vm, VM_EXIT_POWEROFF, 0);
+	if (suspend) /* every vCPU parks before it enters the guest again */
+		vm_sleep(pm->vm);
+	if (wake_now)
+		acpi_pm_resume(pm, ok, &t);
 }
 
 /* ---- table helpers ------------------------------------------------------ */
@@ -431,12 +542,15 @@ static void aml_pci_prt(struct aml *a)
 }
 
 /* DSDT body:
+ *   Name (\_S3, Package () { 3, 3, 0, 0 })
  *   Name (\_S5, Package () { 5, 5, 0, 0 })
  *   Scope (\_SB) { Device (PCI0) { _HID PNP0A03, _UID 0, _BBN 0, _CRS, _PRT } } */
 static size_t acpi_build_dsdt_aml(uint8_t *out, size_t cap)
 {
 	struct aml a = {.buf = out, .cap = cap};
+	const uint64_t s3[4] = {ACPI_SLP_TYP_S3, ACPI_SLP_TYP_S3, 0, 0};
 	const uint64_t s5[4] = {ACPI_SLP_TYP_S5, ACPI_SLP_TYP_S5, 0, 0};
+	aml_name_package(&a, "_S3_", s3, 4);
 	aml_name_package(&a, "_S5_", s5, 4);
 
 	aml_byte(&a, AML_SCOPE);
@@ -572,7 +686,7 @@ static void acpi_build_fadt(uint8_t *t, uint32_t facs, uint32_t dsdt)
 	acpi_put16(t + FADT_IAPC_BOOT_ARCH,
 	           FADT_BOOT_LEGACY_DEVICES | FADT_BOOT_8042 | FADT_BOOT_NO_VGA);
 	acpi_put32(t + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_PWR_BUTTON |
-	                               FADT_F_SLP_BUTTON | FADT_F_FIX_RTC | FADT_F_TMR_VAL_EXT |
+	                               FADT_F_SLP_BUTTON | FADT_F_TMR_VAL_EXT |
 	                               FADT_F_RESET_REG_SUP);
 	acpi_gas(t + FADT_RESET_REG, GAS_SYSTEM_IO, 8, GAS_ACCESS_BYTE, ACPI_RESET_PORT);
 	t[FADT_RESET_VALUE] = ACPI_RESET_VALUE;
@@ -585,8 +699,9 @@ static void acpi_build_fadt(uint8_t *t, uint32_t facs, uint32_t dsdt)
 	acpi_checksum(t, ACPI_FADT_LEN, 9);
 }
 
-/* Lay every table out in the region and write it into guest RAM. */
-static int acpi_build_tables(struct vm *vm)
+/* Lay every table out in the region and write it into guest RAM; the
+ * FACS's address goes to *facs_gpa. */
+static int acpi_build_tables(struct vm *vm, uint32_t *facs_gpa)
 {
 	uint8_t *mem = vm_gpa(vm, ACPI_REGION_BASE, ACPI_REGION_SIZE);
 	if (!mem)
@@ -629,6 +744,9 @@ static int acpi_build_tables(struct vm *vm)
 	memcpy(t, "FACS", 4);
 	acpi_put32(t + 4, ACPI_FACS_LEN);
 	t[32] = ACPI_FACS_VERSION;
+	/* Flags 0: no S4BIOS, no 64-bit wake environment. The waking
+	 * vectors start at 0 (the OS sets them before S3). */
+	*facs_gpa = GPA(facs);
 
 	acpi_build_fadt(mem + fadt, GPA(facs), GPA(dsdt));
 	acpi_build_madt(mem + madt, madt_len, ncpus);
@@ -663,6 +781,11 @@ static int acpi_build_tables(struct vm *vm)
 static void acpi_pm_destroy(void *opaque)
 {
 	struct acpi_pm *pm = opaque;
+	/* The RTC's thread may still signal an alarm: not to (pm) any more. */
+	pthread_mutex_lock(&pm->vm->pm_lock);
+	if (pm->vm->acpi == pm)
+		pm->vm->acpi = NULL;
+	pthread_mutex_unlock(&pm->vm->pm_lock);
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
@@ -671,7 +794,8 @@ int acpi_create(struct vm *vm)
 {
 	if (!vm)
 		return -EINVAL;
-	int ret = acpi_build_tables(vm);
+	uint32_t facs = 0;
+	int ret = acpi_build_tables(vm, &facs);
 	if (ret < 0)
 		return ret;
 	struct acpi_pm *pm = calloc(1, sizeof(*pm));
@@ -679,6 +803,7 @@ int acpi_create(struct vm *vm)
 		return -ENOMEM;
 	pthread_mutex_init(&pm->lock, NULL);
 	pm->vm = vm;
+	pm->facs = facs;
 	pm->cnt = PM1_CNT_SCI_EN;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -690,6 +815,9 @@ int acpi_create(struct vm *vm)
 		acpi_pm_destroy(pm);
 		return ret;
 	}
+	pthread_mutex_lock(&vm->pm_lock);
+	vm->acpi = pm;
+	pthread_mutex_unlock(&vm->pm_lock);
 	return bus_register(&vm->io_bus, vm->guest, ACPI_PM_IO_BASE, ACPI_PM_IO_LEN, acpi_pm_access,
 	                    pm, "acpi-pm");
 }

@@ -24,6 +24,7 @@
 #define ACPI_PM_TMR_PORT    0x608u /* PM_TMR, 4 bytes (32-bit, TMR_VAL_EXT) */
 #define ACPI_PM_IO_LEN      12u
 #define ACPI_SCI_IRQ        9u
+#define ACPI_SLP_TYP_S3     3u     /* the DSDT's \_S3 package value */
 #define ACPI_SLP_TYP_S5     5u     /* the DSDT's \_S5 package value */
 #define ACPI_RESET_PORT     0xCF9u /* FADT RESET_REG (dev/pci.c owns it) */
 #define ACPI_RESET_VALUE    0x06u

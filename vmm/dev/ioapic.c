@@ -188,6 +188,20 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector)
 	pthread_mutex_unlock(&io->lock);
 }
 
+void ioapic_reset(struct ioapic *io)
+{
+	if (!io)
+		return;
+	pthread_mutex_lock(&io->lock);
+	io->id = 0;
+	io->ioregsel = 0;
+	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++) {
+		io->rte[pin] = IOAPIC_RTE_MASKED; /* 82093AA: masked after reset */
+		ioapic_sync_route(io, pin);
+	}
+	pthread_mutex_unlock(&io->lock);
+}
+
 static uint32_t ioapic_read_indirect(const struct ioapic *io, uint32_t reg)
 {
 	switch (reg) {

@@ -60,6 +60,7 @@ struct rtc {
 	int64_t last_sec;    /* guest second of the last update cycle */
 	int64_t periodic_next; /* CLOCK_MONOTONIC of the next periodic flag */
 	int irq_level;
+	bool alarm_out;      /* an alarm interrupt fired: tell the ACPI hardware */
 	pthread_t thread;
 	bool thread_started; /* the thread starts when B first enables an interrupt */
 	bool stopping;       /* rtc_destroy: the thread returns */
@@ -241,8 +242,11 @@ static void rtc_catch_up(struct rtc *r, int64_t real_ns, int64_t mono_ns)
 			rtc_now_tm(r, real_ns, &tm);
 			r->last_sec = sec;
 			*c |= RTC_C_UF;
-			if (rtc_alarm_match(r, &tm))
+			if (rtc_alarm_match(r, &tm)) {
 				*c |= RTC_C_AF;
+				if (r->cmos[RTC_REG_B] & RTC_B_AIE)
+					r->alarm_out = true;
+			}
 		}
 	}
 	int64_t period = rtc_period_ns(r);
@@ -256,10 +260,16 @@ static void rtc_catch_up(struct rtc *r, int64_t real_ns, int64_t mono_ns)
 		*c |= RTC_C_IRQF;
 }
 
-/* Catch up, then drive IRQ 8 to IRQF. */
+/* Catch up, then drive IRQ 8 to IRQF. An alarm interrupt also reaches
+ * the ACPI fixed hardware (RTC_STS; the wake from S3), as the chipset sees
+ * the RTC's interrupt output on a PC. */
 static void rtc_update(struct rtc *r, int64_t real_ns, int64_t mono_ns)
 {
 	rtc_catch_up(r, real_ns, mono_ns);
+	if (r->alarm_out) {
+		r->alarm_out = false;
+		acpi_rtc_alarm(r->vm);
+	}
 	int level = (r->cmos[RTC_REG_C] & RTC_C_IRQF) ? 1 : 0;
 	if (level != r->irq_level) {
 		r->irq_level = level;
