@@ -49,6 +49,9 @@ static const char usage_text[] =
 	"                           shared with ,ro, else for this disk alone\n"
 	"      --net tap=NAME       virtio-net on host tap device NAME (repeatable)\n"
 	"      --serial MODE        COM1 output: stdio (default), file:PATH or none\n"
+	"      --console DEV        where the terminal's input goes: serial (COM1,\n"
+	"                           the default) or virtio (a virtio console, Linux's\n"
+	"                           hvc0, its output on stdout)\n"
 	"      --debug-exit         isa-debug-exit at port 0xf4: the guest writing V\n"
 	"                           there ends the run with status (V << 1) | 1\n"
 	"      --test-device NAME   one of QEMU's test devices (repeatable):\n"
@@ -59,7 +62,7 @@ static const char usage_text[] =
 	"      --no-sandbox         run without the seccomp sandbox (for debugging); by\n"
 	"                           default a forbidden system call ends the run (10)\n"
 	"  -h, --help               show this help\n"
-	"  -V, --version            print the version\n"
+	"  -V, --version            print the version and the KVM found\n"
 	"\n"
 	"On a terminal, Ctrl-A x quits (exit status 0); Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"\n"
@@ -79,6 +82,7 @@ static const char usage_text[] =
 struct options {
 	struct board_config board;
 	const char *serial;
+	bool virtio_console; /* --console virtio */
 	struct boot_module modules[MAX_LIST];
 	struct board_disk disks[MAX_LIST];
 	const char *nets[MAX_LIST];
@@ -143,7 +147,7 @@ static uint64_t host_ram(void)
 
 static void parse_run(int argc, char **argv, struct options *o)
 {
-	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL,
+	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL, OPT_CONSOLE,
 	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT, OPT_NO_SANDBOX, OPT_TEST_DEVICE };
 	static const struct option longopts[] = {
 		{"cpus", required_argument, NULL, 'c'},
@@ -154,6 +158,7 @@ static void parse_run(int argc, char **argv, struct options *o)
 		{"disk", required_argument, NULL, OPT_DISK},
 		{"net", required_argument, NULL, OPT_NET},
 		{"serial", required_argument, NULL, OPT_SERIAL},
+		{"console", required_argument, NULL, OPT_CONSOLE},
 		{"debug-io", no_argument, NULL, OPT_DEBUG_IO},
 		{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 		{"test-device", required_argument, NULL, OPT_TEST_DEVICE},
@@ -245,6 +250,14 @@ static void parse_run(int argc, char **argv, struct options *o)
 			    (strncmp(optarg, "file:", 5) || !optarg[5]))
 				usage_error("--serial '%s': expected stdio, file:PATH or none", optarg);
 			o->serial = optarg;
+			break;
+		case OPT_CONSOLE:
+			if (strcmp(optarg, "serial") == 0)
+				o->virtio_console = false;
+			else if (strcmp(optarg, "virtio") == 0)
+				o->virtio_console = true;
+			else
+				usage_error("--console '%s': expected serial or virtio", optarg);
 			break;
 		case OPT_DEBUG_IO:
 			b->debug_io = true;
@@ -432,6 +445,8 @@ static int cmd_run(int argc, char **argv)
 			return ZHV_EXIT_LOAD;
 		cfg->serial = serial_file;
 	}
+	if (o.virtio_console)
+		cfg->virtio_console = stdout;
 	if (pipe(wake_pipe) < 0) {
 		perror("zhv: pipe");
 		return ZHV_EXIT_FATAL;
@@ -454,7 +469,10 @@ static int cmd_run(int argc, char **argv)
 	}
 	vm->on_exit = on_vm_exit;
 
-	bool tty = serial_stdio && console_init();
+	/* The terminal is the guest's console: COM1's (--serial stdio) or
+	 * the virtio console's (--console virtio). */
+	bool term_console = serial_stdio || o.virtio_console;
+	bool tty = term_console && console_init();
 	install_signal_handlers(tty);
 
 	ret = vcpus_start(g_vcpus, &board.boot, err, sizeof(err));
@@ -464,7 +482,8 @@ static int cmd_run(int argc, char **argv)
 	}
 	/* Input after the vCPUs: the guest starts a little sooner, and
 	 * bytes typed meanwhile wait in the terminal or pipe. */
-	if (serial_stdio && (ret = console_start(vm, board.com1)) < 0)
+	console_to_virtio(o.virtio_console);
+	if (term_console && (ret = console_start(vm, board.com1)) < 0)
 		fprintf(stderr, "zhv: console input: %s (continuing without)\n", strerror(-ret));
 	int killed_by = 0; /* the termination signal that ended the run */
 	/* Set-up is done: the sandbox goes on, then the vCPUs run (vmm/sandbox.h). */
@@ -512,6 +531,27 @@ static int cmd_run(int argc, char **argv)
 	return status;
 }
 
+/* zhv --version: the version, then the KVM this host offers. Status 0
+ * whether or not there is one. */
+static int print_version(void)
+{
+	printf("zhv %s\n", ZHV_VERSION_STRING);
+	zhv_host_info_t h;
+	if (zhv_host_query(&h) != ZHV_OK) {
+		printf("KVM: unknown\n");
+		return 0;
+	}
+	if (h.kvm_usable)
+		printf("KVM: /dev/kvm, API version %d, %s\n", h.kvm_api_version,
+		       zhv_host_virt_string(h.virt));
+	else if (h.kvm_api_version >= 0)
+		printf("KVM: /dev/kvm has API version %d, not %d: not usable\n", h.kvm_api_version, 12);
+	else
+		printf("KVM: none (/dev/kvm: %s)\n", strerror(h.kvm_errno));
+	printf("CPU vendor: %s\n", h.cpu_vendor);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -523,10 +563,8 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
-	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
-		printf("zhv %s\n", ZHV_VERSION_STRING);
-		return 0;
-	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version"))
+		return print_version();
 	if (strcmp(cmd, "run") != 0) {
 		fprintf(stderr, "zhv: unknown command '%s'\nTry 'zhv --help' for more information.\n",
 		        cmd);
