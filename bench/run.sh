@@ -8,8 +8,9 @@
 # on the project machine (about 10 s when it is quiet).
 #
 # Environment: BUILD (build directory, default build), BENCH_NOPIN=1 (do
-# not pin threads to CPUs), IO_ARGS / KICK_ARGS / CD_ARGS (arguments for
-# io_roundtrip, kick_latency and create_destroy).
+# not pin threads to CPUs), IO_ARGS / KICK_ARGS / CD_ARGS / SNAP_ARGS
+# (arguments for io_roundtrip, kick_latency, create_destroy and
+# snapshot_reset).
 # Exit status: 0 when every benchmark ran (a missed target is reported, not
 # an error: timings on a shared machine are noisy), 1 when one failed.
 set -eu
@@ -19,6 +20,7 @@ BUILD=${BUILD:-build}
 IO_ARGS=${IO_ARGS:-30 2000}
 KICK_ARGS=${KICK_ARGS:-400}
 CD_ARGS=${CD_ARGS:-150}
+SNAP_ARGS=${SNAP_ARGS:-300 2}
 
 make -s BUILD="$BUILD" bench
 
@@ -50,6 +52,8 @@ run io_roundtrip $IO_ARGS
 run kick_latency $KICK_ARGS
 # shellcheck disable=SC2086
 run create_destroy $CD_ARGS
+# shellcheck disable=SC2086
+run snapshot_reset $SNAP_ARGS
 
 echo "| benchmark | libzhv median | raw KVM median | ratio | target |"
 echo "|---|---|---|---|---|"
@@ -58,6 +62,10 @@ function us(ns) { return sprintf("%.1f µs", ns / 1000) }
 function cell(pfx) {
 	return sprintf("%s (p10 %s, p90 %s)", us(v[pfx "_ns"]), us(v[pfx "_p10"]),
 	               us(v[pfx "_p90"]))
+}
+$1 == "RESULT" && $2 ~ /^snapshot_reset/ {
+	snap = snap "\n" $0
+	next
 }
 $1 == "RESULT" {
 	delete v
@@ -76,5 +84,7 @@ $1 == "RESULT" {
 END {
 	print ""
 	print (missed == "" ? "All targets met." : "Missed targets:" missed)
+	if (snap != "")
+		print "\nreset-to-snapshot (medians; rate over all CPUs):" snap
 }' "$log"
 exit $status

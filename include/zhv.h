@@ -182,6 +182,8 @@ typedef int32_t zhv_status_t;
 #define ZHV_ERR_ACCESS_DENIED   (-30)
 #define ZHV_ERR_IO              (-40)
 #define ZHV_ERR_OUT_OF_RANGE    (-14)
+#define ZHV_ERR_BUFFER_TOO_SMALL (-15)
+#define ZHV_ERR_IO_DATA_INTEGRITY (-42)
 /* clang-format on */
 
 /* zhv_status_string: the name of (status), e.g. "ZHV_ERR_BAD_STATE".
@@ -921,6 +923,185 @@ typedef struct {
  * reason the last enter ended. Any thread. Returns ZHV_OK, INVALID_ARGS, or
  * BAD_STATE when it races with zhv_vcpu_destroy() (nothing written). */
 ZHV_MUST_CHECK zhv_status_t zhv_vcpu_get_info(zhv_vcpu_t *vcpu, zhv_vcpu_info_t *info);
+
+/* ------------------------------------------------------------------------ */
+/* Snapshots: a vCPU's whole state as one blob, the guest's clock, and
+ * reset-to-snapshot.                                                        */
+
+/* The vCPU blob (format version ZHV_VCPU_BLOB_VERSION). Little-endian, x86,
+ * self-describing; it holds KVM's own structures, so a blob moves between
+ * processes and machines with the same CPU model and kernel ABI:
+ *
+ *   header, 48 bytes:
+ *     0  char     magic[8]     "ZHVVCPU\0"
+ *     8  uint32   version      ZHV_VCPU_BLOB_VERSION
+ *    12  uint32   header_size  48
+ *    16  uint64   total_size   bytes of the whole blob, header included
+ *    24  uint32   nsections
+ *    28  uint32   crc32        CRC-32 (IEEE 802.3, as zlib's crc32) of the
+ *                              whole blob with this field read as 0
+ *    32  uint64   model        fingerprint of the vCPU model: CPUID vendor,
+ *                              family/model/stepping, leaf 7 and
+ *                              0x80000001 features, XSAVE components and
+ *                              size as the guest's CPUID policy gives them
+ *    40  uint32   apic_id      the saved vCPU's APIC ID (zhv id - 1)
+ *    44  uint32   reserved     0
+ *   then nsections sections, each: uint32 type, uint32 size, size bytes of
+ *   payload, zero padding to a multiple of 8 bytes. Each type at most once:
+ *     1  REGS      struct kvm_regs (GPRs, RIP, RFLAGS)            required
+ *     2  SREGS     struct kvm_sregs (segments, GDT/IDT, CR0-4, CR8,
+ *                  EFER, APIC base, pending legacy interrupt)      required
+ *     3  XSAVE     struct kvm_xsave (4096 bytes: FPU/SSE/AVX)       required
+ *     4  XCRS      struct kvm_xcrs (XCR0)                          optional
+ *     5  DEBUGREGS struct kvm_debugregs (DR0-3, DR6, DR7)          optional
+ *     6  MSRS      uint32 count, uint32 0, then count entries of
+ *                  {uint32 index, uint32 0, uint64 value}: every MSR of
+ *                  KVM's saved-MSR list (KVM_GET_MSR_INDEX_LIST) that KVM
+ *                  lets a VMM read, including the TSC, the kvmclock
+ *                  system-time and async-PF MSRs, SYSENTER/STAR/LSTAR,
+ *                  TSC deadline; plus PAT and the fixed and variable
+ *                  MTRRs. Not the VM-wide ones (kvmclock wall clock,
+ *                  Hyper-V partition MSRs) nor the x2APIC range (the
+ *                  LAPIC section holds it). APIC base is in SREGS.  required
+ *     7  LAPIC     struct kvm_lapic_state (1024 bytes: the register
+ *                  page, with the timer's LVT and initial count)   required
+ *     8  EVENTS    struct kvm_vcpu_events (exception, interrupt, NMI,
+ *                  interrupt shadow, SIPI vector)                  required
+ *     9  MPSTATE   struct kvm_mp_state (runnable, halted, wait-for-SIPI)
+ *                                                                   required
+ *    10  TRACKER   uint32 pending, uint32 0: libzhv's own exceptions not
+ *                  yet injected (bit v: vector v, see zhv_vcpu_interrupt)
+ *                                                                   required
+ * Versioning: any change to the header, a section's layout or the set of
+ * sections increments ZHV_VCPU_BLOB_VERSION; libzhv restores only its own
+ * version and refuses others with NOT_SUPPORTED (no silent conversion).
+ * The local APIC timer restarts from its initial count at restore (KVM
+ * keeps no current count); a TSC-deadline timer keeps its deadline. */
+#define ZHV_VCPU_BLOB_VERSION 1u
+#define ZHV_VCPU_BLOB_HEADER_SIZE 48u
+/* An upper bound for the size of any version-1 blob. */
+#define ZHV_VCPU_BLOB_MAX (64u * 1024u)
+
+/* What zhv_vcpu_blob_info() reads from a blob's header. */
+typedef struct {
+	uint32_t version;
+	uint32_t apic_id;
+	uint64_t model;
+	uint64_t size;
+	uint32_t nsections;
+	uint32_t reserved;
+} zhv_vcpu_blob_info_t;
+
+/* zhv_vcpu_save: write the whole state of (vcpu) into (buf) as a blob of
+ * the format above; *len receives its size. Only on the vCPU's thread,
+ * outside zhv_vcpu_enter() (stop a running vCPU with zhv_vcpu_kick() and
+ * let enter return first). If the last enter returned an IO or MEM packet,
+ * the instruction is finished first with the answers given so far, as
+ * zhv_vcpu_write_state() does (so answer before saving): the blob never
+ * holds an exit in flight. The guest does not run. (buf) may be NULL with
+ * cap 0 to learn the size.
+ * Returns ZHV_OK; BAD_STATE (other thread; checked first); INVALID_ARGS
+ * (vcpu or len NULL, buf NULL with cap > 0); BUFFER_TOO_SMALL (cap is less
+ * than the size, which is then written to *len and nothing else);
+ * NO_MEMORY; IO (KVM refused a read, logged). */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_save(zhv_vcpu_t *vcpu, void *buf, size_t cap, size_t *len);
+
+/* zhv_vcpu_restore: make (vcpu) what the blob (buf, len) says, wholly or
+ * not at all. Only on the vCPU's thread, outside zhv_vcpu_enter(); the
+ * vCPU may be fresh (created with any options) or have run. The blob is
+ * checked completely before anything changes: header, version, sizes,
+ * every section, the CRC, the vCPU model and APIC ID. A pending IO or MEM
+ * exit of (vcpu) is finished first (as zhv_vcpu_save). If KVM then refuses
+ * part of the state, the vCPU's previous state is put back.
+ * Returns ZHV_OK; BAD_STATE (other thread; checked first); INVALID_ARGS
+ * (NULL arguments, bad magic, truncated or over-long, a section of the
+ * wrong size, unknown, repeated or missing); NOT_SUPPORTED (another format
+ * version); IO_DATA_INTEGRITY (the CRC does not match: corrupted);
+ * WRONG_TYPE (a blob of another vCPU model, or of another APIC ID); IO (KVM
+ * refused the state; the vCPU was put back as it was); NO_MEMORY. On every
+ * error but IO and NO_MEMORY nothing was changed. */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_restore(zhv_vcpu_t *vcpu, const void *buf, size_t len);
+
+/* zhv_vcpu_blob_info: check a blob as zhv_vcpu_restore() does, short of
+ * the vCPU model and APIC ID, and describe it. Needs no KVM; any thread.
+ * Returns ZHV_OK or the statuses of zhv_vcpu_restore() for the blob. */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_blob_info(const void *buf, size_t len,
+                                               zhv_vcpu_blob_info_t *info);
+
+/* The guest's clock: kvmclock's time base, shared by all its vCPUs. */
+typedef struct {
+	uint64_t ns;       /* guest time in ns (KVM_GET_CLOCK's clock) */
+	uint64_t host_tsc; /* the host TSC when read (0 if KVM has none) */
+	uint32_t flags;    /* KVM's flags at the read (information only) */
+	uint32_t reserved;
+} zhv_guest_clock_t;
+
+/* zhv_guest_get_clock / zhv_guest_set_clock: read the guest's clock, and
+ * set it so that the guest's kvmclock continues from (clock->ns): a guest
+ * restored from a snapshot sees its time go on from the moment of the
+ * save, neither jumping over the time it spent saved nor running
+ * backwards. Save it with the vCPUs, while none of them runs; set it after
+ * restoring them and before the first enter. Any thread. Returns ZHV_OK,
+ * INVALID_ARGS or IO. */
+ZHV_MUST_CHECK zhv_status_t zhv_guest_get_clock(zhv_guest_t *guest, zhv_guest_clock_t *clock);
+ZHV_MUST_CHECK zhv_status_t zhv_guest_set_clock(zhv_guest_t *guest,
+                                                const zhv_guest_clock_t *clock);
+
+/* Reset-to-snapshot: take a snapshot of a guest once (its writable RAM,
+ * its clock, and each vCPU), then put the guest back to it as often as
+ * wanted. A reset costs time in proportion to the pages written since the
+ * last reset, not to the guest's size: while a snapshot exists, KVM logs
+ * the guest's writes to its RAM (KVM_MEM_LOG_DIRTY_PAGES), and a reset
+ * copies back only the pages in that log. Writes by the guest through KVM
+ * (its vCPUs, and what KVM writes for it, e.g. kvmclock pages) and by
+ * libzhv itself are logged; writes the program makes to guest RAM through
+ * its own pointers are not: declare them with zhv_snapshot_mark_dirty(),
+ * or they survive the reset. Read-only RAM is not saved (the guest cannot
+ * change it). The memory map must not change while the snapshot exists
+ * (map, unmap, protect, MEM or BELL traps over RAM): reset then refuses. */
+typedef struct zhv_snapshot zhv_snapshot_t;
+
+/* zhv_snapshot_create: snapshot the RAM and the clock of (guest) and start
+ * logging writes. Call it with no vCPU of the guest inside enter (they
+ * are held outside KVM_RUN meanwhile anyway), then add each vCPU with
+ * zhv_snapshot_add_vcpu() on its thread. One snapshot per guest at a time.
+ * Any thread. Returns ZHV_OK; INVALID_ARGS; ALREADY_EXISTS (the guest has
+ * one); NOT_FOUND (the guest has no writable RAM); NO_MEMORY; IO. */
+ZHV_MUST_CHECK zhv_status_t zhv_snapshot_create(zhv_guest_t *guest, zhv_snapshot_t **snapshot);
+
+/* zhv_snapshot_add_vcpu: save (vcpu) (a vCPU of the snapshot's guest) into
+ * the snapshot, as zhv_vcpu_save() does; again for the same vCPU replaces
+ * it. On the vCPU's thread, outside enter. Returns ZHV_OK, INVALID_ARGS
+ * (other guest), and zhv_vcpu_save()'s statuses. */
+ZHV_MUST_CHECK zhv_status_t zhv_snapshot_add_vcpu(zhv_snapshot_t *snapshot, zhv_vcpu_t *vcpu);
+
+/* zhv_snapshot_reset: put the guest's RAM and clock back to the snapshot:
+ * copy back every page written since the snapshot or the last reset, then
+ * set the clock. No vCPU of the guest may be inside enter (they are held
+ * outside KVM_RUN meanwhile). Any thread. Then reset each vCPU with
+ * zhv_snapshot_reset_vcpu() on its thread before it enters again.
+ * Returns ZHV_OK; INVALID_ARGS; BAD_STATE (the memory map changed since
+ * the snapshot: nothing was copied); IO (KVM failed; reset again). */
+ZHV_MUST_CHECK zhv_status_t zhv_snapshot_reset(zhv_snapshot_t *snapshot);
+
+/* zhv_snapshot_reset_vcpu: put (vcpu) back to its state in the snapshot.
+ * On the vCPU's thread, outside enter. Returns ZHV_OK; INVALID_ARGS (other
+ * guest); NOT_FOUND (the vCPU was never added); BAD_STATE (other thread);
+ * IO (KVM refused: the vCPU was put back as it was). */
+ZHV_MUST_CHECK zhv_status_t zhv_snapshot_reset_vcpu(zhv_snapshot_t *snapshot, zhv_vcpu_t *vcpu);
+
+/* zhv_snapshot_mark_dirty: tell the snapshot that the program wrote guest
+ * RAM [gpa, gpa + len) itself, so that the next reset restores it. Any
+ * thread. Returns ZHV_OK, INVALID_ARGS (len 0, overflow) or NOT_FOUND (a
+ * page of the range is not snapshotted RAM; the others are marked). */
+ZHV_MUST_CHECK zhv_status_t zhv_snapshot_mark_dirty(zhv_snapshot_t *snapshot, uint64_t gpa,
+                                                    uint64_t len);
+
+/* zhv_snapshot_destroy: stop logging writes and free the snapshot. The
+ * guest keeps running as it is. Any thread, no vCPU inside enter; NULL is
+ * a no-op. A snapshot holds a reference on its guest (zhv_guest_destroy()
+ * then takes effect when the snapshot goes). */
+void zhv_snapshot_destroy(zhv_snapshot_t *snapshot);
 
 #ifdef __cplusplus
 }

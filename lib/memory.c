@@ -65,7 +65,9 @@ static zhv_status_t region_install(struct guest_memory *m, struct mem_region *r)
 		return ZHV_ERR_NO_RESOURCES;
 	struct kvm_userspace_memory_region kr = {
 		.slot = (uint32_t)slot,
-		.flags = (r->flags & ZHV_MAP_WRITE) ? 0 : KVM_MEM_READONLY,
+		.flags = !(r->flags & ZHV_MAP_WRITE) ? KVM_MEM_READONLY
+		         : m->log_dirty              ? KVM_MEM_LOG_DIRTY_PAGES
+		                                     : 0,
 		.guest_phys_addr = r->gpa,
 		.memory_size = r->size,
 		.userspace_addr = (uintptr_t)r->hva,
@@ -210,6 +212,7 @@ zhv_status_t memory_map(struct guest_memory *m, uint64_t gpa, void *hva, uint64_
 	if (st == ZHV_OK)
 		regions_insert_at(m, i, &r);
 out:
+	m->gen++;
 	pthread_rwlock_unlock(&m->lock);
 	return st;
 }
@@ -276,6 +279,7 @@ zhv_status_t memory_unmap(struct guest_memory *m, uint64_t gpa, uint64_t size)
 		if (st == ZHV_OK)
 			regions_remove_at(m, i);
 	}
+	m->gen++;
 	pthread_rwlock_unlock(&m->lock);
 	release_vcpus(m, held);
 	return st;
@@ -351,6 +355,7 @@ zhv_status_t memory_protect(struct guest_memory *m, uint64_t gpa, uint64_t size,
 	for (i = first; i < m->count && m->regions[i].gpa < gpa + size; i++)
 		m->regions[i].flags = flags;
 out:
+	m->gen++;
 	pthread_rwlock_unlock(&m->lock);
 	release_vcpus(m, held);
 	return st;
@@ -405,11 +410,77 @@ bool memory_write(struct guest_memory *m, uint64_t gpa, const void *buf, size_t 
 		size_t n = ZHV_PAGE_SIZE - (gpa & PAGE_MASK);
 		if (n > len)
 			n = len;
-		uint8_t *p = memory_lookup(m, gpa, n, NULL);
-		if (!p)
+		pthread_rwlock_rdlock(&m->lock);
+		const struct mem_region *r = find_locked(m, gpa, n);
+		if (r) {
+			memcpy(r->hva + (gpa - r->gpa), in, n);
+			if (m->on_write)
+				m->on_write(m->on_write_opaque, gpa, n);
+		}
+		pthread_rwlock_unlock(&m->lock);
+		if (!r)
 			return false;
-		memcpy(p, in, n);
 		in += n, gpa += n, len -= n;
 	}
 	return true;
+}
+
+/* Set (flags) on the KVM slot of (r) in place (KVM allows a change of the
+ * dirty-log flag alone on a live slot: one ioctl, no hold needed). */
+static zhv_status_t region_set_kvm_flags(struct guest_memory *m, const struct mem_region *r,
+                                         uint32_t flags)
+{
+	struct kvm_userspace_memory_region kr = {
+		.slot = (uint32_t)r->slot,
+		.flags = flags,
+		.guest_phys_addr = r->gpa,
+		.memory_size = r->size,
+		.userspace_addr = (uintptr_t)r->hva,
+	};
+	int e = zhv_ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr);
+	if (e < 0) {
+		zhv_log(ZHV_LOG_ERROR, "KVM_SET_USER_MEMORY_REGION(slot %d, dirty log %s): %s",
+		        r->slot, (flags & KVM_MEM_LOG_DIRTY_PAGES) ? "on" : "off", strerror(-e));
+		return zhv_status_from_errno(e);
+	}
+	return ZHV_OK;
+}
+
+zhv_status_t memory_set_log_dirty(struct guest_memory *m, bool on,
+                                  void (*on_write)(void *, uint64_t, size_t), void *opaque,
+                                  uint64_t *gen)
+{
+	zhv_status_t st = ZHV_OK;
+	pthread_rwlock_wrlock(&m->lock);
+	size_t i;
+	for (i = 0; i < m->count; i++) {
+		const struct mem_region *r = &m->regions[i];
+		if (r->slot < 0 || !(r->flags & ZHV_MAP_WRITE))
+			continue;
+		st = region_set_kvm_flags(m, r, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+		if (st != ZHV_OK)
+			break;
+	}
+	if (st != ZHV_OK) {
+		for (size_t k = 0; k < i; k++) {
+			const struct mem_region *r = &m->regions[k];
+			if (r->slot >= 0 && (r->flags & ZHV_MAP_WRITE))
+				(void)region_set_kvm_flags(m, r, on ? 0 : KVM_MEM_LOG_DIRTY_PAGES);
+		}
+	}
+	if (st != ZHV_OK && !on) {
+		/* Turning off: the hook goes whatever KVM did (its owner is
+		 * going away); a slot still logging costs only speed. */
+		m->log_dirty = false;
+		m->on_write = NULL;
+		m->on_write_opaque = NULL;
+	} else if (st == ZHV_OK) {
+		m->log_dirty = on;
+		m->on_write = on ? on_write : NULL;
+		m->on_write_opaque = on ? opaque : NULL;
+		if (gen)
+			*gen = m->gen;
+	}
+	pthread_rwlock_unlock(&m->lock);
+	return st;
 }

@@ -36,6 +36,10 @@ const char *zhv_status_string(zhv_status_t status)
 		return "ZHV_ERR_ACCESS_DENIED";
 	case ZHV_ERR_IO:
 		return "ZHV_ERR_IO";
+	case ZHV_ERR_BUFFER_TOO_SMALL:
+		return "ZHV_ERR_BUFFER_TOO_SMALL";
+	case ZHV_ERR_IO_DATA_INTEGRITY:
+		return "ZHV_ERR_IO_DATA_INTEGRITY";
 	default:
 		return "ZHV_ERR_<unknown>";
 	}

@@ -575,6 +575,31 @@ zhv_status_t zhv_vcpu_write_state(zhv_vcpu_t *v, uint32_t kind, const void *buf,
 	return vcpu_state_write(v, kind, buf, len);
 }
 
+bool vcpu_on_thread(const zhv_vcpu_t *v)
+{
+	return on_vcpu_thread(v);
+}
+
+zhv_status_t zhv_vcpu_save(zhv_vcpu_t *v, void *buf, size_t cap, size_t *len)
+{
+	if (!v)
+		return ZHV_ERR_INVALID_ARGS;
+	if (!on_vcpu_thread(v))
+		return ZHV_ERR_BAD_STATE;
+	return vcpu_blob_save(v, buf, cap, len);
+}
+
+zhv_status_t zhv_vcpu_restore(zhv_vcpu_t *v, const void *buf, size_t len)
+{
+	if (!v)
+		return ZHV_ERR_INVALID_ARGS;
+	if (!on_vcpu_thread(v))
+		return ZHV_ERR_BAD_STATE;
+	if (!buf)
+		return ZHV_ERR_INVALID_ARGS;
+	return vcpu_blob_restore(v, buf, len);
+}
+
 zhv_status_t zhv_vcpu_get_info(zhv_vcpu_t *v, zhv_vcpu_info_t *info)
 {
 	if (!v || !info)

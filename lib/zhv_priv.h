@@ -38,6 +38,15 @@ struct guest_memory {
 	 * than one KVM ioctl (guest.c: hold the guest's vCPUs out of KVM_RUN). */
 	void (*hold)(void *opaque, bool hold);
 	void *hold_opaque;
+	/* While a snapshot exists (snapshot.c): KVM logs the guest's writes
+	 * to writable RAM (KVM_MEM_LOG_DIRTY_PAGES), memory_write reports
+	 * libzhv's own writes to on_write, and gen counts changes of the map
+	 * (every map, unmap and protect) so a reset can tell the map it
+	 * saved from a changed one. Under the lock. */
+	bool log_dirty;
+	void (*on_write)(void *opaque, uint64_t gpa, size_t len);
+	void *on_write_opaque;
+	uint64_t gen;
 };
 
 zhv_status_t memory_init(struct guest_memory *m, int vm_fd, uint32_t nr_slots);
@@ -53,6 +62,12 @@ void *memory_lookup(struct guest_memory *m, uint64_t gpa, uint64_t len, uint32_t
  * is not mapped. */
 bool memory_read(struct guest_memory *m, uint64_t gpa, void *buf, size_t len);
 bool memory_write(struct guest_memory *m, uint64_t gpa, const void *buf, size_t len);
+/* memory_set_log_dirty: turn KVM's write log of every writable region on
+ * or off, and install (on_write) for libzhv's own writes (NULL with off).
+ * Returns the map generation in *gen. On failure nothing changed. */
+zhv_status_t memory_set_log_dirty(struct guest_memory *m, bool on,
+                                  void (*on_write)(void *, uint64_t, size_t), void *opaque,
+                                  uint64_t *gen);
 
 /* ---- statistics --------------------------------------------------------- */
 struct guest_stats {
@@ -132,6 +147,7 @@ struct zhv_guest {
 	pthread_mutex_t route_lock;      /* routes, and KVM's table made of them */
 	struct irq_route routes[SPLIT_IRQCHIP_PINS];
 	struct guest_stats stats;
+	atomic_bool has_snapshot; /* zhv_snapshot_create: one at a time */
 };
 
 void guest_ref(zhv_guest_t *guest);
@@ -223,6 +239,30 @@ zhv_status_t vcpu_state_write(zhv_vcpu_t *vcpu, uint32_t kind, const void *buf, 
  * running guest code. Reads of state never call it; writes of register
  * state and zhv_vcpu_destroy do. */
 zhv_status_t vcpu_complete_pending(zhv_vcpu_t *vcpu);
+/* vcpu_msrs_each: KVM_GET_MSRS or KVM_SET_MSRS (req) of e[0..n), one MSR
+ * KVM refuses not stopping the others. With (drop), refused entries are
+ * removed. Returns the number left (drop) or refused (!drop), or a
+ * negative status. */
+int64_t vcpu_msrs_each(zhv_vcpu_t *vcpu, unsigned long req, struct kvm_msr_entry *e, uint32_t n,
+                       bool drop);
+/* vcpu_saved_msr_list: the MSRs a snapshot of (vcpu) holds: KVM's saved-MSR
+ * list and PAT/MTRRs, without the VM-wide and x2APIC ones (with the TSC),
+ * into idx[0..max). Returns the count. */
+uint32_t vcpu_saved_msr_list(zhv_vcpu_t *vcpu, uint32_t *idx, uint32_t max);
+
+/* ---- snapshots (x86/vcpu_snapshot.c) ------------------------------------- */
+struct blob_view;
+/* vcpu_blob_save: zhv_vcpu_save without the thread check. */
+zhv_status_t vcpu_blob_save(zhv_vcpu_t *vcpu, void *buf, size_t cap, size_t *len);
+/* vcpu_blob_check_for: the checks of a blob (view, already parsed) that
+ * need the vCPU: model and APIC ID. */
+zhv_status_t vcpu_blob_check_for(zhv_vcpu_t *vcpu, const struct blob_view *view);
+/* vcpu_blob_apply: set the state of a checked blob (no rollback). */
+zhv_status_t vcpu_blob_apply(zhv_vcpu_t *vcpu, const struct blob_view *view);
+/* vcpu_blob_restore: zhv_vcpu_restore without the thread check. */
+zhv_status_t vcpu_blob_restore(zhv_vcpu_t *vcpu, const void *buf, size_t len);
+/* vcpu_on_thread: true on the thread (vcpu) is bound to. */
+bool vcpu_on_thread(const zhv_vcpu_t *vcpu);
 
 /* ---- exits (x86/exit.c) ------------------------------------------------- */
 enum exit_outcome {

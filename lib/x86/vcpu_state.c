@@ -122,12 +122,37 @@ static bool msr_not_captured(uint32_t index)
 	       (index >= 0x40000070 && index <= 0x40000072) || (index >= 0x800 && index <= 0x8ff);
 }
 
+uint32_t vcpu_saved_msr_list(zhv_vcpu_t *v, uint32_t *idx, uint32_t max)
+{
+	uint32_t n = 0;
+	for (size_t i = 0; i < sizeof(extra_msrs) / sizeof(extra_msrs[0]) && n < max; i++)
+		idx[n++] = extra_msrs[i];
+	if (n < max)
+		idx[n++] = MSR_IA32_TSC;
+	struct kvm_msr_list *list = calloc(1, sizeof(*list) + POWER_ON_MSRS_MAX * sizeof(uint32_t));
+	if (!list)
+		return n;
+	list->nmsrs = POWER_ON_MSRS_MAX;
+	if (zhv_ioctl(v->guest->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0)
+		list->nmsrs = 0;
+	for (uint32_t i = 0; i < list->nmsrs && n < max; i++) {
+		uint32_t index = list->indices[i];
+		bool dup = msr_not_captured(index);
+		for (uint32_t k = 0; k < n && !dup; k++)
+			dup = idx[k] == index;
+		if (!dup)
+			idx[n++] = index;
+	}
+	free(list);
+	return n;
+}
+
 /* KVM_GET_MSRS or KVM_SET_MSRS (req) of entries[0..n), one MSR KVM refuses
  * not stopping the others (KVM stops an ioctl at the first one it refuses).
  * With (drop), refused entries are removed from the array. Returns the
  * number of entries left (drop) or refused (!drop), or a negative status
  * if an ioctl failed as a whole. */
-static int64_t msrs_each(zhv_vcpu_t *v, unsigned long req, struct kvm_msr_entry *e, uint32_t n,
+int64_t vcpu_msrs_each(zhv_vcpu_t *v, unsigned long req, struct kvm_msr_entry *e, uint32_t n,
                          bool drop)
 {
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + MSR_CHUNK * sizeof(*e));
@@ -186,9 +211,9 @@ static zhv_status_t power_on_capture_msrs(zhv_vcpu_t *v, struct vcpu_power_on *p
 	/* Keep what KVM lets us read, then what it lets us write back (the
 	 * same values, to this new vCPU: an MSR it refuses here is one a new
 	 * vCPU cannot have changed either). */
-	int64_t k = msrs_each(v, KVM_GET_MSRS, p->msrs, n, true);
+	int64_t k = vcpu_msrs_each(v, KVM_GET_MSRS, p->msrs, n, true);
 	if (k >= 0)
-		k = msrs_each(v, KVM_SET_MSRS, p->msrs, (uint32_t)k, true);
+		k = vcpu_msrs_each(v, KVM_SET_MSRS, p->msrs, (uint32_t)k, true);
 	if (k < 0)
 		return (zhv_status_t)k;
 	p->nmsrs = (uint32_t)k;
@@ -246,7 +271,7 @@ static zhv_status_t power_on_restore(zhv_vcpu_t *v)
 	if (!e)
 		return ZHV_ERR_NO_MEMORY;
 	memcpy(e, p->msrs, p->nmsrs * sizeof(*e));
-	int64_t refused = msrs_each(v, KVM_SET_MSRS, e, p->nmsrs, false);
+	int64_t refused = vcpu_msrs_each(v, KVM_SET_MSRS, e, p->nmsrs, false);
 	free(e);
 	if (refused < 0)
 		return (zhv_status_t)refused;

@@ -13,6 +13,7 @@ static const struct zt_test *const suites[] = {
 	zt_state_tests,
 	zt_contract_tests,
 	zt_insn_tests,
+	zt_snapshot_tests,
 };
 
 int main(int argc, char **argv)

@@ -12,5 +12,6 @@ extern const struct zt_test zt_aspace_tests[]; /* aspace_test.c: spec 6.4 */
 extern const struct zt_test zt_state_tests[];  /* state_test.c: mid-exit reads, id reuse */
 extern const struct zt_test zt_contract_tests[]; /* contract_test.c: issue 6 */
 extern const struct zt_test zt_insn_tests[];   /* insn_test.c: libzhv's fallback emulator */
+extern const struct zt_test zt_snapshot_tests[]; /* snapshot_test.c: issue 9 */
 
 #endif /* ZT_SUITES_H */

@@ -669,6 +669,8 @@ static void test_status_string(void **state)
 		{ ZHV_ERR_ACCESS_DENIED, "ZHV_ERR_ACCESS_DENIED" },
 		{ ZHV_ERR_IO, "ZHV_ERR_IO" },
 		{ ZHV_ERR_OUT_OF_RANGE, "ZHV_ERR_OUT_OF_RANGE" },
+		{ ZHV_ERR_BUFFER_TOO_SMALL, "ZHV_ERR_BUFFER_TOO_SMALL" },
+		{ ZHV_ERR_IO_DATA_INTEGRITY, "ZHV_ERR_IO_DATA_INTEGRITY" },
 		{ 1, "ZHV_ERR_<unknown>" },
 		{ -5, "ZHV_ERR_<unknown>" },
 		{ INT32_MIN, "ZHV_ERR_<unknown>" },
