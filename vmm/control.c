@@ -149,9 +149,9 @@ static void handle(struct control *c, int fd, char *req)
 		reply(fd, "ok stopping");
 		vm_request_exit(vm, VM_EXIT_POWEROFF, 0);
 	} else if (!strcmp(req, "info")) {
-		reply(fd, "ok %s cpus=%u memory=%" PRIu64 " disks=%zu snapshot-version=%u",
+		reply(fd, "ok %s cpus=%u memory=%" PRIu64 " disks=%zu devices=%u snapshot-version=%u",
 		      vcpus_paused(c->v) ? "paused" : "running", vm->ncpus, vm->ram_size,
-		      c->m->ndisks, SNAPSHOT_FORMAT_VERSION);
+		      c->m->ndisks, vm->nsnapshots, SNAPSHOT_FORMAT_VERSION);
 	} else if (!strncmp(req, "snapshot ", 9) || !strncmp(req, "snapshot-paused ", 16)) {
 		bool paused = req[8] == '-';
 		const char *dir = req + (paused ? 16 : 9);

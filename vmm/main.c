@@ -310,8 +310,9 @@ static void parse_run(int argc, char **argv, struct options *o)
 	}
 	if (o->restore) {
 		if (machine_opt)
-			usage_error("--restore: '%s' cannot be given: the machine comes from the "
-			            "snapshot", machine_opt);
+			usage_error("--restore: the machine comes from the snapshot: no machine or "
+			            "kernel option (--cpus, --memory, --disk, ...) may be given (got "
+			            "'%s')", machine_opt);
 		if (optind < argc)
 			usage_error("--restore: no KERNEL is taken ('%s')", argv[optind]);
 		return;

@@ -394,10 +394,23 @@ static int parse_manifest(struct snapshot_image *img, size_t len, char *err, siz
 {
 	const char *dir = img->dir;
 	char *t = img->text;
+	/* The first line names the format and its version: checked first,
+	 * as another version may lay out the rest differently. */
+	unsigned long long ver = 0;
+	char tail = 0;
+	if (sscanf(t, "zhv-snapshot %llu%c", &ver, &tail) != 2 || tail != '\n') {
+		fail(err, errlen, "snapshot %s: manifest: not a zhv snapshot", dir);
+		return -1;
+	}
+	if (ver != SNAPSHOT_FORMAT_VERSION) {
+		fail(err, errlen, "snapshot %s: format version %llu, this zhv reads version %u only",
+		     dir, ver, SNAPSHOT_FORMAT_VERSION);
+		return -1;
+	}
 	/* The last line: "end HASH" over everything before it. */
 	char *last = len >= 22 && t[len - 1] == '\n' ? t + len - 21 : NULL;
 	if (!last || strncmp(last, "end ", 4) || memchr(t, '\0', len)) {
-		fail(err, errlen, "snapshot %s: manifest: truncated or not a zhv snapshot", dir);
+		fail(err, errlen, "snapshot %s: manifest: truncated", dir);
 		return -1;
 	}
 	size_t body = (size_t)(last - t);
@@ -409,17 +422,9 @@ static int parse_manifest(struct snapshot_image *img, size_t len, char *err, siz
 	}
 	*last = '\0';
 	char *cur = t;
-	uint64_t v, ver;
-	char *l = next_line(&cur);
-	if (!key_u64(l, "zhv-snapshot", &ver)) {
-		fail(err, errlen, "snapshot %s: manifest: not a zhv snapshot", dir);
-		return -1;
-	}
-	if (ver != SNAPSHOT_FORMAT_VERSION) {
-		fail(err, errlen, "snapshot %s: format version %" PRIu64 ", this zhv reads version %u "
-		     "only", dir, ver, SNAPSHOT_FORMAT_VERSION);
-		return -1;
-	}
+	uint64_t v;
+	char *l = next_line(&cur); /* the version, above */
+	(void)l;
 	struct snapshot_machine *m = &img->m;
 	const char *bad = NULL;
 	uint64_t de, pc, pci, nd;
