@@ -277,7 +277,8 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 		 * filter alone (vCPU threads keep theirs): the control thread
 		 * accepts connections on its listening socket (no new socket
 		 * can be made: socket stays forbidden), and "snapshot DIR"
-		 * creates a directory beside DIR, writes and syncs its files,
+		 * creates a directory beside DIR, writes and syncs its files
+		 * (the memory file sparse: ftruncate to its size),
 		 * renames it into place (swapping with an old snapshot),
 		 * removes the old one and syncs the parent; the socket's file
 		 * goes at the end. The guest's clock is read with the vCPUs
@@ -294,6 +295,7 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 		RULE(ctx, SCMP_ACT_ALLOW, unlink, 0);
 		RULE(ctx, SCMP_ACT_ALLOW, unlinkat, 0);
 		RULE(ctx, SCMP_ACT_ALLOW, rmdir, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, ftruncate, 0); /* a sparse memory file */
 		RULE(ctx, SCMP_ACT_ALLOW, ioctl, 1,
 		     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffull, (scmp_datum_t)KVM_GET_CLOCK));
 	}

@@ -82,12 +82,121 @@ static int write_file(int dfd, const char *name, const uint8_t *p, size_t n)
 	return ret;
 }
 
-/* Guest RAM as the memory file: in address order of the host mapping (low
- * RAM, then RAM above 4 GiB). */
+#define PAGE 4096u
+
+static bool page_zero(const uint8_t *p)
+{
+	static const uint8_t zero[PAGE];
+	return !memcmp(p, zero, PAGE);
+}
+
+/* The memory checksum covers the pages that are not all zero, each with
+ * its index, in address order: a page zeroed or a hole filled changes it
+ * as any other corruption does, and a restore need not look at holes. */
+static uint64_t hash_page(uint64_t h, uint64_t index, const uint8_t *p)
+{
+	uint8_t ix[8];
+	for (int i = 0; i < 8; i++)
+		ix[i] = (uint8_t)(index >> (8 * i));
+	return hash_update(hash_update(h, ix, 8), p, PAGE);
+}
+
+/* Guest RAM as the memory file, in the order of the host mapping (low RAM,
+ * then RAM above 4 GiB): pages that are all zero are left as holes (the
+ * file is sparse where the filesystem allows), so that writing, reading
+ * and restoring cost what the guest has touched. */
 static int write_memory(int dfd, struct vm *vm, uint64_t *hash)
 {
-	*hash = hash_update(HASH_SEED ^ vm->ram_size, vm->ram, vm->ram_size);
-	return write_file(dfd, MEMORY, vm->ram, vm->ram_size);
+	int fd = openat(dfd, MEMORY, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	uint64_t h = HASH_SEED ^ vm->ram_size, npages = vm->ram_size / PAGE;
+	int ret = 0;
+	for (uint64_t i = 0; i < npages && ret == 0;) {
+		if (page_zero(vm->ram + i * PAGE)) {
+			i++;
+			continue;
+		}
+		uint64_t j = i; /* a run of pages with data, at most IO_CHUNK */
+		while (j < npages && (j - i) * PAGE < IO_CHUNK && !page_zero(vm->ram + j * PAGE)) {
+			h = hash_page(h, j, vm->ram + j * PAGE);
+			j++;
+		}
+		const uint8_t *p = vm->ram + i * PAGE;
+		size_t n = (size_t)((j - i) * PAGE);
+		off_t off = (off_t)(i * PAGE);
+		while (n > 0 && ret == 0) {
+			ssize_t w = pwrite(fd, p, n, off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				ret = w < 0 ? -errno : -EIO;
+			else {
+				p += w;
+				n -= (size_t)w;
+				off += w;
+			}
+		}
+		i = j;
+	}
+	if (ret == 0 && ftruncate(fd, (off_t)vm->ram_size) < 0)
+		ret = -errno;
+	if (ret == 0 && fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	*hash = h;
+	return ret;
+}
+
+/* The memory file into guest RAM (zeroed, as created): only pages with
+ * data are read (SEEK_DATA skips holes where the filesystem knows them)
+ * and only pages that are not all zero are copied, so that guest RAM the
+ * guest never touched stays untouched. Returns the checksum or sets *err. */
+static int read_memory(int fd, struct vm *vm, uint64_t *hash)
+{
+	uint64_t h = HASH_SEED ^ vm->ram_size, size = vm->ram_size;
+	uint8_t *buf = malloc(IO_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	int ret = 0;
+	off_t pos = 0;
+	while ((uint64_t)pos < size && ret == 0) {
+		off_t data = lseek(fd, pos, SEEK_DATA);
+		if (data < 0) {
+			if (errno != ENXIO) /* ENXIO: only a hole is left */
+				ret = -errno;
+			break;
+		}
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = (off_t)size;
+		data &= ~(off_t)(PAGE - 1);
+		for (off_t at = data; at < hole && ret == 0;) {
+			size_t n = (size_t)(hole - at) < IO_CHUNK ? (size_t)(hole - at) : IO_CHUNK;
+			n = (n + PAGE - 1) & ~(size_t)(PAGE - 1);
+			if ((uint64_t)at + n > size)
+				n = (size_t)(size - (uint64_t)at);
+			ssize_t r = pread(fd, buf, n, at);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < (ssize_t)n) {
+				ret = r < 0 ? -errno : -ENODATA;
+				break;
+			}
+			for (size_t o = 0; o < n; o += PAGE) {
+				if (page_zero(buf + o))
+					continue;
+				uint64_t index = ((uint64_t)at + o) / PAGE;
+				h = hash_page(h, index, buf + o);
+				memcpy(vm->ram + index * PAGE, buf + o, PAGE);
+			}
+			at += (off_t)n;
+		}
+		pos = hole;
+	}
+	free(buf);
+	*hash = h;
+	return ret;
 }
 
 static void remove_snapshot_dir(const char *dir)
@@ -592,13 +701,8 @@ int snapshot_apply(struct snapshot_image *img, struct vm *vm, char *err, size_t 
 		     " (truncated or of another memory size)", dir, size, vm->ram_size);
 		return -1;
 	}
-	uint64_t h = HASH_SEED ^ vm->ram_size;
-	int r = 0;
-	for (uint64_t off = 0; off < size && r == 0; off += IO_CHUNK) {
-		size_t len = size - off < IO_CHUNK ? (size_t)(size - off) : IO_CHUNK;
-		r = read_all(fd, vm->ram + off, len);
-		h = hash_update(h, vm->ram + off, len);
-	}
+	uint64_t h;
+	int r = read_memory(fd, vm, &h);
 	close(fd);
 	if (r < 0) {
 		fail(err, errlen, "snapshot %s: memory: %s", dir, strerror(-r));

@@ -115,7 +115,7 @@ int test_main(const struct rt_mbi *mbi)
 	uint32_t ticks = rt_cmdline_uint("ticks", 40);
 	uint32_t delay = rt_cmdline_uint("delay", 0x300000);
 	bool disk = rt_cmdline_uint("disk", 0) != 0;
-	RT_EXPECT(ncpus >= 1 && ncpus <= MAX_CPUS && ticks <= MAX_TICKS, "bad command line");
+	RT_EXPECT(ncpus >= 1 && ncpus <= MAX_CPUS && (!disk || ticks <= MAX_TICKS), "bad command line");
 
 	rt_set_handler(VEC_TIMER, on_timer);
 	rt_lapic_enable();
