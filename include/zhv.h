@@ -1085,9 +1085,11 @@ ZHV_MUST_CHECK zhv_status_t zhv_snapshot_add_vcpu(zhv_snapshot_t *snapshot, zhv_
 ZHV_MUST_CHECK zhv_status_t zhv_snapshot_reset(zhv_snapshot_t *snapshot);
 
 /* zhv_snapshot_reset_vcpu: put (vcpu) back to its state in the snapshot.
- * On the vCPU's thread, outside enter. Returns ZHV_OK; INVALID_ARGS (other
- * guest); NOT_FOUND (the vCPU was never added); BAD_STATE (other thread);
- * IO (KVM refused: the vCPU was put back as it was). */
+ * On the vCPU's thread, outside enter. It allocates nothing (the blob was
+ * checked and prepared when the vCPU was added), so it has no rollback:
+ * Returns ZHV_OK; INVALID_ARGS (other guest); NOT_FOUND (the vCPU was never
+ * added); BAD_STATE (other thread); IO (KVM refused part of the state,
+ * logged: the vCPU is then partly reset; reset it again or destroy it). */
 ZHV_MUST_CHECK zhv_status_t zhv_snapshot_reset_vcpu(zhv_snapshot_t *snapshot, zhv_vcpu_t *vcpu);
 
 /* zhv_snapshot_mark_dirty: tell the snapshot that the program wrote guest

@@ -73,6 +73,7 @@ struct snap_vcpu {
 	void *blob;
 	size_t len;
 	struct blob_view view;
+	struct vcpu_msrs_prepared msrs;
 };
 
 struct zhv_snapshot {
@@ -136,8 +137,10 @@ static void snapshot_free(zhv_snapshot_t *s)
 		free((void *)r->host);
 	}
 	free(s->regions);
-	for (size_t i = 0; i < s->nvcpus; i++)
+	for (size_t i = 0; i < s->nvcpus; i++) {
 		free(s->vcpus[i].blob);
+		vcpu_msrs_release(&s->vcpus[i].msrs);
+	}
 	free(s->vcpus);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -275,8 +278,11 @@ zhv_status_t zhv_snapshot_add_vcpu(zhv_snapshot_t *s, zhv_vcpu_t *v)
 		return ZHV_ERR_NO_MEMORY;
 	st = vcpu_blob_save(v, blob, ZHV_VCPU_BLOB_MAX, &len);
 	struct blob_view view;
+	struct vcpu_msrs_prepared msrs = {0};
 	if (st == ZHV_OK)
 		st = blob_check(blob, len, &view);
+	if (st == ZHV_OK)
+		st = vcpu_msrs_prepare(&view, &msrs);
 	if (st != ZHV_OK) {
 		free(blob);
 		return st;
@@ -288,6 +294,7 @@ zhv_status_t zhv_snapshot_add_vcpu(zhv_snapshot_t *s, zhv_vcpu_t *v)
 		if (!nv) {
 			pthread_mutex_unlock(&s->lock);
 			free(blob);
+			vcpu_msrs_release(&msrs);
 			return ZHV_ERR_NO_MEMORY;
 		}
 		memset(nv + s->nvcpus, 0, (n - s->nvcpus) * sizeof(*nv));
@@ -296,9 +303,11 @@ zhv_status_t zhv_snapshot_add_vcpu(zhv_snapshot_t *s, zhv_vcpu_t *v)
 	}
 	struct snap_vcpu *sv = &s->vcpus[v->apic_id];
 	free(sv->blob);
+	vcpu_msrs_release(&sv->msrs);
 	sv->blob = blob;
 	sv->len = len;
 	sv->view = view; /* points into blob */
+	sv->msrs = msrs;
 	pthread_mutex_unlock(&s->lock);
 	return ZHV_OK;
 }
@@ -353,15 +362,18 @@ zhv_status_t zhv_snapshot_reset_vcpu(zhv_snapshot_t *s, zhv_vcpu_t *v)
 	pthread_mutex_lock(&s->lock);
 	struct snap_vcpu *sv = v->apic_id < s->nvcpus ? &s->vcpus[v->apic_id] : NULL;
 	struct blob_view view;
+	struct vcpu_msrs_prepared msrs;
 	bool have = sv && sv->blob;
-	if (have)
+	if (have) {
 		view = sv->view;
+		msrs = sv->msrs;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (!have)
 		return ZHV_ERR_NOT_FOUND;
 	/* The blob stays while this vCPU's thread uses it: only this thread
 	 * replaces it (zhv_snapshot_add_vcpu runs on it too). */
-	return vcpu_blob_apply(v, &view);
+	return vcpu_blob_apply(v, &view, &msrs);
 }
 
 zhv_status_t zhv_snapshot_mark_dirty(zhv_snapshot_t *s, uint64_t gpa, uint64_t len)

@@ -257,8 +257,18 @@ zhv_status_t vcpu_blob_save(zhv_vcpu_t *vcpu, void *buf, size_t cap, size_t *len
 /* vcpu_blob_check_for: the checks of a blob (view, already parsed) that
  * need the vCPU: model and APIC ID. */
 zhv_status_t vcpu_blob_check_for(zhv_vcpu_t *vcpu, const struct blob_view *view);
+/* The MSRs of a checked blob as KVM_SET_MSRS takes them (the TSC deadline
+ * apart), made once so that applying a blob allocates nothing. */
+struct vcpu_msrs_prepared {
+	struct kvm_msrs *msrs;
+	uint64_t deadline;
+	bool have_deadline;
+};
+zhv_status_t vcpu_msrs_prepare(const struct blob_view *view, struct vcpu_msrs_prepared *p);
+void vcpu_msrs_release(struct vcpu_msrs_prepared *p);
 /* vcpu_blob_apply: set the state of a checked blob (no rollback). */
-zhv_status_t vcpu_blob_apply(zhv_vcpu_t *vcpu, const struct blob_view *view);
+zhv_status_t vcpu_blob_apply(zhv_vcpu_t *vcpu, const struct blob_view *view,
+                             const struct vcpu_msrs_prepared *msrs);
 /* vcpu_blob_restore: zhv_vcpu_restore without the thread check. */
 zhv_status_t vcpu_blob_restore(zhv_vcpu_t *vcpu, const void *buf, size_t len);
 /* vcpu_on_thread: true on the thread (vcpu) is bound to. */

@@ -174,74 +174,94 @@ zhv_status_t vcpu_blob_check_for(zhv_vcpu_t *v, const struct blob_view *view)
 	return ZHV_OK;
 }
 
-/* KVM_SET_MSRS of the blob's MSRs (without the TSC deadline, set last once
- * the LAPIC's timer mode is in place). An MSR KVM refuses is accepted only
- * if it already holds the blob's value. */
-static zhv_status_t apply_msrs(zhv_vcpu_t *v, const uint8_t *sec, uint64_t *deadline,
-                               bool *have_deadline)
+zhv_status_t vcpu_msrs_prepare(const struct blob_view *view, struct vcpu_msrs_prepared *p)
 {
+	const uint8_t *sec = view->sec[BLOB_SEC_MSRS];
 	uint32_t count;
 	memcpy(&count, sec, 4);
-	struct kvm_msr_entry *e = calloc(count + 1, sizeof(*e));
-	if (!e)
+	memset(p, 0, sizeof(*p));
+	p->msrs = calloc(1, sizeof(*p->msrs) + (size_t)(count + 1) * sizeof(struct kvm_msr_entry));
+	if (!p->msrs)
 		return ZHV_ERR_NO_MEMORY;
 	uint32_t n = 0;
-	*have_deadline = false;
 	for (uint32_t i = 0; i < count; i++) {
 		struct kvm_msr_entry x = {0};
 		memcpy(&x.index, sec + 8 + i * BLOB_MSR_ENTRY_SIZE, 4);
 		memcpy(&x.data, sec + 8 + i * BLOB_MSR_ENTRY_SIZE + 8, 8);
 		if (x.index == MSR_IA32_TSC_DEADLINE) {
-			*deadline = x.data;
-			*have_deadline = true;
+			p->deadline = x.data;
+			p->have_deadline = true;
 			continue;
 		}
-		e[n++] = x;
+		p->msrs->entries[n++] = x;
 	}
-	zhv_status_t st = ZHV_OK;
-	struct kvm_msrs *m = calloc(1, sizeof(*m) + sizeof(*e));
-	if (!m) {
-		free(e);
-		return ZHV_ERR_NO_MEMORY;
-	}
-	/* One ioctl for all in the usual case; KVM stops at the first MSR it
-	 * refuses, which is then checked and skipped. */
-	uint32_t i = 0;
-	struct kvm_msrs *all = calloc(1, sizeof(*all) + (size_t)n * sizeof(*e));
-	if (!all) {
-		st = ZHV_ERR_NO_MEMORY;
-		goto out;
-	}
+	p->msrs->nmsrs = n;
+	return ZHV_OK;
+}
+
+void vcpu_msrs_release(struct vcpu_msrs_prepared *p)
+{
+	free(p->msrs);
+	p->msrs = NULL;
+}
+
+/* KVM_SET_MSRS of all->entries[i..nmsrs) without copying: the 8 bytes in
+ * front of entries[i] (the value of entry i - 1) stand in for the header
+ * during the call. Returns what the ioctl returns. */
+static int set_msrs_from(zhv_vcpu_t *v, struct kvm_msrs *all, uint32_t n, uint32_t i)
+{
+	_Static_assert(sizeof(struct kvm_msrs) == 8, "kvm_msrs header is 8 bytes");
+	if (i == 0)
+		return zhv_ioctl(v->fd, KVM_SET_MSRS, all);
+	uint8_t *at = (uint8_t *)&all->entries[i] - sizeof(struct kvm_msrs);
+	uint8_t saved[8];
+	memcpy(saved, at, sizeof(saved));
+	struct kvm_msrs h = {.nmsrs = n - i};
+	memcpy(at, &h, sizeof(h));
+	int r = zhv_ioctl(v->fd, KVM_SET_MSRS, at);
+	memcpy(at, saved, sizeof(saved));
+	return r;
+}
+
+/* KVM_SET_MSRS of the prepared MSRs (without the TSC deadline, set last
+ * once the LAPIC's timer mode is in place), in one ioctl when KVM takes
+ * them all. KVM stops at the first MSR it refuses; that one is accepted
+ * only if it already holds the blob's value, and the rest go on. No
+ * allocation (a reset loop runs this every time). */
+static zhv_status_t apply_msrs(zhv_vcpu_t *v, struct kvm_msrs *all)
+{
+	uint32_t n = all->nmsrs, i = 0;
 	while (i < n) {
-		all->nmsrs = n - i;
-		memcpy(all->entries, e + i, (size_t)(n - i) * sizeof(*e));
-		int r = zhv_ioctl(v->fd, KVM_SET_MSRS, all);
+		int r = set_msrs_from(v, all, n, i);
 		if (r < 0) {
 			zhv_log(ZHV_LOG_ERROR, "vcpu %u: KVM_SET_MSRS: %s", v->id, strerror(-r));
-			st = ZHV_ERR_IO;
-			break;
+			return ZHV_ERR_IO;
 		}
 		i += (uint32_t)r;
 		if (i >= n)
 			break;
-		m->nmsrs = 1;
-		m->entries[0] = (struct kvm_msr_entry){.index = e[i].index};
-		if (zhv_ioctl(v->fd, KVM_GET_MSRS, m) != 1 || m->entries[0].data != e[i].data) {
-			zhv_log(ZHV_LOG_ERROR, "vcpu %u: KVM refuses MSR %#x = %#llx", v->id,
-			        e[i].index, (unsigned long long)e[i].data);
-			st = ZHV_ERR_IO;
-			break;
+		const struct kvm_msr_entry *e = &all->entries[i];
+		union {
+			struct kvm_msrs h;
+			uint8_t buf[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+		} one;
+		memset(&one, 0, sizeof(one));
+		one.h.nmsrs = 1;
+		one.h.entries[0].index = e->index;
+		if (zhv_ioctl(v->fd, KVM_GET_MSRS, &one) != 1 || one.h.entries[0].data != e->data) {
+			zhv_log(ZHV_LOG_ERROR, "vcpu %u: KVM refuses MSR %#x = %#llx", v->id, e->index,
+			        (unsigned long long)e->data);
+			return ZHV_ERR_IO;
 		}
+		zhv_log(ZHV_LOG_DEBUG, "vcpu %u: KVM refuses to write MSR %#x; it holds the value",
+		        v->id, e->index);
 		i++;
 	}
-	free(all);
-out:
-	free(m);
-	free(e);
-	return st;
+	return ZHV_OK;
 }
 
-zhv_status_t vcpu_blob_apply(zhv_vcpu_t *v, const struct blob_view *view)
+zhv_status_t vcpu_blob_apply(zhv_vcpu_t *v, const struct blob_view *view,
+                             const struct vcpu_msrs_prepared *msrs)
 {
 	zhv_status_t st = vcpu_complete_pending(v);
 	if (st != ZHV_OK)
@@ -259,14 +279,21 @@ zhv_status_t vcpu_blob_apply(zhv_vcpu_t *v, const struct blob_view *view)
 		st = SET(v, KVM_SET_XSAVE, view->sec[BLOB_SEC_XSAVE]);
 	if (st == ZHV_OK)
 		st = SET(v, KVM_SET_LAPIC, view->sec[BLOB_SEC_LAPIC]);
-	uint64_t deadline = 0;
-	bool have_deadline = false;
 	if (st == ZHV_OK)
-		st = apply_msrs(v, view->sec[BLOB_SEC_MSRS], &deadline, &have_deadline);
-	if (st == ZHV_OK && have_deadline) {
-		struct kvm_msr_entry d = {.index = MSR_IA32_TSC_DEADLINE, .data = deadline};
-		if (vcpu_msrs_each(v, KVM_SET_MSRS, &d, 1, false) != 0)
+		st = apply_msrs(v, msrs->msrs);
+	if (st == ZHV_OK && msrs->have_deadline) {
+		union {
+			struct kvm_msrs h;
+			uint8_t buf[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+		} d;
+		memset(&d, 0, sizeof(d));
+		d.h.nmsrs = 1;
+		d.h.entries[0].index = MSR_IA32_TSC_DEADLINE;
+		d.h.entries[0].data = msrs->deadline;
+		if (zhv_ioctl(v->fd, KVM_SET_MSRS, &d) != 1) {
+			zhv_log(ZHV_LOG_ERROR, "vcpu %u: KVM refuses the TSC deadline", v->id);
 			st = ZHV_ERR_IO;
+		}
 	}
 	if (st == ZHV_OK && view->sec[BLOB_SEC_DEBUGREGS])
 		st = SET(v, KVM_SET_DEBUGREGS, view->sec[BLOB_SEC_DEBUGREGS]);
@@ -302,14 +329,20 @@ zhv_status_t vcpu_blob_restore(zhv_vcpu_t *v, const void *buf, size_t len)
 		return ZHV_ERR_NO_MEMORY;
 	size_t old_len = 0;
 	st = vcpu_blob_save(v, old, ZHV_VCPU_BLOB_MAX, &old_len);
+	struct vcpu_msrs_prepared pm = {0}, pback = {0};
+	if (st == ZHV_OK)
+		st = vcpu_msrs_prepare(&view, &pm);
 	if (st == ZHV_OK) {
-		st = vcpu_blob_apply(v, &view);
+		st = vcpu_blob_apply(v, &view, &pm);
 		struct blob_view back;
 		if (st != ZHV_OK && blob_check(old, old_len, &back) == ZHV_OK &&
-		    vcpu_blob_apply(v, &back) != ZHV_OK)
+		    (vcpu_msrs_prepare(&back, &pback) != ZHV_OK ||
+		     vcpu_blob_apply(v, &back, &pback) != ZHV_OK))
 			zhv_log(ZHV_LOG_ERROR, "vcpu %u: restore failed and the previous state "
 			        "could not be put back", v->id);
 	}
+	vcpu_msrs_release(&pm);
+	vcpu_msrs_release(&pback);
 	free(old);
 	return st;
 }
