@@ -158,13 +158,13 @@ check "ctl: no such socket: status 8 and a message" \
 "$ZHV" ctl "$T/nothing.sock" frobnicate >"$T/out" 2>"$T/err"
 status=$?
 check "ctl: unknown command: status 2 and a message" \
-	eval 'status_is 2 && err_has "unknown command"'
+	eval 'status_is 2 && err_has "zhv ctl: unknown command"'
 "$ZHV" ctl "$T/nothing.sock" >"$T/out" 2>"$T/err"
 status=$?
-check "ctl: missing command: status 2" status_is 2
+check "ctl: missing command: status 2" eval 'status_is 2 && err_has "zhv ctl: missing COMMAND"'
 "$ZHV" ctl "$T/nothing.sock" snapshot >"$T/out" 2>"$T/err"
 status=$?
-check "ctl: snapshot without DIR: status 2" status_is 2
+check "ctl: snapshot without DIR: status 2" eval 'status_is 2 && err_has "zhv ctl: usage"'
 start_bg "$T/e.out" run --memory $MEM --control "$SOCK" --cmdline "ticks=200" "$K/snap_count.elf"
 wait_for "$T/e.out" "counting"
 CTL snapshot "/nonexistent-dir/x/snap" >"$T/out" 2>"$T/err"
