@@ -344,9 +344,15 @@ static int machine_describe(struct options *o, struct snapshot_machine *m, char 
 	m->ndisks = b->ndisks;
 	for (size_t i = 0; i < b->ndisks; i++) {
 		static char paths[SNAPSHOT_MAX_DISKS][PATH_MAX];
-		if (!realpath(b->disks[i].path, paths[i])) {
-			/* (board_create reports a missing disk in its own words) */
-			snprintf(paths[i], sizeof(paths[i]), "%s", b->disks[i].path);
+		/* Absolute, but not resolved (symlinks stay): the disk's id
+		 * (its file name, virtio-blk GET_ID) stays the same. */
+		const char *p = b->disks[i].path;
+		char cwd[PATH_MAX];
+		int n = p[0] == '/' ? snprintf(paths[i], sizeof(paths[i]), "%s", p) :
+		        getcwd(cwd, sizeof(cwd)) ? snprintf(paths[i], sizeof(paths[i]), "%s/%s", cwd, p) : -1;
+		if (n < 0 || (size_t)n >= sizeof(paths[i])) {
+			snprintf(err, errlen, "--control: disk %s: cannot make its path absolute", p);
+			return -1;
 		}
 		m->disks[i].path = paths[i];
 		m->disks[i].read_only = b->disks[i].read_only;
