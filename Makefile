@@ -34,8 +34,8 @@ LDLIBS   += -pthread
 LIB_SRCS := lib/status.c lib/log.c lib/time.c lib/id_alloc.c lib/irq_tracker.c \
             lib/trap_map.c lib/port.c lib/guest.c lib/memory.c lib/vcpu.c \
             lib/x86/decode.c lib/x86/cpuid.c lib/x86/msr.c lib/x86/exit.c \
-            lib/x86/emulate.c lib/x86/vcpu_state.c lib/x86/vcpu_snapshot.c lib/vcpu_blob.c \
-            lib/snapshot.c
+            lib/x86/emulate.c lib/x86/vcpu_state.c lib/x86/vcpu_snapshot.c lib/vcpu_blob.c lib/snapshot.c \
+            lib/host.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBZHV   := $(BUILD)/libzhv.a
 
@@ -55,6 +55,7 @@ TOOL_BINS   := $(BUILD)/tools/cpuid_report
 -include vmm/build.mk
 -include bench/build.mk
 -include fuzz/build.mk
+-include mk/install.mk
 
 # ThreadSanitizer cannot link statically: the start-up benchmark's
 # harness is then dynamic, as under ASan (bench/build.mk).
@@ -120,13 +121,12 @@ run: all $(RUN_DISK)
 		tools/kvm-in-qemu.sh -- $(VMM_BIN) run --cpus 4 --memory 64M --disk $(RUN_DISK) $(GUEST_ELF); \
 	fi
 
-# The Debian packages the build and tests need (run as root or with sudo).
+# The Debian packages the build, tests and packaging need (tools/deps.sh:
+# apt-get as root, through sudo for any other user).
 deps:
-	apt-get update
-	apt-get install -y build-essential libzydis-dev libseccomp-dev libcmocka-dev libtsan2 \
-		qemu-system-x86 clang libclang-rt-dev
+	tools/deps.sh
 
 clean:
-	rm -rf build build-san build-tsan build-fuzz
+	rm -rf build build-san build-tsan build-fuzz build-deb
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -2,6 +2,7 @@
  * builds identity page tables, runs 31 bytes of 64-bit guest code that
  * prints a string through an IO trap on port 0x3f8, and stops at a MEM
  * trap. Built with the project (make) and shown in the README. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c11 */
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>

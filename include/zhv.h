@@ -225,6 +225,36 @@ void zhv_set_log(zhv_log_fn fn, void *opaque, zhv_log_level_t max_level);
 zhv_status_t zhv_preload(void);
 
 /* ------------------------------------------------------------------------ */
+/* The host.                                                                 */
+
+/* How the host's KVM runs guests. */
+typedef enum zhv_host_virt {
+	ZHV_HOST_VIRT_UNKNOWN = 0,  /* /dev/kvm works, but no known KVM module is loaded */
+	ZHV_HOST_VIRT_VMX = 1,      /* hardware: Intel VT-x (kvm_intel) */
+	ZHV_HOST_VIRT_SVM = 2,      /* hardware: AMD-V (kvm_amd) */
+	ZHV_HOST_VIRT_KVM_PVM = 3,  /* kvm_pvm: shadow paging, guest CPL0 code emulated */
+} zhv_host_virt_t;
+
+typedef struct zhv_host_info {
+	char cpu_vendor[13];     /* CPUID leaf 0's vendor, e.g. "AuthenticAMD" */
+	bool kvm_usable;         /* /dev/kvm opened read-write, API version 12 */
+	int kvm_errno;           /* why not, if !kvm_usable: open()'s errno, or 0 */
+	int kvm_api_version;     /* KVM_GET_API_VERSION, or -1 if /dev/kvm did not open */
+	zhv_host_virt_t virt;    /* meaningful when kvm_usable */
+} zhv_host_info_t;
+
+/* zhv_host_query: what this host offers: the CPU vendor, whether /dev/kvm
+ * can be used, KVM's API version and kind. Any thread; opens /dev/kvm and
+ * closes it again, reads /sys/module. Returns ZHV_OK with (*info) filled
+ * whether or not KVM is usable (kvm_usable says); ZHV_ERR_INVALID_ARGS if
+ * (info) is NULL. */
+zhv_status_t zhv_host_query(zhv_host_info_t *info);
+
+/* zhv_host_virt_string: a short description of (virt), e.g. "hardware
+ * virtualization (AMD-V)" or "kvm_pvm". Never NULL. */
+const char *zhv_host_virt_string(zhv_host_virt_t virt);
+
+/* ------------------------------------------------------------------------ */
 /* Time.                                                                     */
 
 /* Absolute CLOCK_MONOTONIC time in nanoseconds. */

@@ -244,6 +244,11 @@ static int devices_create(struct board *b, const struct board_config *cfg, char 
 		fail(err, errlen, "virtio-rng: %s", strerror(-ret));
 		return ret;
 	}
+	/* Opt-in, after the others: their slots stay where they were. */
+	if (cfg->virtio_console && (ret = virtio_console_create(vm, cfg->virtio_console)) < 0) {
+		fail(err, errlen, "virtio-console: %s", strerror(-ret));
+		return ret;
+	}
 	/* After the virtio functions, whose slots stay where they were. */
 	if (cfg->pci_testdev && (ret = create_all(vm, &pci_testdev_device, 1, err, errlen)) < 0)
 		return ret;

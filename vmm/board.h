@@ -26,6 +26,7 @@ struct board_config {
 	bool debug_exit;    /* isa-debug-exit at port 0xf4 (else the port is unclaimed) */
 	bool pc_testdev;    /* QEMU's pc-testdev (else its ports and MMIO are unclaimed) */
 	bool pci_testdev;   /* QEMU's pci-testdev on PCI bus 0 */
+	FILE *virtio_console; /* --console virtio: a virtio console (hvc0) writing here; NULL: none */
 	const struct board_disk *disks;
 	size_t ndisks;
 	const char *const *net_taps;

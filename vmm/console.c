@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "dev/virtio_pci.h"
 #include "devices.h"
 #include "vm.h"
 
@@ -124,7 +125,23 @@ bool console_init(void)
 	return true;
 }
 
-/* Copy (buf) to the UART, acting on Ctrl-A sequences when on a terminal.
+/* --console virtio: input goes to the virtio console, not COM1. */
+static bool input_to_virtio;
+
+void console_to_virtio(bool on)
+{
+	input_to_virtio = on;
+}
+
+static void deliver(const uint8_t *buf, size_t n)
+{
+	if (input_to_virtio)
+		virtio_console_input(buf, n);
+	else
+		uart16550_input(input.com1, buf, n);
+}
+
+/* Copy (buf) to the guest's console, acting on Ctrl-A sequences when on a terminal.
  * Returns false once the user asked to quit. */
 static bool forward(const uint8_t *buf, size_t len, bool *escape)
 {
@@ -136,7 +153,7 @@ static bool forward(const uint8_t *buf, size_t len, bool *escape)
 			*escape = false;
 			if (c == 'x' || c == 'X') {
 				if (n)
-					uart16550_input(input.com1, out, n);
+					deliver(out, n);
 				/* The exit first: a stalled terminal may drop
 				 * the message but cannot hold the quit. */
 				vm_request_exit(input.vm, VM_EXIT_POWEROFF, 0);
@@ -151,12 +168,12 @@ static bool forward(const uint8_t *buf, size_t len, bool *escape)
 		}
 		out[n++] = c;
 		if (n >= sizeof(out) - 1) {
-			uart16550_input(input.com1, out, n);
+			deliver(out, n);
 			n = 0;
 		}
 	}
 	if (n)
-		uart16550_input(input.com1, out, n);
+		deliver(out, n);
 	return true;
 }
 

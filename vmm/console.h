@@ -28,6 +28,10 @@ void console_restore(void);
  * a negative errno-style value. */
 int console_start(struct vm *vm, struct uart *com1);
 
+/* console_to_virtio: send input to the virtio console (virtio_console_input,
+ * --console virtio) instead of COM1. Main thread, before console_start. */
+void console_to_virtio(bool on);
+
 /* console_stop: stop and join the input thread (no-op if not started). */
 void console_stop(void);
 

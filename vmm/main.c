@@ -54,6 +54,9 @@ static const char usage_text[] =
 	"                           shared with ,ro, else for this disk alone\n"
 	"      --net tap=NAME       virtio-net on host tap device NAME (repeatable)\n"
 	"      --serial MODE        COM1 output: stdio (default), file:PATH or none\n"
+	"      --console DEV        where the terminal's input goes: serial (COM1,\n"
+	"                           the default) or virtio (a virtio console, Linux's\n"
+	"                           hvc0, its output on stdout)\n"
 	"      --debug-exit         isa-debug-exit at port 0xf4: the guest writing V\n"
 	"                           there ends the run with status (V << 1) | 1\n"
 	"      --test-device NAME   one of QEMU's test devices (repeatable):\n"
@@ -69,7 +72,7 @@ static const char usage_text[] =
 	"      --no-sandbox         run without the seccomp sandbox (for debugging); by\n"
 	"                           default a forbidden system call ends the run (10)\n"
 	"  -h, --help               show this help\n"
-	"  -V, --version            print the version\n"
+	"  -V, --version            print the version and the KVM found\n"
 	"\n"
 	"On a terminal, Ctrl-A x quits (exit status 0); Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"\n"
@@ -89,6 +92,7 @@ static const char usage_text[] =
 struct options {
 	struct board_config board;
 	const char *serial;
+	bool virtio_console; /* --console virtio */
 	struct boot_module modules[MAX_LIST];
 	struct board_disk disks[MAX_LIST];
 	const char *nets[MAX_LIST];
@@ -155,7 +159,7 @@ static uint64_t host_ram(void)
 
 static void parse_run(int argc, char **argv, struct options *o)
 {
-	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL,
+	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL, OPT_CONSOLE,
 	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT, OPT_NO_SANDBOX, OPT_TEST_DEVICE,
 	       OPT_CONTROL, OPT_RESTORE };
 	static const struct option longopts[] = {
@@ -167,6 +171,7 @@ static void parse_run(int argc, char **argv, struct options *o)
 		{"disk", required_argument, NULL, OPT_DISK},
 		{"net", required_argument, NULL, OPT_NET},
 		{"serial", required_argument, NULL, OPT_SERIAL},
+		{"console", required_argument, NULL, OPT_CONSOLE},
 		{"debug-io", no_argument, NULL, OPT_DEBUG_IO},
 		{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 		{"test-device", required_argument, NULL, OPT_TEST_DEVICE},
@@ -271,6 +276,14 @@ static void parse_run(int argc, char **argv, struct options *o)
 				usage_error("--serial '%s': expected stdio, file:PATH or none", optarg);
 			o->serial = optarg;
 			break;
+		case OPT_CONSOLE:
+			if (strcmp(optarg, "serial") == 0)
+				o->virtio_console = false;
+			else if (strcmp(optarg, "virtio") == 0)
+				o->virtio_console = true;
+			else
+				usage_error("--console '%s': expected serial or virtio", optarg);
+			break;
 		case OPT_DEBUG_IO:
 			b->debug_io = true;
 			break;
@@ -337,6 +350,7 @@ static int machine_describe(struct options *o, struct snapshot_machine *m, char 
 	m->debug_exit = b->debug_exit;
 	m->pc_testdev = b->pc_testdev;
 	m->pci_testdev = b->pci_testdev;
+	m->virtio_console = o->virtio_console;
 	if (b->ndisks > SNAPSHOT_MAX_DISKS) {
 		snprintf(err, errlen, "--control: at most %d disks", SNAPSHOT_MAX_DISKS);
 		return -1;
@@ -498,6 +512,7 @@ static int cmd_run(int argc, char **argv)
 		cfg->debug_exit = img.m.debug_exit;
 		cfg->pc_testdev = img.m.pc_testdev;
 		cfg->pci_testdev = img.m.pci_testdev;
+		o.virtio_console = img.m.virtio_console;
 		cfg->ndisks = img.m.ndisks;
 		for (size_t i = 0; i < img.m.ndisks; i++)
 			o.disks[i] = img.m.disks[i];
@@ -533,6 +548,8 @@ static int cmd_run(int argc, char **argv)
 			return ZHV_EXIT_LOAD;
 		cfg->serial = serial_file;
 	}
+	if (o.virtio_console)
+		cfg->virtio_console = stdout;
 	if (pipe(wake_pipe) < 0) {
 		perror("zhv: pipe");
 		return ZHV_EXIT_FATAL;
@@ -562,7 +579,10 @@ static int cmd_run(int argc, char **argv)
 		vcpus_set_restore(g_vcpus, img.vcpu_blobs, img.vcpu_lens, &img.clock);
 	vm->on_exit = on_vm_exit;
 
-	bool tty = serial_stdio && console_init();
+	/* The terminal is the guest's console: COM1's (--serial stdio) or
+	 * the virtio console's (--console virtio). */
+	bool term_console = serial_stdio || o.virtio_console;
+	bool tty = term_console && console_init();
 	install_signal_handlers(tty);
 
 	ret = vcpus_start(g_vcpus, &board.boot, err, sizeof(err));
@@ -581,7 +601,8 @@ static int cmd_run(int argc, char **argv)
 		sandbox_allow_control();
 	/* Input after the vCPUs: the guest starts a little sooner, and
 	 * bytes typed meanwhile wait in the terminal or pipe. */
-	if (serial_stdio && (ret = console_start(vm, board.com1)) < 0)
+	console_to_virtio(o.virtio_console);
+	if (term_console && (ret = console_start(vm, board.com1)) < 0)
 		fprintf(stderr, "zhv: console input: %s (continuing without)\n", strerror(-ret));
 	int killed_by = 0; /* the termination signal that ended the run */
 	/* Set-up is done: the sandbox goes on, then the vCPUs run (vmm/sandbox.h). */
@@ -630,6 +651,27 @@ static int cmd_run(int argc, char **argv)
 	return status;
 }
 
+/* zhv --version: the version, then the KVM this host offers. Status 0
+ * whether or not there is one. */
+static int print_version(void)
+{
+	printf("zhv %s\n", ZHV_VERSION_STRING);
+	zhv_host_info_t h;
+	if (zhv_host_query(&h) != ZHV_OK) {
+		printf("KVM: unknown\n");
+		return 0;
+	}
+	if (h.kvm_usable)
+		printf("KVM: /dev/kvm, API version %d, %s\n", h.kvm_api_version,
+		       zhv_host_virt_string(h.virt));
+	else if (h.kvm_api_version >= 0)
+		printf("KVM: /dev/kvm has API version %d, not %d: not usable\n", h.kvm_api_version, 12);
+	else
+		printf("KVM: none (/dev/kvm: %s)\n", strerror(h.kvm_errno));
+	printf("CPU vendor: %s\n", h.cpu_vendor);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -641,10 +683,8 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
-	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
-		printf("zhv %s\n", ZHV_VERSION_STRING);
-		return 0;
-	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version"))
+		return print_version();
 	if (!strcmp(cmd, "ctl")) {
 		argv[1] = "zhv ctl";
 		return control_client(argc - 1, argv + 1);

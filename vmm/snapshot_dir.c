@@ -301,6 +301,7 @@ static int manifest_text(char *buf, size_t cap, const struct snapshot_machine *m
 	ADD("debug-exit %d\n", m->debug_exit);
 	ADD("pc-testdev %d\n", m->pc_testdev);
 	ADD("pci-testdev %d\n", m->pci_testdev);
+	ADD("virtio-console %d\n", m->virtio_console);
 	ADD("disks %zu\n", m->ndisks);
 	for (size_t i = 0; i < m->ndisks; i++)
 		ADD("disk %s %s\n", m->disks[i].read_only ? "ro" : "rw", m->disks[i].path);
@@ -536,7 +537,7 @@ static int parse_manifest(struct snapshot_image *img, size_t len, char *err, siz
 	(void)l;
 	struct snapshot_machine *m = &img->m;
 	const char *bad = NULL;
-	uint64_t de, pc, pci, nd;
+	uint64_t de, pc, pci, vc, nd;
 	if (!key_u64(next_line(&cur), "cpus", &v) || v < 1 || v > 255)
 		bad = "cpus";
 	else if ((m->ncpus = (unsigned)v), !key_u64(next_line(&cur), "memory", &m->mem_size) ||
@@ -548,12 +549,15 @@ static int parse_manifest(struct snapshot_image *img, size_t len, char *err, siz
 		bad = "pc-testdev";
 	else if (!key_u64(next_line(&cur), "pci-testdev", &pci) || pci > 1)
 		bad = "pci-testdev";
+	else if (!key_u64(next_line(&cur), "virtio-console", &vc) || vc > 1)
+		bad = "virtio-console";
 	else if (!key_u64(next_line(&cur), "disks", &nd) || nd > SNAPSHOT_MAX_DISKS)
 		bad = "disks";
 	if (!bad) {
 		m->debug_exit = de;
 		m->pc_testdev = pc;
 		m->pci_testdev = pci;
+		m->virtio_console = vc;
 		m->ndisks = nd;
 		for (size_t i = 0; i < nd && !bad; i++) {
 			l = next_line(&cur);

@@ -19,6 +19,7 @@ struct snapshot_machine {
 	unsigned ncpus;
 	uint64_t mem_size;
 	bool debug_exit, pc_testdev, pci_testdev;
+	bool virtio_console; /* --console virtio */
 	size_t ndisks;
 	struct board_disk disks[SNAPSHOT_MAX_DISKS]; /* paths point into (text) */
 	size_t nnets;       /* TAP devices: a machine with any cannot be saved */

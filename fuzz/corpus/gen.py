@@ -341,3 +341,47 @@ put("trap_map", "mem-io-bell",
     tm(0, 0, 0x2000, 0x1000) + tm(0, 2, 0x3F8, 8) + tm(0, 2, 0xFFF8, 8) +
     tm(0x80, 0, 0x8000, 0x1000) + tm(1, 1, 0x1FFF, 0) + tm(1, 0, 0x2000, 0) +
     tm(1, 2, 0x3FF, 0) + tm(1, 2, 0x400, 0) + tm(1, 3, 0, 0))
+
+# ---- snapshot: byte 0 picks the section (creation order in fuzz/snapshot.c), then -----
+# ---- the section as a fresh device saves it ------------------------------------------
+
+put("snapshot", "ioapic", bytes([0]) + le32(0) * 3 + le64(0x10000) * 24 + le32(0) * 24)
+put("snapshot", "pic", bytes([1]) + b"".join(
+    bytes([0, 0, 0xFF, vb, 0, 0, 0, 0]) + bytes(7) for vb in (0x08, 0x70)))
+put("snapshot", "pit", bytes([2]) + b"".join(
+    le32(0x10000) + bytes([0, 0, 0, gate, 0, 1]) + le64(0) * 2 + bytes(5) + le16(0) + bytes(2)
+    for gate in (1, 1, 0)) + bytes([0, 0, 0]) + le64(0) * 2)
+cmos = bytearray(128)
+cmos[0x0A], cmos[0x0B], cmos[0x0D] = 0x26, 0x02, 0x80
+put("snapshot", "rtc", bytes([3]) + bytes(cmos) + bytes([0]) + le64(0) * 2 + le32(0) * 7 + le64(0))
+put("snapshot", "i8042", bytes([4, 0x65, 0x03, 0x00, 1, 0, 2, 0x55, 0, 0x42, 1]))
+put("snapshot", "fw_cfg", bytes([5]) + le16(0x0003) + le32(2))
+put("snapshot", "pc-testdev", bytes([6]) + le32(0x12345678) + le32(1 << 4) + bytes(0x10000))
+put("snapshot", "pci-testdev", bytes([8, 4]) + le32(3) * 6)
+put("snapshot", "acpi", bytes([9]) + le16(0x0400) + le16(0x0400) + le16(0x0003) + le64(10**9))
+put("snapshot", "uart", bytes([10, 0x0F, 0x03, 0x1F, 0x5A, 0x0C, 0, 0xC1, 0x03, 1, 1]) +
+    le16(3) + b"abc")
+
+
+def virtio_section(nq, qs, config, ready_at=None):
+    """A virtio device's transport as a fresh device saves it; with
+    ready_at, its queues enabled (DRIVER_OK) with rings from that GPA."""
+    s = le64((1 << 32) | (1 << 28))                     # offered: VERSION_1, INDIRECT_DESC
+    s += le64((1 << 32) if ready_at is not None else 0)  # accepted
+    s += le32(0) + le32(0) + le16(0xFFFF) + le16(0)
+    s += bytes([0x0F if ready_at is not None else 0, 0, 0, 0, 0]) + le32(0) + bytes([nq])
+    for q in range(nq):
+        if ready_at is None:
+            s += le16(qs) + le64(0) * 3 + bytes([0, 0]) + le16(0) + le16(0)
+        else:
+            base = ready_at + q * 0x4000
+            s += le16(qs) + le64(base) + le64(base + 0x1000) + le64(base + 0x2000)
+            s += bytes([1, 0]) + le16(3) + le16(3)
+        s += le16(0xFFFF)
+    s += bytes([nq + 1]) + (le32(0) * 3 + le32(1)) * (nq + 1)
+    return s + le16(len(config)) + bytes(config)
+
+
+put("snapshot", "virtio-rng", bytes([14]) + virtio_section(1, 64, b""))
+put("snapshot", "virtio-rng-running", bytes([14]) + virtio_section(1, 64, b"", 0x100000))
+put("snapshot", "virtio-console", bytes([15]) + virtio_section(2, 64, bytes(12)) + le16(2) + b"hi")

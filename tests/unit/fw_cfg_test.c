@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "../../vmm/dev/fw_cfg.c"
+#include "snap_util.h"
 
 int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
                  bus_access_fn fn, void *opaque, const char *name)
@@ -104,12 +105,43 @@ static void test_unknown_keys_read_zero(void **state)
 	assert_int_equal(d[0], 3);
 }
 
+/* The selected key and the offset in it save and load into a fresh
+ * device, which reads on from there; an offset past the item is refused. */
+static void test_snapshot(void **state)
+{
+	(void)state;
+	struct vm *va = &test_vm;
+	select_key(FW_CFG_RAM_SIZE);
+	assert_int_equal(read_le(3), 0x789000);
+	struct snap_writer w;
+	snapt_save(va, "fw_cfg", &w);
+	assert_int_equal(w.len, 6);
+	setup(NULL);
+	struct vm *vb = &test_vm;
+	snapt_check_bad_lengths(vb, "fw_cfg", w.buf, w.len, 0);
+	snapt_check_bad_byte(vb, "fw_cfg", w.buf, w.len, 2, 9, 0); /* offset 9 of 8 bytes */
+	assert_int_equal(snapt_load(vb, "fw_cfg", w.buf, w.len), 0);
+	snap_writer_free(&w);
+	assert_int_equal(read_le(5), 0x123456);
+	nvms = (unsigned)(va - vms) + 1;
+	assert_int_equal(read_le(5), 0x123456);
+	/* An unknown key: any offset within its (empty) item, i.e. 0. */
+	select_key(0x4242);
+	snapt_save(va, "fw_cfg", &w);
+	snapt_check_bad_byte(vb, "fw_cfg", w.buf, w.len, 2, 1, 0);
+	assert_int_equal(snapt_load(vb, "fw_cfg", w.buf, w.len), 0);
+	snap_writer_free(&w);
+	nvms = (unsigned)(vb - vms) + 1;
+	assert_int_equal(read_le(4), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_signature, setup),
 		cmocka_unit_test_setup(test_id_cpus_ram, setup),
 		cmocka_unit_test_setup(test_unknown_keys_read_zero, setup),
+		cmocka_unit_test_setup(test_snapshot, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

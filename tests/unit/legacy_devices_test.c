@@ -13,6 +13,7 @@
 #include "../../vmm/dev/pic.c"
 #include "../../vmm/dev/pit.c"
 #include "../../vmm/dev/rtc.c"
+#include "snap_util.h"
 
 /* ---- stubs (the PIT and RTC threads call in concurrently) --------------------- */
 
@@ -582,6 +583,260 @@ static void test_legacy_ports(void **state)
 
 /* ---- teardown ------------------------------------------------------------------ */
 
+/* ---- snapshot sections ---------------------------------------------------- */
+
+static uint8_t inb_on(struct vm *vm, uint16_t port)
+{
+	return (uint8_t)snapt_io(&vm->io_bus, port, false, 0, 1);
+}
+
+static void outb_on(struct vm *vm, uint16_t port, uint8_t v)
+{
+	snapt_io(&vm->io_bus, port, true, v, 1);
+}
+
+/* Save (name) of (va), check that damaged copies are refused by a fresh
+ * machine's (vb) (which they leave as it was), load it there and check
+ * that the loaded device saves the same bytes but its last (skip). */
+static void snap_transfer(struct vm *va, struct vm *vb, const char *name,
+                          struct snap_writer *w, size_t skip)
+{
+	snapt_save(va, name, w);
+	snapt_check_bad_lengths(vb, name, w->buf, w->len, skip);
+	assert_int_equal(snapt_load(vb, name, w->buf, w->len), 0);
+	struct snap_writer w2;
+	snapt_save(vb, name, &w2);
+	assert_int_equal(w2.len, w->len);
+	assert_memory_equal(w2.buf, w->buf, w->len - skip);
+	snap_writer_free(&w2);
+}
+
+static void test_pic_snapshot(void **state)
+{
+	(void)state;
+	struct vm *va = &test_vm;
+	assert_int_equal(pic_create(va), 0);
+	static const uint16_t seq[][2] = {
+		{0x20, 0x11}, {0x21, 0x20}, {0x21, 0x04}, {0x21, 0x01}, /* master: ICW1-4 */
+		{0x21, 0xFB}, {0x20, 0x0B}, {0x20, 0xC3},               /* mask, read ISR, priority */
+		{0xA0, 0x11}, {0xA1, 0x28}, {0xA1, 0x02},               /* slave: waits for ICW4 */
+		{0x4D0, 0x20}, {0x4D1, 0x0C},
+	};
+	for (unsigned i = 0; i < sizeof(seq) / sizeof(seq[0]); i++)
+		outb_on(va, seq[i][0], (uint8_t)seq[i][1]);
+	setup(NULL);
+	struct vm *vb = &test_vm;
+	assert_int_equal(pic_create(vb), 0);
+	struct snap_writer w;
+	snap_transfer(va, vb, "pic", &w, 0);
+	snapt_check_bad_byte(vb, "pic", w.buf, w.len, 3, 0x21, 0);  /* vector base */
+	snapt_check_bad_byte(vb, "pic", w.buf, w.len, 5, 0x01, 0);  /* ELCR of IRQ 0 */
+	snapt_check_bad_byte(vb, "pic", w.buf, w.len, 6, 8, 0);     /* priority */
+	snapt_check_bad_byte(vb, "pic", w.buf, w.len, 15 + 7, 4, 0); /* slave's init step */
+	snapt_check_bad_byte(vb, "pic", w.buf, w.len, 8, 2, 0);     /* a bool */
+	snap_writer_free(&w);
+	/* The same answers, and the same for what comes next: the slave's
+	 * ICW4, a poll. */
+	struct vm *m[2] = {va, vb};
+	uint8_t v[2][8];
+	for (unsigned n = 0; n < 2; n++) {
+		v[n][0] = inb_on(m[n], 0x20);
+		v[n][1] = inb_on(m[n], 0x21);
+		v[n][2] = inb_on(m[n], 0x4D0);
+		v[n][3] = inb_on(m[n], 0x4D1);
+		outb_on(m[n], 0xA1, 0x01); /* ICW4: now OCW1 */
+		outb_on(m[n], 0xA1, 0x5A);
+		v[n][4] = inb_on(m[n], 0xA1);
+		outb_on(m[n], 0x20, 0x0C); /* poll */
+		v[n][5] = inb_on(m[n], 0x20);
+		v[n][6] = inb_on(m[n], 0x20);
+		v[n][7] = inb_on(m[n], 0xA0);
+	}
+	assert_memory_equal(v[0], v[1], sizeof(v[0]));
+	assert_int_equal(v[1][1], 0xFB);
+	assert_int_equal(v[1][3], 0x0C);
+	assert_int_equal(v[1][4], 0x5A);
+}
+
+static void test_pit_snapshot(void **state)
+{
+	(void)state;
+	struct vm *va = &test_vm;
+	assert_int_equal(pit_create(va), 0);
+	outb_on(va, 0x43, 0x34); /* ch0: mode 2, count 0x2000: the thread pulses */
+	outb_on(va, 0x40, 0x00);
+	outb_on(va, 0x40, 0x20);
+	outb_on(va, 0x43, 0x72); /* ch1: lo/hi, mode 1, only the low byte written */
+	outb_on(va, 0x41, 0x34);
+	outb_on(va, 0x61, 0x03); /* ch2: gate high, speaker */
+	outb_on(va, 0x43, 0xB0); /* ch2: lo/hi, mode 0 */
+	outb_on(va, 0x42, 0xFF);
+	outb_on(va, 0x42, 0xFF);
+	sleep_ms(2);
+	outb_on(va, 0x61, 0x02); /* gate low: ch2 holds its count */
+	outb_on(va, 0x43, 0xE4); /* read-back: latch ch1's status */
+	inb_on(va, 0x42);        /* ch2: LSB read, MSB next */
+	setup(NULL);
+	struct vm *vb = &test_vm;
+	assert_int_equal(pit_create(vb), 0);
+	struct snap_writer w;
+	/* The save of the running channel 0 moves on: compare up to it. */
+	snapt_save(va, "pit", &w);
+	snapt_check_bad_lengths(vb, "pit", w.buf, w.len, 0);
+	snapt_check_bad_byte(vb, "pit", w.buf, w.len, 2, 0x02, 0);      /* count > 0x10000 */
+	snapt_check_bad_byte(vb, "pit", w.buf, w.len, 4, 6, 0);         /* mode */
+	snapt_check_bad_byte(vb, "pit", w.buf, w.len, 5, 4, 0);         /* rw */
+	snapt_check_bad_byte(vb, "pit", w.buf, w.len, 7, 0, 0);         /* ch0's gate is high */
+	snapt_check_bad_byte(vb, "pit", w.buf, w.len, 35 + 17, 0x40, 0); /* elapsed 2^62 */
+	snapt_check_bad_byte(vb, "pit", w.buf, w.len, 105, 0x10, 0);    /* port B */
+	snapt_check_bad_byte(vb, "pit", w.buf, w.len, 105, 0x03, 0);    /* gate vs ch2 */
+	snapt_check_bad_byte(vb, "pit", w.buf, w.len, 113, 0x01, 0);    /* period > 55 ms */
+	snapt_check_bad_byte(vb, "pit", w.buf, w.len, 107, 2, 0);       /* a bool */
+	assert_int_equal(snapt_load(vb, "pit", w.buf, w.len), 0);
+	snap_writer_free(&w);
+	struct pit *pa = va->io_bus.ranges[0].opaque, *pb = vb->io_bus.ranges[0].opaque;
+	assert_true(pb->thread_started && pb->armed && pb->periodic);
+	assert_int_equal(pb->period_ns, pa->period_ns);
+	/* The timer thread of the loaded PIT runs: IRQ 0 pulses (the first
+	 * PIT's channel 0 stops: the pulses are the loaded one's). */
+	outb_on(va, 0x43, 0x30);
+	sleep_ms(10);
+	int pulses = atomic_load(&irq_pulses[0]);
+	int64_t t0 = mono_ns();
+	while (atomic_load(&irq_pulses[0]) < pulses + 4 && mono_ns() - t0 < 5000000000ll)
+		sleep_ms(1);
+	assert_true(atomic_load(&irq_pulses[0]) >= pulses + 4);
+	struct vm *m[2] = {va, vb};
+	uint8_t v[2][8];
+	for (unsigned n = 0; n < 2; n++) {
+		v[n][0] = inb_on(m[n], 0x41); /* ch1's latched status */
+		v[n][1] = inb_on(m[n], 0x42); /* ch2's MSB (held: the gate is low) */
+		v[n][2] = inb_on(m[n], 0x42);
+		v[n][3] = inb_on(m[n], 0x42);
+		v[n][4] = inb_on(m[n], 0x61) & 0x0F;
+		outb_on(m[n], 0x41, 0x00);    /* ch1's MSB: it counts, 0x0034 */
+		outb_on(m[n], 0x43, 0xE4);
+		v[n][5] = inb_on(m[n], 0x41) & 0x7F;
+		outb_on(m[n], 0x43, 0xE8);
+		v[n][6] = inb_on(m[n], 0x42);
+		v[n][7] = (uint8_t)pit_value(&pa->ch[2], 0) == (uint8_t)pit_value(&pb->ch[2], 0);
+	}
+	assert_memory_equal(v[0], v[1], sizeof(v[0]));
+	assert_int_equal(v[1][0] & 0x3F, 0x32);
+	assert_int_equal(v[1][4], 0x02);
+	assert_int_equal(v[1][7], 1);
+	assert_true(v[1][1] != 0xFF || v[1][2] != 0xFF); /* it had counted */
+	/* Channel 0 stopped by a control word (the timer disarmed, its last
+	 * mode periodic): that saves and loads too. */
+	snapt_save(va, "pit", &w);
+	assert_false(pa->armed);
+	assert_int_equal(snapt_load(vb, "pit", w.buf, w.len), 0);
+	assert_false(pb->armed);
+	snap_writer_free(&w);
+}
+
+static void test_rtc_snapshot(void **state)
+{
+	(void)state;
+	struct vm *va = &test_vm;
+	assert_int_equal(rtc_create(va), 0);
+	outb_on(va, 0x70, 0x0A);
+	outb_on(va, 0x71, 0x2F); /* RS 15: 2 Hz */
+	outb_on(va, 0x70, 0x0B);
+	outb_on(va, 0x71, 0x26); /* 24 h, binary, alarm interrupt: the thread starts */
+	outb_on(va, 0x70, 0x09);
+	outb_on(va, 0x71, (uint8_t)(inb_on(va, 0x71) + 3)); /* three years on: the offset */
+	static const uint8_t ram[][2] = {{0x01, 0x11}, {0x03, 0xC5}, {0x05, 0x07}, {0x40, 0x77},
+	                                 {0x7F, 0x99}};
+	for (unsigned i = 0; i < sizeof(ram) / sizeof(ram[0]); i++) {
+		outb_on(va, 0x70, ram[i][0]);
+		outb_on(va, 0x71, ram[i][1]);
+	}
+	outb_on(va, 0x70, 0x40);
+	setup(NULL);
+	struct vm *vb = &test_vm;
+	assert_int_equal(rtc_create(vb), 0);
+	/* The last 8 bytes are the time to the next periodic flag; the loaded
+	 * RTC's thread may see a new second at once (C.UF, last_sec). */
+	struct snap_writer w, w2;
+	snapt_save(va, "rtc", &w);
+	snapt_check_bad_lengths(vb, "rtc", w.buf, w.len, 8);
+	snapt_check_bad_byte(vb, "rtc", w.buf, w.len, 0x0A, 0xA6, 8);    /* UIP in A */
+	snapt_check_bad_byte(vb, "rtc", w.buf, w.len, 0x0C, 0x01, 8);    /* C low bits */
+	snapt_check_bad_byte(vb, "rtc", w.buf, w.len, 128, 0x80, 8);     /* index */
+	snapt_check_bad_byte(vb, "rtc", w.buf, w.len, 129 + 6, 0x01, 8); /* offset 2^48 s */
+	snapt_check_bad_byte(vb, "rtc", w.buf, w.len, 145 + 24, 7, 8);   /* weekday */
+	snapt_check_bad_byte(vb, "rtc", w.buf, w.len, 173 + 4, 0x01, 8); /* > one period */
+	assert_int_equal(snapt_load(vb, "rtc", w.buf, w.len), 0);
+	snapt_save(vb, "rtc", &w2);
+	assert_int_equal(w2.len, w.len);
+	assert_memory_equal(w2.buf, w.buf, 0x0C);
+	assert_memory_equal(w2.buf + 0x0D, w.buf + 0x0D, 129 + 8 - 0x0D);
+	assert_memory_equal(w2.buf + 145, w.buf + 145, 28);
+	snap_writer_free(&w2);
+	snap_writer_free(&w);
+	struct rtc *ra = va->io_bus.ranges[0].opaque, *rb = vb->io_bus.ranges[0].opaque;
+	assert_true(rb->thread_started);
+	assert_int_equal(rb->offset_s, ra->offset_s);
+	struct vm *m[2] = {va, vb};
+	uint8_t v[2][RTC_CMOS_SIZE + 2];
+	for (unsigned n = 0; n < 2; n++) {
+		v[n][0] = inb_on(m[n], 0x71); /* the index register was kept */
+		for (unsigned i = 0; i < RTC_CMOS_SIZE; i++) {
+			outb_on(m[n], 0x70, (uint8_t)i);
+			v[n][1 + i] = inb_on(m[n], 0x71);
+		}
+		outb_on(m[n], 0x70, 0x0B);
+		outb_on(m[n], 0x71, 0x02); /* back to BCD, no interrupts */
+		v[n][RTC_CMOS_SIZE + 1] = inb_on(m[n], 0x71);
+	}
+	/* The time registers and A's UIP, C's flags may move between the two. */
+	static const uint8_t moving[] = {0x00, 0x02, 0x04, 0x06, 0x07, 0x08, 0x0A, 0x0C, 0x32};
+	for (unsigned i = 0; i < sizeof(moving); i++)
+		v[0][1 + moving[i]] = v[1][1 + moving[i]] = 0;
+	assert_memory_equal(v[0], v[1], sizeof(v[0]));
+	assert_int_equal(v[1][0], 0x77);
+	assert_int_equal(v[1][1 + 0x03], 0xC5);
+}
+
+static void test_i8042_snapshot(void **state)
+{
+	(void)state;
+	struct vm *va = &test_vm;
+	assert_int_equal(i8042_create(va), 0);
+	outb_on(va, 0x64, 0xAA); /* self test: 0x55 */
+	outb_on(va, 0x64, 0xD3); /* AUX loop: an AUX byte */
+	outb_on(va, 0x60, 0x42);
+	outb_on(va, 0x64, 0xAB); /* keyboard test: 0x00 */
+	outb_on(va, 0x64, 0x60); /* write CTR: waits for its byte */
+	setup(NULL);
+	struct vm *vb = &test_vm;
+	assert_int_equal(i8042_create(vb), 0);
+	struct snap_writer w;
+	snap_transfer(va, vb, "i8042", &w, 0);
+	snapt_check_bad_byte(vb, "i8042", w.buf, w.len, 2, 0x50, 0); /* pending command */
+	snapt_check_bad_byte(vb, "i8042", w.buf, w.len, 3, 2, 0);    /* a bool */
+	snapt_check_bad_byte(vb, "i8042", w.buf, w.len, 5, 17, 0);   /* queue length */
+	snap_writer_free(&w);
+	struct vm *m[2] = {va, vb};
+	uint8_t v[2][9];
+	for (unsigned n = 0; n < 2; n++) {
+		v[n][0] = inb_on(m[n], 0x64);
+		outb_on(m[n], 0x60, 0x47); /* the CTR */
+		for (unsigned i = 0; i < 3; i++) {
+			v[n][1 + 2 * i] = inb_on(m[n], 0x64);
+			v[n][2 + 2 * i] = inb_on(m[n], 0x60);
+		}
+		outb_on(m[n], 0x64, 0x20);
+		v[n][7] = inb_on(m[n], 0x60);
+		v[n][8] = inb_on(m[n], 0x64);
+	}
+	assert_memory_equal(v[0], v[1], sizeof(v[0]));
+	assert_int_equal(v[1][2], 0x55);
+	assert_int_equal(v[1][4], 0x42);
+	assert_int_equal(v[1][7], 0x47);
+}
+
 static long thread_count(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -642,6 +897,10 @@ int main(void)
 		cmocka_unit_test_setup(test_i8042, setup),
 		cmocka_unit_test_setup(test_debug_exit, setup),
 		cmocka_unit_test_setup(test_legacy_ports, setup),
+		cmocka_unit_test_setup(test_pic_snapshot, setup),
+		cmocka_unit_test_setup(test_pit_snapshot, setup),
+		cmocka_unit_test_setup(test_rtc_snapshot, setup),
+		cmocka_unit_test_setup(test_i8042_snapshot, setup),
 		cmocka_unit_test_setup(test_teardown_joins_threads, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

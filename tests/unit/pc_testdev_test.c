@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "../../vmm/dev/pc_testdev.c"
+#include "snap_util.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
 
@@ -260,6 +261,50 @@ static void test_iomem(void **state)
 	assert_int_equal(io(0xE0, false, 0, 4), 0);
 }
 
+/* ---- snapshot section ------------------------------------------------------- */
+
+/* Register, lines and iomem save and load into a fresh device that reads
+ * the same; damaged sections are refused. */
+static void test_snapshot(void **state)
+{
+	(void)state;
+	io(0xE0, true, 0xA1B2C3D4, 4);
+	io(0x2000 + 5, true, 1, 1);
+	io(0x2000 + 0, true, 1, 1);
+	for (unsigned off = 0; off < TESTDEV_IOMEM_LEN; off += 0x1000)
+		mem(TESTDEV_IOMEM_BASE + off + (off >> 12), true, 0x0123456789ABCDEFull ^ off, 8);
+	struct snap_writer w;
+	snapt_save(&test_vm, "pc-testdev", &w);
+	assert_int_equal(w.len, 8 + TESTDEV_IOMEM_LEN);
+	static struct vm vb;
+	memset(&vb, 0, sizeof(vb));
+	vb.io_bus.kind = ZHV_TRAP_IO;
+	vb.mmio_bus.kind = ZHV_TRAP_MEM;
+	assert_int_equal(pc_testdev_create(&vb), 0);
+	snapt_check_bad_lengths(&vb, "pc-testdev", w.buf, w.len, 0);
+	snapt_check_bad_byte(&vb, "pc-testdev", w.buf, w.len, 6, 0x01, 0); /* line 16 */
+	snapt_check_bad_byte(&vb, "pc-testdev", w.buf, w.len, 7, 0x80, 0); /* line 31 */
+	unsigned calls = line_calls;
+	assert_int_equal(snapt_load(&vb, "pc-testdev", w.buf, w.len), 0);
+	assert_int_equal(line_calls, calls); /* the lines are the IOAPIC's to restore */
+	snap_writer_free(&w);
+	assert_int_equal(xfer(&vb.io_bus, 0xE0, false, 0, 4), 0xA1B2C3D4);
+	assert_int_equal(xfer(&vb.io_bus, 0xE9, false, 0, 1), 0xC3);
+	for (unsigned off = 0; off < TESTDEV_IOMEM_LEN; off += 8)
+		assert_int_equal(xfer(&vb.mmio_bus, TESTDEV_IOMEM_BASE + off, false, 0, 8),
+		                 mem(TESTDEV_IOMEM_BASE + off, false, 0, 8));
+	struct pc_testdev *tb = vb.io_bus.ranges[0].opaque;
+	assert_int_equal(tb->lines, 1u << 5 | 1u);
+	/* The next write of a line is a change from the loaded level. */
+	xfer(&vb.io_bus, 0x2000 + 5, true, 0, 1);
+	assert_int_equal(line_level[5], 0);
+	assert_int_equal(tb->lines, 1u);
+	while (vb.nteardowns > 0) {
+		struct vm_teardown *t = &vb.teardowns[--vb.nteardowns];
+		t->fn(t->opaque);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +315,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_irq_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_irq_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iomem, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

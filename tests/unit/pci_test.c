@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "../../vmm/dev/pci.c"
+#include "snap_util.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
 
@@ -444,6 +445,78 @@ static void test_garbage(void **state)
 	assert_int_equal(cfg_read(0, 0, 0, 0x00, 4), 0x12378086u);
 }
 
+/* ---- snapshot section ------------------------------------------------------- */
+
+/* Config space as a guest left it (a moved BAR, command, interrupt line,
+ * device-specific bytes, the bridge's, CONFIG_ADDRESS, RCR) saves and
+ * loads into a fresh bus with the same functions, which then reads the
+ * same everywhere and routes the moved BAR to its device. A section that
+ * no guest write could give is refused. */
+static void test_snapshot(void **state)
+{
+	(void)state;
+	struct vm *va = &test_vm;
+	struct fake *f = fake_new(0x1000, 0x2000, true);
+	f->pci.bar_size[1] = 0x100;
+	f->pci.cfg[PCI_BAR0 + 4] = PCI_BAR_IO;
+	assert_int_equal(pci_add(va, &f->pci), 0);
+	const uint32_t moved = (uint32_t)VM_PCI_MMIO_BASE + 0x100000;
+	cfg_write(1, 0x10, moved, 4);
+	cfg_write(1, 0x04, 0x0107, 2);
+	cfg_write(1, 0x3C, 0x0B, 1);
+	cfg_write(1, 0x40, 0xDEADBEEF, 4);
+	cfg_write(0, 0x44, 0x12345678, 4);
+	outl_inl(0xCF8, true, cfg_addr(0, 1, 0, 0x3C), 4);
+	outl_inl(0xCF9, true, 0x02, 1);
+
+	struct snap_writer w;
+	snapt_save(va, "pci", &w);
+	assert_int_equal(w.len, 5 + PCI_MAX_DEVICES + 2 * 256);
+	unsigned keep = nfakes;
+	setup(NULL);
+	nfakes = keep;
+	struct vm *vb = &test_vm;
+	struct fake *g = fake_new(0x1000, 0x2000, true);
+	g->pci.bar_size[1] = 0x100;
+	g->pci.cfg[PCI_BAR0 + 4] = PCI_BAR_IO;
+	assert_int_equal(pci_add(vb, &g->pci), 0);
+	const size_t slot1 = 5 + 1 + 256 + 1; /* config space of slot 1 */
+	snapt_check_bad_lengths(vb, "pci", w.buf, w.len, 0);
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, 0, 0x01, 0);               /* address */
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, 4, 0x04, 0);               /* RCR */
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, slot1 + 256, 1, 0);        /* slot 2 */
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, slot1 - 1, 0, 0);          /* slot 1 */
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, slot1, 0x00, 0);           /* vendor */
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, slot1 + 0x0B, 0x02, 0);    /* class */
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, slot1 + 0x10, 0x01, 0);    /* BAR0 type */
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, slot1 + 0x11, 0x01, 0);    /* BAR0 size */
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, slot1 + 0x07, 0x80, 0);    /* status */
+	snapt_check_bad_byte(vb, "pci", w.buf, w.len, slot1 + 0x20, 0x01, 0);    /* no BAR4 */
+	assert_int_equal(g->cfg_writes, 0);
+	assert_int_equal(snapt_load(vb, "pci", w.buf, w.len), 0);
+	snap_writer_free(&w);
+	/* The device heard of its own bytes, as of guest writes. */
+	assert_int_equal(g->cfg_writes, (256 - 0x40) / 4);
+	assert_int_equal(g->pci.bar_addr[0], moved);
+	assert_int_equal(g->pci.bar_addr[2], f->pci.bar_addr[2]);
+	struct vm *m[2] = {va, vb};
+	uint32_t v[2][2 + 3 * 64];
+	for (unsigned n = 0; n < 2; n++) {
+		nvms = (unsigned)(m[n] - vms) + 1;
+		v[n][0] = outl_inl(0xCF8, false, 0, 4);
+		v[n][1] = outl_inl(0xCF9, false, 0, 1);
+		for (unsigned slot = 0; slot < 3; slot++)
+			for (unsigned reg = 0; reg < 256; reg += 4)
+				v[n][2 + slot * 64 + reg / 4] = cfg_read(0, slot, 0, reg, 4);
+	}
+	assert_memory_equal(v[0], v[1], sizeof(v[0]));
+	assert_int_equal(v[1][2 + 64 + 0x40 / 4], 0xDEADBEEF);
+	assert_int_equal(v[1][2 + 0x44 / 4], 0x12345678);
+	xfer(&vb->mmio_bus, moved + 8, false, 0, 4);
+	assert_int_equal(g->last_bar, 0);
+	assert_int_equal(g->last_offset, 8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -457,6 +530,7 @@ int main(void)
 		cmocka_unit_test_setup(test_io_bars, setup),
 		cmocka_unit_test_setup(test_reset_control, setup),
 		cmocka_unit_test_setup(test_garbage, setup),
+		cmocka_unit_test_setup(test_snapshot, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

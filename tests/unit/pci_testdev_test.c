@@ -11,6 +11,7 @@
 
 #include "../../vmm/dev/pci.c"
 #include "../../vmm/dev/pci_testdev.c"
+#include "snap_util.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
 
@@ -250,6 +251,57 @@ static void test_garbage(void **state)
 			assert_int_equal(run_one(io, nr, 0), 16);
 }
 
+/* ---- snapshot section ------------------------------------------------------- */
+
+/* Counts of several tests and the selected one save and load (with the
+ * bus's config space) into a fresh machine, which reads the same header
+ * and counts on from there. */
+static void test_snapshot(void **state)
+{
+	(void)state;
+	bar(false, 0, true, 1, 1); /* mmio wildcard: two hits */
+	bar(false, PT_MEMSIZE + 1, true, 0x12, 1);
+	bar(false, PT_MEMSIZE + 1, true, 0x34, 1);
+	bar(true, 0, true, 2, 1); /* portio datamatch: three hits, one miss; stays selected */
+	for (unsigned i = 0; i < 3; i++)
+		bar(true, PT_IOSIZE + 5, true, PT_DATAMATCH, 1);
+	bar(true, PT_IOSIZE + 5, true, 0x00, 1);
+	struct snap_writer wp, wt;
+	snapt_save(&test_vm, "pci", &wp);
+	snapt_save(&test_vm, "pci-testdev", &wt);
+	assert_int_equal(wt.len, 1 + 4 * PT_TESTS);
+	static struct vm vb;
+	memset(&vb, 0, sizeof(vb));
+	vb.io_bus.kind = ZHV_TRAP_IO;
+	vb.mmio_bus.kind = ZHV_TRAP_MEM;
+	assert_int_equal(pci_init(&vb), 0);
+	assert_int_equal(pci_testdev_create(&vb), 0);
+	snapt_check_bad_lengths(&vb, "pci-testdev", wt.buf, wt.len, 0);
+	snapt_check_bad_byte(&vb, "pci-testdev", wt.buf, wt.len, 0, 6, 0);
+	snapt_check_bad_byte(&vb, "pci-testdev", wt.buf, wt.len, 0, 0x80, 0);
+	assert_int_equal(snapt_load(&vb, "pci", wp.buf, wp.len), 0);
+	assert_int_equal(snapt_load(&vb, "pci-testdev", wt.buf, wt.len), 0);
+	snap_writer_free(&wp);
+	snap_writer_free(&wt);
+	uint8_t ha[48], hb[48];
+	for (unsigned off = 0; off < sizeof(ha); off++) {
+		ha[off] = (uint8_t)bar(true, off, false, 0, 1);
+		hb[off] = (uint8_t)xfer(&vb.io_bus, bar1 + off, false, 0, 1);
+	}
+	assert_memory_equal(ha, hb, sizeof(ha));
+	assert_int_equal(hb[PT_HDR_COUNT], 3);
+	/* One more hit on each; then the mmio test's count. */
+	bar(true, PT_IOSIZE + 5, true, PT_DATAMATCH, 1);
+	xfer(&vb.io_bus, bar1 + PT_IOSIZE + 5, true, PT_DATAMATCH, 1);
+	assert_int_equal(xfer(&vb.io_bus, bar1 + PT_HDR_COUNT, false, 0, 4), 4);
+	xfer(&vb.mmio_bus, bar0, true, 1, 1);
+	assert_int_equal(xfer(&vb.mmio_bus, bar0 + PT_HDR_COUNT, false, 0, 4), 0); /* selecting resets */
+	while (vb.nteardowns > 0) {
+		struct vm_teardown *t = &vb.teardowns[--vb.nteardowns];
+		t->fn(t->opaque);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +309,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

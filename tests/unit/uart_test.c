@@ -10,6 +10,7 @@
 
 #include "../../vmm/dev/outq.c"
 #include "../../vmm/dev/uart16550.c"
+#include "snap_util.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
 
@@ -409,6 +410,91 @@ static void test_output_closed(void **state)
 	fclose(f);
 }
 
+/* ---- snapshot section ------------------------------------------------------- */
+
+/* The same reads, in order, on the UART of (vm) whose line starts at
+ * (level): what each returned. */
+static void uart_probe(struct vm *vm, struct uart *u, uint8_t *v, unsigned n)
+{
+	static const uint8_t regs[] = {UART_IIR, UART_LSR, UART_MSR, UART_IER, UART_LCR,
+	                               UART_MCR, UART_SCR, UART_IIR, UART_RBR, UART_RBR,
+	                               UART_RBR, UART_RBR, UART_IIR, UART_LSR, UART_MSR};
+	unsigned k = 0;
+	irq_level[u->irq] = u->irq_level;
+	for (unsigned i = 0; i < sizeof(regs) && k < n; i++)
+		v[k++] = (uint8_t)snapt_io(&vm->io_bus, 0x2F8 + regs[i], false, 0, 1);
+	/* The next accesses: one byte through the loopback, the divisor. */
+	snapt_io(&vm->io_bus, 0x2F8 + UART_THR, true, 'z', 1);
+	v[k++] = (uint8_t)snapt_io(&vm->io_bus, 0x2F8 + UART_IIR, false, 0, 1);
+	v[k++] = (uint8_t)snapt_io(&vm->io_bus, 0x2F8 + UART_LSR, false, 0, 1);
+	v[k++] = (uint8_t)snapt_io(&vm->io_bus, 0x2F8 + UART_RBR, false, 0, 1);
+	snapt_io(&vm->io_bus, 0x2F8 + UART_LCR, true, 0x9B, 1);
+	v[k++] = (uint8_t)snapt_io(&vm->io_bus, 0x2F8 + UART_DLL, false, 0, 1);
+	v[k++] = (uint8_t)snapt_io(&vm->io_bus, 0x2F8 + UART_DLM, false, 0, 1);
+	assert_int_equal(k, n);
+}
+
+/* A UART with every kind of state (divisor, loopback, MSR deltas, bytes
+ * waiting, an overrun, a pending interrupt) saves, loads into a fresh one,
+ * which then answers every read as the first does. Damaged sections are
+ * refused and change nothing. */
+static void test_snapshot(void **state)
+{
+	(void)state;
+	struct uart *a = setup_com(1);
+	struct vm *va = &test_vm;
+	assert_non_null(snapt_find(va, "uart1"));
+	wr(UART_LCR, 0x83);
+	wr(UART_DLL, 0x0C);
+	wr(UART_DLM, 0x01);
+	wr(UART_LCR, 0x1B);
+	wr(UART_SCR, 0xA5);
+	wr(UART_FCR, 0xC1);
+	wr(UART_MCR, 0x1B); /* loopback, DTR RTS OUT2: MSR deltas */
+	wr(UART_THR, 'a');
+	wr(UART_THR, 'b');
+	uint8_t fill[UART_RX_SIZE];
+	memset(fill, 'c', sizeof(fill));
+	uart16550_input(a, fill, sizeof(fill)); /* full: an overrun */
+	wr(UART_IER, 0x0F);
+	assert_int_equal(a->irq_level, 1);
+
+	struct snap_writer w;
+	snapt_save(va, "uart1", &w);
+	assert_int_equal(w.len, 12 + UART_RX_SIZE);
+
+	nvms++;
+	struct vm *vb = &test_vm;
+	vb->io_bus.kind = ZHV_TRAP_IO;
+	struct uart *b = uart16550_create(vb, 1, NULL);
+	assert_non_null(b);
+	snapt_check_bad_lengths(vb, "uart1", w.buf, w.len, 0);
+	snapt_check_bad_byte(vb, "uart1", w.buf, w.len, 0, 0x10, 0);  /* IER bit 4 */
+	snapt_check_bad_byte(vb, "uart1", w.buf, w.len, 2, 0x20, 0);  /* MCR bit 5 */
+	snapt_check_bad_byte(vb, "uart1", w.buf, w.len, 6, 0x03, 0);  /* FCR clear bit */
+	snapt_check_bad_byte(vb, "uart1", w.buf, w.len, 7, 0x10, 0);  /* MSR delta */
+	snapt_check_bad_byte(vb, "uart1", w.buf, w.len, 8, 2, 0);     /* a bool */
+	snapt_check_bad_byte(vb, "uart1", w.buf, w.len, 11, 0x05, 0); /* rx_count > 1024 */
+	assert_int_equal(snapt_load(vb, "uart1", w.buf, w.len), 0);
+	assert_int_equal(b->irq_level, a->irq_level);
+	struct snap_writer w2;
+	snapt_save(vb, "uart1", &w2);
+	assert_int_equal(w2.len, w.len);
+	assert_memory_equal(w2.buf, w.buf, w.len);
+	snap_writer_free(&w2);
+
+	uint8_t ra[20], rb[20];
+	uart_probe(va, a, ra, sizeof(ra));
+	uart_probe(vb, b, rb, sizeof(rb));
+	assert_memory_equal(ra, rb, sizeof(ra));
+	assert_int_equal(ra[1] & (UART_LSR_DR | UART_LSR_OE), UART_LSR_DR | UART_LSR_OE);
+	assert_int_equal(ra[8], 'a');
+	assert_int_equal(b->irq_level, a->irq_level);
+	snap_writer_free(&w);
+	uart16550_destroy(b);
+	vb->io_bus.count = 0;
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -435,6 +521,7 @@ int main(void)
 		cmocka_unit_test(test_stalled_output),
 		cmocka_unit_test(test_output_drained),
 		cmocka_unit_test(test_output_closed),
+		cmocka_unit_test(test_snapshot),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

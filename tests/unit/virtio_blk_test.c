@@ -15,6 +15,7 @@
 #include "../../vmm/dev/virtqueue.c"
 #include "../../vmm/dev/virtio_pci.c"
 #include "../../vmm/dev/virtio_blk.c"
+#include "snap_util.h"
 
 /* ---- stubs of the VMM core --------------------------------------------- */
 
@@ -1040,10 +1041,122 @@ static void test_read_over_2gib(void **state)
 	assert_int_equal(mem[BIG], 0);
 }
 
+/* ---- snapshot section ------------------------------------------------------ */
+
+/* The section of the device created last. */
+static struct snap_section *blk_section(void)
+{
+	struct snap_section *sec = &fake_vm.snapshots[fake_vm.nsnapshots - 1];
+
+	assert_ptr_equal(sec->opaque, &blk->vp);
+	assert_int_equal(strncmp(sec->name, "virtio-blk", 10), 0);
+	return sec;
+}
+
+/* What the driver can read without changing anything but ISR: common
+ * config, ISR, MSI-X table and PBA, config space, device config. */
+static void blk_probe(uint8_t *out, size_t len)
+{
+	size_t k = 0;
+
+	for (unsigned off = 0; off < VIRTIO_PCI_COMMON_LEN; off++)
+		out[k++] = (uint8_t)bar_read(off, 1);
+	out[k++] = (uint8_t)bar_read(VIRTIO_PCI_ISR_OFF, 1);
+	for (unsigned off = 0; off < 32; off++)
+		out[k++] = (uint8_t)bar_read(VIRTIO_PCI_MSIX_TBL_OFF + off, 1);
+	out[k++] = (uint8_t)bar_read(VIRTIO_PCI_MSIX_PBA_OFF, 1);
+	memcpy(out + k, dev->cfg, 256);
+	k += 256;
+	for (unsigned off = 0; off < 24; off++)
+		out[k++] = (uint8_t)bar_read(VIRTIO_PCI_DEVICE_OFF + off, 1);
+	assert_int_equal(k, len);
+}
+
+/* A driven device (MSI-X, a masked vector with a pending bit, requests
+ * done, selectors moved) saves; a fresh device on the same image loads it,
+ * reads the same everywhere and serves the next request from where the
+ * first left off. Damaged sections, another disk and work in flight are
+ * refused. */
+static void test_snapshot(void **state)
+{
+	cfg_write(MSIX_CTRL, MSIX_CTRL_ENABLE, 2);
+	msix_entry(0, 0xfee00000, 0x41, false);
+	msix_entry(1, 0xfee01000, 0x42, true); /* masked: the next one is pending */
+	bar_write(COMMON_Q_SELECT, 0, 2);
+	bar_write(COMMON_Q_MSIX, 1, 2);
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 1, 512, NULL), VIRTIO_BLK_S_OK);
+	memset(mem + DATA, 0x5A, 512);
+	assert_int_equal(request(VIRTIO_BLK_T_OUT, 3, 512, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(bar_read(VIRTIO_PCI_MSIX_PBA_OFF, 1), 2);
+	bar_write(COMMON_DFSELECT, 1, 4);
+
+	struct snap_section *sec = blk_section();
+	struct snap_writer w = { 0 };
+	/* Work in flight: not now. */
+	blk->pending = true;
+	assert_int_equal(sec->save(sec->opaque, &w), -EBUSY);
+	blk->pending = false;
+	snap_writer_free(&w);
+	assert_int_equal(sec->save(sec->opaque, &w), 0);
+	assert_int_equal(w.err, 0);
+	assert_int_equal(w.len, 203 + 2 + strlen(image_path) + 8 + 1);
+	uint8_t a[VIRTIO_PCI_COMMON_LEN + 1 + 32 + 1 + 256 + 24], b[sizeof(a)];
+	blk_probe(a, sizeof(a));
+
+	create_device(false);
+	sec = blk_section();
+	snapt_check_bad_lengths(&fake_vm, sec->name, w.buf, w.len, 0);
+	static const struct {
+		size_t off;
+		uint8_t v;
+	} bad[] = {
+		{ 0, 0x01 },   /* not the features this device offers */
+		{ 12, 0x00 },  /* FEATURES_OK without VERSION_1 */
+		{ 24, 0x05 },  /* config vector 5 of 2 */
+		{ 30, 0x04 },  /* ISR bit 2 */
+		{ 36, 0x80 },  /* pending vector 31 */
+		{ 37, 2 },     /* two queues */
+		{ 38, 3 },     /* queue size 3 */
+		{ 40, 0x08 },  /* descriptor table misaligned */
+		{ 47, 0xFF },  /* rings outside RAM */
+		{ 65, 2 },     /* a bool */
+		{ 70, 0x07 },  /* queue vector 7 */
+		{ 72, 3 },     /* three vectors */
+		{ 73, 0x01 },  /* MSI-X address bits 1:0 */
+		{ 85, 0x02 },  /* MSI-X vector control */
+		{ 105, 95 },   /* config length */
+		{ 107, 0x41 }, /* capacity: another disk size */
+		{ 205, 'X' },  /* another image path */
+		{ 205 + sizeof(image_path) - 1, 0x41 }, /* another image size */
+		{ 205 + sizeof(image_path) - 1 + 8, 1 }, /* read-only */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		snapt_check_bad_byte(&fake_vm, sec->name, w.buf, w.len, bad[i].off, bad[i].v, 0);
+	assert_int_equal(snapt_load(&fake_vm, sec->name, w.buf, w.len), 0);
+	blk_probe(b, sizeof(b));
+	assert_memory_equal(a, b, sizeof(a));
+	/* The next request continues the ring (used index 3), its interrupt
+	 * pending on the masked vector, delivered on unmask. */
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 3, 512, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(mem[DATA + 100], 0x5A);
+	assert_int_equal(get16_mem(USED + 2), 3);
+	assert_int_equal(msi_count, 0);
+	bar_write(VIRTIO_PCI_MSIX_TBL_OFF + 16 + 12, 0, 4);
+	assert_int_equal(msi_count, 1);
+	assert_int_equal(msi_log[0].data, 0x42);
+
+	/* A read-only device on the same image refuses the read-write one's. */
+	create_device(true);
+	sec = blk_section();
+	assert_int_equal(snapt_load(&fake_vm, sec->name, w.buf, w.len), -EINVAL);
+	snap_writer_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pci_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_features_and_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_feature_negotiation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read, setup, teardown),

@@ -301,6 +301,58 @@ static void acpi_pm_access(void *opaque, uint64_t offset, bool write, uint8_t *d
 		acpi_pm_resume(pm, ok, &t);
 }
 
+/* ---- snapshot (snapshot.h): section "acpi", version 1 --------------------
+ * PM1_STS PM1_EN PM1_CNT (u16 each) and the PM timer's count as the ns it
+ * has run (u64, a guest-time count: the timer continues from there). The
+ * tables are in guest RAM, saved with it; the FACS address is fixed at
+ * creation. A machine asleep in S3 cannot be saved (-EBUSY): its parked
+ * vCPUs and waking vector are machine state outside this device. The SCI's
+ * level follows from the registers (the line is the IOAPIC's section's). */
+
+static int acpi_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct acpi_pm *pm = opaque;
+	pthread_mutex_lock(&pm->lock);
+	if (pm->sleeping) {
+		pthread_mutex_unlock(&pm->lock);
+		fprintf(stderr, "zhv: acpi: the machine is asleep (S3): snapshot it awake\n");
+		return -EBUSY;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t ran = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - pm->base_ns;
+	snap_put_u16(w, pm->sts);
+	snap_put_u16(w, pm->en);
+	snap_put_u16(w, pm->cnt);
+	snap_put_u64(w, (uint64_t)(ran > 0 ? ran : 0));
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
+static int acpi_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct acpi_pm *pm = opaque;
+	uint16_t sts = snap_get_u16(r), en = snap_get_u16(r), cnt = snap_get_u16(r);
+	uint64_t ran = snap_get_u64(r);
+	if ((sts & ~PM1_STS_IMPL) || (cnt & ~(PM1_CNT_SLP_TYP | PM1_CNT_BM_RLD | PM1_CNT_SCI_EN)) ||
+	    !(cnt & PM1_CNT_SCI_EN) || ran >= (1ull << 62))
+		snap_bad(r);
+	int ret = snap_reader_end(r);
+	if (ret < 0)
+		return ret;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts;
+	pm->en = en;
+	pm->cnt = cnt;
+	pm->base_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - (int64_t)ran;
+	pm->sleeping = false;
+	pm->sci_level = (pm->sts & pm->en & PM1_EN_RTC) != 0;
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
 /* ---- table helpers ------------------------------------------------------ */
 
 static void acpi_put16(uint8_t *p, uint16_t v)
@@ -818,6 +870,9 @@ int acpi_create(struct vm *vm)
 	pthread_mutex_lock(&vm->pm_lock);
 	vm->acpi = pm;
 	pthread_mutex_unlock(&vm->pm_lock);
-	return bus_register(&vm->io_bus, vm->guest, ACPI_PM_IO_BASE, ACPI_PM_IO_LEN, acpi_pm_access,
-	                    pm, "acpi-pm");
+	ret = bus_register(&vm->io_bus, vm->guest, ACPI_PM_IO_BASE, ACPI_PM_IO_LEN, acpi_pm_access,
+	                   pm, "acpi-pm");
+	if (ret < 0)
+		return ret;
+	return vm_add_snapshot(vm, "acpi", 1, acpi_snap_save, acpi_snap_load, pm);
 }

@@ -101,6 +101,40 @@ static void fw_cfg_access(void *opaque, uint64_t offset, bool write, uint8_t *da
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* ---- snapshot (snapshot.h): section "fw_cfg", version 1 ------------------
+ * The selected key (u16) and the offset in its item (u32); the item's
+ * bytes follow from the key and the machine (RAM size, CPUs), which a
+ * restore creates the same. There is no DMA interface. */
+
+static int fw_cfg_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct fw_cfg *f = opaque;
+	pthread_mutex_lock(&f->lock);
+	snap_put_u16(w, f->selector);
+	snap_put_u32(w, f->offset);
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+static int fw_cfg_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct fw_cfg *f = opaque;
+	uint16_t selector = snap_get_u16(r);
+	uint32_t offset = snap_get_u32(r);
+	int ret = snap_reader_end(r);
+	if (ret < 0)
+		return ret;
+	struct fw_cfg t = {.vm = f->vm};
+	fw_cfg_select(&t, selector);
+	if (offset > t.item_len)
+		return -EINVAL;
+	pthread_mutex_lock(&f->lock);
+	fw_cfg_select(f, selector);
+	f->offset = offset;
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
 static void fw_cfg_destroy(void *opaque)
 {
 	struct fw_cfg *f = opaque;
@@ -125,5 +159,8 @@ int fw_cfg_create(struct vm *vm)
 		fw_cfg_destroy(f);
 		return ret;
 	}
-	return bus_register(&vm->io_bus, vm->guest, FW_CFG_PORT, 2, fw_cfg_access, f, "fw_cfg");
+	ret = bus_register(&vm->io_bus, vm->guest, FW_CFG_PORT, 2, fw_cfg_access, f, "fw_cfg");
+	if (ret < 0)
+		return ret;
+	return vm_add_snapshot(vm, "fw_cfg", 1, fw_cfg_snap_save, fw_cfg_snap_load, f);
 }

@@ -284,6 +284,75 @@ static void i8042_cmd_access(void *opaque, uint64_t offset, bool write, uint8_t 
 	i8042_access(opaque, true, write, data, size);
 }
 
+/* ---- snapshot (snapshot.h): section "i8042", version 1 -------------------
+ * ctr outp pending (u8), last_cmd (bool), last_out (u8), q_count (u8) and
+ * the q_count queued bytes, oldest first, each as the byte (u8) and
+ * whether it is AUX data (bool). The IRQ 1 and 12 levels follow from the
+ * queue and CTR (the lines are restored with the IOAPIC's section). */
+
+static bool i8042_pending_valid(uint8_t cmd)
+{
+	return cmd == 0 || (cmd >= I8042_CMD_WRITE_CTR && cmd <= 0x7F) ||
+	       cmd == I8042_CMD_WRITE_OUT || cmd == I8042_CMD_WRITE_KBD ||
+	       cmd == I8042_CMD_WRITE_AUX || cmd == I8042_CMD_TO_AUX;
+}
+
+static int i8042_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct i8042 *k = opaque;
+	pthread_mutex_lock(&k->lock);
+	snap_put_u8(w, k->ctr);
+	snap_put_u8(w, k->outp);
+	snap_put_u8(w, k->pending);
+	snap_put_bool(w, k->last_cmd);
+	snap_put_u8(w, k->last_out);
+	snap_put_u8(w, (uint8_t)k->q_count);
+	for (unsigned i = 0; i < k->q_count; i++) {
+		unsigned j = (k->q_head + i) % I8042_QUEUE;
+		snap_put_u8(w, k->q[j]);
+		snap_put_bool(w, k->q_aux[j]);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static int i8042_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct i8042 *k = opaque;
+	struct i8042 t;
+	memset(&t, 0, sizeof(t));
+	t.ctr = snap_get_u8(r);
+	t.outp = snap_get_u8(r);
+	t.pending = snap_get_u8(r);
+	t.last_cmd = snap_get_bool(r);
+	t.last_out = snap_get_u8(r);
+	t.q_count = snap_get_u8(r);
+	if (!i8042_pending_valid(t.pending) || t.q_count > I8042_QUEUE)
+		snap_bad(r);
+	for (unsigned i = 0; i < t.q_count && !r->err; i++) {
+		t.q[i] = snap_get_u8(r);
+		t.q_aux[i] = snap_get_bool(r);
+	}
+	int ret = snap_reader_end(r);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&k->lock);
+	k->ctr = t.ctr;
+	k->outp = t.outp;
+	k->pending = t.pending;
+	k->last_cmd = t.last_cmd;
+	k->last_out = t.last_out;
+	memcpy(k->q, t.q, sizeof(k->q));
+	memcpy(k->q_aux, t.q_aux, sizeof(k->q_aux));
+	k->q_head = 0;
+	k->q_count = t.q_count;
+	bool aux = k->q_count && k->q_aux[0];
+	k->kbd_level = k->q_count && !aux && (k->ctr & I8042_CTR_KBDINT);
+	k->aux_level = aux && (k->ctr & I8042_CTR_AUXINT);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
 static void i8042_destroy(void *opaque)
 {
 	struct i8042 *k = opaque;
@@ -314,6 +383,9 @@ int i8042_create(struct vm *vm)
 	                   "i8042-data");
 	if (ret < 0)
 		return ret;
-	return bus_register(&vm->io_bus, vm->guest, I8042_CMD_PORT, 1, i8042_cmd_access, k,
-	                    "i8042-cmd");
+	ret = bus_register(&vm->io_bus, vm->guest, I8042_CMD_PORT, 1, i8042_cmd_access, k,
+	                   "i8042-cmd");
+	if (ret < 0)
+		return ret;
+	return vm_add_snapshot(vm, "i8042", 1, i8042_snap_save, i8042_snap_load, k);
 }

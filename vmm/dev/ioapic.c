@@ -310,6 +310,67 @@ static void ioapic_access(void *opaque, uint64_t offset, bool write, uint8_t *da
 	pthread_mutex_unlock(&io->lock);
 }
 
+/* ---- snapshot (snapshot.h): section "ioapic", version 1 ------------------
+ * ioregsel id lines (u32), the 24 redirection entries (u64, Remote-IRR
+ * included), then the machine's interrupt wiring in front of the IOAPIC:
+ * for each of the 24 inputs, the mask of the sources driving it high
+ * (vm->irq_sources, u32). Devices restore their own view of their line
+ * without driving it; this section restores the lines. Load tells libzhv
+ * each unmasked pin's route again (ioapic_sync_route). */
+
+static int ioapic_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct ioapic *io = opaque;
+	/* Lock order as in vm_irq_set_shared: irq_lock, then the IOAPIC. */
+	pthread_mutex_lock(&io->vm->irq_lock);
+	pthread_mutex_lock(&io->lock);
+	snap_put_u32(w, io->ioregsel);
+	snap_put_u32(w, io->id);
+	snap_put_u32(w, io->lines);
+	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++)
+		snap_put_u64(w, io->rte[pin]);
+	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++)
+		snap_put_u32(w, io->vm->irq_sources[pin]);
+	pthread_mutex_unlock(&io->lock);
+	pthread_mutex_unlock(&io->vm->irq_lock);
+	return 0;
+}
+
+static int ioapic_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct ioapic *io = opaque;
+	uint32_t ioregsel = snap_get_u32(r), id = snap_get_u32(r), lines = snap_get_u32(r);
+	uint64_t rte[VM_IOAPIC_PINS];
+	uint32_t sources[VM_IOAPIC_PINS];
+	if (ioregsel > 0xFF || (id & ~IOAPIC_ID_MASK) || (lines >> VM_IOAPIC_PINS))
+		snap_bad(r);
+	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++) {
+		uint64_t e = rte[pin] = snap_get_u64(r);
+		if ((e & 0xFFFFFFFFull & ~(IOAPIC_RTE_LOW_RW | IOAPIC_RTE_REMOTE_IRR)) ||
+		    ((e >> 32) & ~(uint64_t)IOAPIC_RTE_HIGH_RW) ||
+		    ((e & IOAPIC_RTE_REMOTE_IRR) && !(e & IOAPIC_RTE_LEVEL)))
+			snap_bad(r);
+	}
+	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++)
+		sources[pin] = snap_get_u32(r);
+	int ret = snap_reader_end(r);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&io->vm->irq_lock);
+	pthread_mutex_lock(&io->lock);
+	io->ioregsel = ioregsel;
+	io->id = id;
+	io->lines = lines;
+	memcpy(io->vm->irq_sources, sources, sizeof(sources));
+	for (unsigned pin = 0; pin < VM_IOAPIC_PINS; pin++) {
+		io->rte[pin] = rte[pin];
+		ioapic_sync_route(io, pin);
+	}
+	pthread_mutex_unlock(&io->lock);
+	pthread_mutex_unlock(&io->vm->irq_lock);
+	return 0;
+}
+
 /* vm_destroy: every device that raises interrupts was destroyed before
  * (they were created after the IOAPIC) and no vCPU runs. */
 static void ioapic_destroy(void *opaque)
@@ -342,6 +403,9 @@ int ioapic_create(struct vm *vm)
 	}
 	ret = bus_register(&vm->mmio_bus, vm->guest, VM_IOAPIC_BASE, IOAPIC_MMIO_LEN,
 	                   ioapic_access, io, "ioapic");
+	if (ret < 0)
+		return ret;
+	ret = vm_add_snapshot(vm, "ioapic", 1, ioapic_snap_save, ioapic_snap_load, io);
 	if (ret < 0)
 		return ret;
 	vm->ioapic = io;

@@ -127,6 +127,43 @@ static void iomem_access(void *opaque, uint64_t offset, bool write, uint8_t *dat
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* ---- snapshot (snapshot.h): section "pc-testdev", version 1 --------------
+ * The scratch register (4 bytes), the lines we drive high (u32, ISA lines
+ * 0-15 only; the lines themselves are restored with the IOAPIC's section),
+ * and the 64 KiB of iomem. */
+
+static int pc_testdev_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct pc_testdev *t = opaque;
+	pthread_mutex_lock(&t->lock);
+	snap_put(w, t->ioport, sizeof(t->ioport));
+	snap_put_u32(w, t->lines);
+	snap_put(w, t->iomem, sizeof(t->iomem));
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+static int pc_testdev_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct pc_testdev *t = opaque;
+	uint8_t ioport[TESTDEV_REG_LEN];
+	snap_get(r, ioport, sizeof(ioport));
+	uint32_t lines = snap_get_u32(r);
+	if (lines >> TESTDEV_ISA_IRQS)
+		snap_bad(r);
+	if (r->err)
+		return snap_reader_end(r);
+	/* The last field is the large one: check the length before taking it. */
+	if (r->len - r->off != TESTDEV_IOMEM_LEN)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	memcpy(t->ioport, ioport, sizeof(ioport));
+	t->lines = lines;
+	snap_get(r, t->iomem, sizeof(t->iomem));
+	pthread_mutex_unlock(&t->lock);
+	return snap_reader_end(r);
+}
+
 static void pc_testdev_destroy(void *opaque)
 {
 	struct pc_testdev *t = opaque;
@@ -167,5 +204,8 @@ int pc_testdev_create(struct vm *vm)
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]) && ret == 0; i++)
 		ret = bus_register(ranges[i].bus, vm->guest, ranges[i].base, ranges[i].len,
 		                   ranges[i].fn, t, ranges[i].name);
+	if (ret == 0)
+		ret = vm_add_snapshot(vm, "pc-testdev", 1, pc_testdev_snap_save,
+		                      pc_testdev_snap_load, t);
 	return ret;
 }

@@ -280,6 +280,103 @@ static void pci_bridge_init(struct pci_device *br, struct vm *vm)
 	br->slot = 0;
 }
 
+/* ---- snapshot (snapshot.h): section "pci", version 1 ---------------------
+ * CONFIG_ADDRESS (u32), RCR (u8), then for each of the 32 slots whether a
+ * function is there (bool) and, if so, its 256 bytes of config space (the
+ * BARs, command, interrupt line, the capabilities). A snapshot loads into
+ * a machine with the same functions in the same slots; every byte below
+ * 0x40 must be one a guest could have written (read-only bits as the
+ * device has them, BARs within their sizes), and the BAR addresses follow
+ * from the registers. Bytes from 0x40 on are the device's: a device with a
+ * config_write hook is told of them, as of a guest write, and polices them
+ * (virtio restores its capabilities; its own section then sets MSI-X). */
+
+static int pci_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct pci_host *h = opaque;
+	pthread_mutex_lock(&h->lock);
+	snap_put_u32(w, h->address);
+	snap_put_u8(w, h->rcr);
+	for (unsigned s = 0; s < PCI_MAX_DEVICES; s++) {
+		snap_put_bool(w, h->slots[s] != NULL);
+		if (h->slots[s])
+			snap_put(w, h->slots[s]->cfg, sizeof(h->slots[s]->cfg));
+	}
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+/* (cfg) as the function (dev) would hold it after guest writes: into (out)
+ * (a copy of dev with cfg and BAR addresses taken from cfg). False if no
+ * guest write could give it. */
+static bool pci_snap_check(const struct pci_device *dev, const uint8_t *cfg,
+                           struct pci_device *out)
+{
+	*out = *dev;
+	for (unsigned b = 0; b < PCI_BARS; b++)
+		pci_bar_write(out, b, pci_get32(cfg + PCI_BAR0 + 4 * b));
+	if (memcmp(out->cfg + PCI_BAR0, cfg + PCI_BAR0, PCI_BAR_END - PCI_BAR0))
+		return false;
+	for (unsigned dw = 0; dw < PCI_DEVICE_SPECIFIC; dw += 4) {
+		if (dw >= PCI_BAR0 && dw < PCI_BAR_END)
+			continue;
+		uint32_t ro = ~pci_wmask(dw);
+		if ((pci_get32(cfg + dw) & ro) != (pci_get32(dev->cfg + dw) & ro))
+			return false;
+	}
+	memcpy(out->cfg, cfg, sizeof(out->cfg));
+	return true;
+}
+
+static int pci_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct pci_host *h = opaque;
+	uint32_t address = snap_get_u32(r);
+	uint8_t rcr = snap_get_u8(r);
+	if ((address & ~PCI_ADDR_MASK) || (rcr & ~(PCI_RCR_SYS_RST | PCI_RCR_FULL_RST)))
+		snap_bad(r);
+	struct pci_device *next = calloc(PCI_MAX_DEVICES, sizeof(*next));
+	if (!next)
+		return -ENOMEM;
+	uint8_t cfg[256];
+	pthread_mutex_lock(&h->lock);
+	for (unsigned s = 0; s < PCI_MAX_DEVICES && !r->err; s++) {
+		bool present = snap_get_bool(r);
+		if (present != (h->slots[s] != NULL)) {
+			snap_bad(r);
+			break;
+		}
+		if (!present)
+			continue;
+		if (snap_get(r, cfg, sizeof(cfg)) && !pci_snap_check(h->slots[s], cfg, &next[s]))
+			snap_bad(r);
+	}
+	int ret = snap_reader_end(r);
+	if (ret == 0) {
+		h->address = address;
+		h->rcr = rcr;
+		for (unsigned s = 0; s < PCI_MAX_DEVICES; s++) {
+			struct pci_device *dev = h->slots[s];
+			if (!dev)
+				continue;
+			memcpy(dev->cfg, next[s].cfg, sizeof(dev->cfg));
+			memcpy(dev->bar_addr, next[s].bar_addr, sizeof(dev->bar_addr));
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	/* The devices' hooks lock the device, which a BAR access takes after
+	 * the host's lock: outside it. */
+	for (unsigned s = 0; ret == 0 && s < PCI_MAX_DEVICES; s++) {
+		struct pci_device *dev = h->slots[s];
+		if (!dev || !dev->ops || !dev->ops->config_write)
+			continue;
+		for (unsigned dw = PCI_DEVICE_SPECIFIC; dw < sizeof(dev->cfg); dw += 4)
+			dev->ops->config_write(dev, dw, pci_get32(next[s].cfg + dw), 4);
+	}
+	free(next);
+	return ret;
+}
+
 /* vm_destroy: the PCI devices on the bus were created after the host and
  * are gone already; the host only forgets them. */
 static void pci_destroy(void *opaque)
@@ -319,6 +416,8 @@ int pci_init(struct vm *vm)
 	if (ret == 0)
 		ret = bus_register(&vm->mmio_bus, vm->guest, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE,
 		                   pci_mmio_access, h, "pci-mmio");
+	if (ret == 0)
+		ret = vm_add_snapshot(vm, "pci", 1, pci_snap_save, pci_snap_load, h);
 	if (ret == 0)
 		vm->pci = h;
 	return ret;

@@ -158,6 +158,42 @@ static void pt_init_test(struct pt_test *t, unsigned i)
 	t->hdr[PT_HDR_DATA] = t->data;
 }
 
+/* ---- snapshot (snapshot.h): section "pci-testdev", version 1 -------------
+ * The selected test (u8: 0-5, or 0xFF for none) and each of the six
+ * tests' hit count (u32). The rest of each test is fixed; config space is
+ * the PCI bus's section. */
+
+static int pci_testdev_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct pci_testdev *d = opaque;
+	pthread_mutex_lock(&d->lock);
+	snap_put_u8(w, d->current < 0 ? 0xFF : (uint8_t)d->current);
+	for (unsigned i = 0; i < PT_TESTS; i++)
+		snap_put_u32(w, pt_get32(&d->tests[i].hdr[PT_HDR_COUNT]));
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static int pci_testdev_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct pci_testdev *d = opaque;
+	uint8_t current = snap_get_u8(r);
+	uint32_t count[PT_TESTS];
+	for (unsigned i = 0; i < PT_TESTS; i++)
+		count[i] = snap_get_u32(r);
+	if (current >= PT_TESTS && current != 0xFF)
+		snap_bad(r);
+	int ret = snap_reader_end(r);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&d->lock);
+	d->current = current == 0xFF ? -1 : current;
+	for (unsigned i = 0; i < PT_TESTS; i++)
+		pt_put32(&d->tests[i].hdr[PT_HDR_COUNT], count[i]);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 static void pci_testdev_destroy(void *opaque)
 {
 	struct pci_testdev *d = opaque;
@@ -206,5 +242,6 @@ int pci_testdev_create(struct vm *vm)
 	 * yet, so the host lock is not needed. */
 	cfg[0x3C] = 0;
 	cfg[0x3D] = 0;
-	return 0;
+	return vm_add_snapshot(vm, "pci-testdev", 1, pci_testdev_snap_save, pci_testdev_snap_load,
+	                       d);
 }

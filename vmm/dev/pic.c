@@ -209,6 +209,74 @@ static void pic_elcr_access(void *opaque, uint64_t offset, bool write, uint8_t *
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* ---- snapshot (snapshot.h): section "pic", version 1 ---------------------
+ * Master then slave: irr isr imr vector_base icw3 elcr priority_add step
+ * (u8 each), then icw4_needed single auto_eoi special_mask rotate_on_aeoi
+ * read_isr poll (bool each). */
+
+static int pic_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct pic *p = opaque;
+	pthread_mutex_lock(&p->lock);
+	for (unsigned n = 0; n < 2; n++) {
+		const struct pic_chip *c = &p->chip[n];
+		snap_put_u8(w, c->irr);
+		snap_put_u8(w, c->isr);
+		snap_put_u8(w, c->imr);
+		snap_put_u8(w, c->vector_base);
+		snap_put_u8(w, c->icw3);
+		snap_put_u8(w, c->elcr);
+		snap_put_u8(w, c->priority_add);
+		snap_put_u8(w, (uint8_t)c->step);
+		snap_put_bool(w, c->icw4_needed);
+		snap_put_bool(w, c->single);
+		snap_put_bool(w, c->auto_eoi);
+		snap_put_bool(w, c->special_mask);
+		snap_put_bool(w, c->rotate_on_aeoi);
+		snap_put_bool(w, c->read_isr);
+		snap_put_bool(w, c->poll);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static int pic_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct pic *p = opaque;
+	struct pic_chip t[2];
+	for (unsigned n = 0; n < 2; n++) {
+		struct pic_chip *c = &t[n];
+		memset(c, 0, sizeof(*c));
+		c->elcr_mask = n ? PIC_ELCR_MASK_SLAVE : PIC_ELCR_MASK_MASTER;
+		c->irr = snap_get_u8(r);
+		c->isr = snap_get_u8(r);
+		c->imr = snap_get_u8(r);
+		c->vector_base = snap_get_u8(r);
+		c->icw3 = snap_get_u8(r);
+		c->elcr = snap_get_u8(r);
+		c->priority_add = snap_get_u8(r);
+		uint8_t step = snap_get_u8(r);
+		c->icw4_needed = snap_get_bool(r);
+		c->single = snap_get_bool(r);
+		c->auto_eoi = snap_get_bool(r);
+		c->special_mask = snap_get_bool(r);
+		c->rotate_on_aeoi = snap_get_bool(r);
+		c->read_isr = snap_get_bool(r);
+		c->poll = snap_get_bool(r);
+		if ((c->vector_base & 7) || (c->elcr & ~c->elcr_mask) || c->priority_add > 7 ||
+		    step > PIC_WANT_ICW4)
+			snap_bad(r);
+		c->step = (enum pic_init_step)step;
+	}
+	int ret = snap_reader_end(r);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&p->lock);
+	memcpy(p->chip, t, sizeof(t));
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
 static void pic_destroy(void *opaque)
 {
 	struct pic *p = opaque;
@@ -248,6 +316,8 @@ int pic_create(struct vm *vm)
 	if (ret == 0)
 		ret = bus_register(&vm->io_bus, vm->guest, PIC_ELCR_PORT, 2, pic_elcr_access, p,
 		                   "pic-elcr");
+	if (ret == 0)
+		ret = vm_add_snapshot(vm, "pic", 1, pic_snap_save, pic_snap_load, p);
 	if (ret == 0)
 		vm->pic = p;
 	return ret;

@@ -390,6 +390,125 @@ static void *pit_thread(void *arg)
 	return NULL;
 }
 
+/* ---- snapshot (snapshot.h): section "pit", version 1 ---------------------
+ * For each channel: count (u32), mode rw (u8), bcd gate counting null_count
+ * (bool), elapsed (u64: ns counted since start_ns, 0 unless counting with
+ * the gate high), base_ticks (u64), write_msb_next read_msb_next (bool),
+ * write_lsb (u8), count_latched latch_msb_next (bool), latch (u16),
+ * status_latched (bool), status (u8). Then port_b (u8), and channel 0's
+ * interrupt: armed periodic (bool), period_ns and the ns left to the next
+ * one (u64). Times are guest-time remainders: the counters continue from
+ * where they were, however long the snapshot waited. */
+
+#define PIT_SNAP_MAX_NS (1ll << 62) /* no elapsed time or tick count beyond this */
+
+static int pit_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct pit *p = opaque;
+	pthread_mutex_lock(&p->lock);
+	int64_t now = pit_now();
+	for (unsigned n = 0; n < 3; n++) {
+		const struct pit_channel *c = &p->ch[n];
+		int64_t elapsed = c->counting && c->gate ? now - c->start_ns : 0;
+		snap_put_u32(w, c->count);
+		snap_put_u8(w, c->mode);
+		snap_put_u8(w, c->rw);
+		snap_put_bool(w, c->bcd);
+		snap_put_bool(w, c->gate);
+		snap_put_bool(w, c->counting);
+		snap_put_bool(w, c->null_count);
+		snap_put_u64(w, (uint64_t)(elapsed > 0 ? elapsed : 0));
+		snap_put_u64(w, c->base_ticks);
+		snap_put_bool(w, c->write_msb_next);
+		snap_put_bool(w, c->read_msb_next);
+		snap_put_u8(w, c->write_lsb);
+		snap_put_bool(w, c->count_latched);
+		snap_put_bool(w, c->latch_msb_next);
+		snap_put_u16(w, c->latch);
+		snap_put_bool(w, c->status_latched);
+		snap_put_u8(w, c->status);
+	}
+	snap_put_u8(w, p->port_b);
+	snap_put_bool(w, p->armed);
+	snap_put_bool(w, p->armed && p->periodic); /* a stopped timer keeps a stale mode */
+	snap_put_u64(w, p->armed ? (uint64_t)p->period_ns : 0);
+	int64_t left = p->armed ? p->next_ns - now : 0;
+	if (left > p->period_ns)
+		left = p->period_ns;
+	snap_put_u64(w, (uint64_t)(left > 0 ? left : 0));
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static int pit_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct pit *p = opaque;
+	struct pit_channel ch[3];
+	uint64_t elapsed[3];
+	memset(ch, 0, sizeof(ch));
+	for (unsigned n = 0; n < 3; n++) {
+		struct pit_channel *c = &ch[n];
+		c->count = snap_get_u32(r);
+		c->mode = snap_get_u8(r);
+		c->rw = snap_get_u8(r);
+		c->bcd = snap_get_bool(r);
+		c->gate = snap_get_bool(r);
+		c->counting = snap_get_bool(r);
+		c->null_count = snap_get_bool(r);
+		elapsed[n] = snap_get_u64(r);
+		c->base_ticks = snap_get_u64(r);
+		c->write_msb_next = snap_get_bool(r);
+		c->read_msb_next = snap_get_bool(r);
+		c->write_lsb = snap_get_u8(r);
+		c->count_latched = snap_get_bool(r);
+		c->latch_msb_next = snap_get_bool(r);
+		c->latch = snap_get_u16(r);
+		c->status_latched = snap_get_bool(r);
+		c->status = snap_get_u8(r);
+		if (c->count < 1 || c->count > 0x10000 || c->mode > 5 || c->rw > PIT_RW_WORD ||
+		    ((c->mode == 2 || c->mode == 3) && c->count < 2) || (n < 2 && !c->gate) ||
+		    elapsed[n] >= (uint64_t)PIT_SNAP_MAX_NS ||
+		    c->base_ticks >= (uint64_t)PIT_SNAP_MAX_NS)
+			snap_bad(r);
+	}
+	uint8_t port_b = snap_get_u8(r);
+	bool armed = snap_get_bool(r), periodic = snap_get_bool(r);
+	uint64_t period = snap_get_u64(r), left = snap_get_u64(r);
+	int64_t max_period = (int64_t)(0x10000ull * PIT_NS / PIT_HZ);
+	if ((port_b & ~PIT_B_RW_MASK) || !(port_b & PIT_B_GATE2) != !ch[2].gate)
+		snap_bad(r);
+	if (armed && (!ch[0].counting || period < (uint64_t)PIT_MIN_PERIOD ||
+	              period > (uint64_t)max_period || left > period))
+		snap_bad(r);
+	if (!armed && (periodic || period || left))
+		snap_bad(r);
+	int ret = snap_reader_end(r);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&p->lock);
+	int64_t now = pit_now();
+	for (unsigned n = 0; n < 3; n++) {
+		p->ch[n] = ch[n];
+		p->ch[n].start_ns = now - (int64_t)elapsed[n];
+	}
+	p->port_b = port_b;
+	p->periodic = periodic;
+	p->period_ns = (int64_t)period;
+	p->next_ns = now + (int64_t)left;
+	p->armed = armed;
+	if (armed && !p->thread_started) {
+		if (pthread_create(&p->thread, NULL, pit_thread, p) != 0) {
+			pthread_mutex_unlock(&p->lock);
+			fprintf(stderr, "zhv: pit: cannot start the timer thread\n");
+			return -ENOMEM;
+		}
+		p->thread_started = true;
+	}
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
 /* vm_destroy: no vCPU runs (nothing can start or re-arm the thread any
  * more); stop and join the timer thread, which leaves every wait when
  * signalled. */
@@ -436,6 +555,9 @@ int pit_create(struct vm *vm)
 	ret = bus_register(&vm->io_bus, vm->guest, PIT_BASE_PORT, 4, pit_access, p, "pit");
 	if (ret < 0)
 		return ret;
-	return bus_register(&vm->io_bus, vm->guest, PIT_PORT_B, 1, pit_port_b_access, p,
-	                    "pit-port-b");
+	ret = bus_register(&vm->io_bus, vm->guest, PIT_PORT_B, 1, pit_port_b_access, p,
+	                   "pit-port-b");
+	if (ret < 0)
+		return ret;
+	return vm_add_snapshot(vm, "pit", 1, pit_snap_save, pit_snap_load, p);
 }

@@ -437,6 +437,97 @@ static void rtc_destroy(void *opaque)
 	free(r);
 }
 
+/* ---- snapshot (snapshot.h): section "rtc", version 1 ---------------------
+ * The 128 CMOS bytes (registers A-D, the alarm and CMOS RAM; the time
+ * registers there are unused: the time is computed), index (u8), then the
+ * time as the offset of the guest's RTC from the host's wall clock
+ * (offset_s, i64 seconds: guest time = host UTC + offset_s). So a restored
+ * guest sees its clock continue from the host's time, with whatever offset
+ * it had set, as a PC's battery-backed clock keeps running while the
+ * machine is off. Then last_sec (i64: the guest second of the last update
+ * cycle; the next access after a restore sees the seconds that passed as
+ * one update, as after any pause), the frozen time while B.SET holds
+ * updates (7 x i32: sec min hour mday mon year wday, struct tm's
+ * meanings), and the ns left to the next periodic flag (u64, a guest-time
+ * remainder). The line's level follows from C.IRQF and is restored with
+ * the IOAPIC's section. */
+
+#define RTC_SNAP_TM_MIN (-2000)
+#define RTC_SNAP_TM_MAX 30000
+
+static int rtc_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct rtc *r = opaque;
+	pthread_mutex_lock(&r->lock);
+	int64_t mono_ns = rtc_clock(CLOCK_MONOTONIC);
+	snap_put(w, r->cmos, RTC_CMOS_SIZE);
+	snap_put_u8(w, r->index);
+	snap_put_u64(w, (uint64_t)r->offset_s);
+	snap_put_u64(w, (uint64_t)r->last_sec);
+	const int f[7] = {r->shadow.tm_sec,  r->shadow.tm_min,  r->shadow.tm_hour,
+	                  r->shadow.tm_mday, r->shadow.tm_mon,  r->shadow.tm_year,
+	                  r->shadow.tm_wday};
+	for (unsigned i = 0; i < 7; i++)
+		snap_put_u32(w, (uint32_t)f[i]);
+	int64_t left = r->periodic_next - mono_ns;
+	int64_t period = rtc_period_ns(r);
+	if (left > period)
+		left = period;
+	snap_put_u64(w, (uint64_t)(left > 0 ? left : 0));
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+static int rtc_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct rtc *rtc = opaque;
+	struct rtc t;
+	memset(&t, 0, sizeof(t));
+	snap_get(r, t.cmos, RTC_CMOS_SIZE);
+	t.index = snap_get_u8(r);
+	t.offset_s = (int64_t)snap_get_u64(r);
+	t.last_sec = (int64_t)snap_get_u64(r);
+	int f[7];
+	for (unsigned i = 0; i < 7; i++) {
+		f[i] = (int)(int32_t)snap_get_u32(r);
+		if (f[i] < RTC_SNAP_TM_MIN || f[i] > RTC_SNAP_TM_MAX)
+			snap_bad(r);
+	}
+	uint64_t left = snap_get_u64(r);
+	/* Offsets within +-2^40 s (35000 years) keep every sum in range. */
+	const int64_t max_s = 1ll << 40;
+	if (t.index > 0x7F || (t.cmos[RTC_REG_A] & RTC_A_UIP) || (t.cmos[RTC_REG_C] & 0x0F) ||
+	    t.cmos[RTC_REG_D] != RTC_D_VRT || f[6] < 0 || f[6] > 6 || t.offset_s < -max_s ||
+	    t.offset_s > max_s || t.last_sec < -2 * max_s || t.last_sec > 2 * max_s)
+		snap_bad(r);
+	if (left > (uint64_t)(rtc_period_ns(&t) > 0 ? rtc_period_ns(&t) : 0))
+		snap_bad(r);
+	int ret = snap_reader_end(r);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&rtc->lock);
+	memcpy(rtc->cmos, t.cmos, RTC_CMOS_SIZE);
+	rtc->index = t.index;
+	rtc->offset_s = t.offset_s;
+	rtc->last_sec = t.last_sec;
+	memset(&rtc->shadow, 0, sizeof(rtc->shadow));
+	rtc->shadow.tm_sec = f[0];
+	rtc->shadow.tm_min = f[1];
+	rtc->shadow.tm_hour = f[2];
+	rtc->shadow.tm_mday = f[3];
+	rtc->shadow.tm_mon = f[4];
+	rtc->shadow.tm_year = f[5];
+	rtc->shadow.tm_wday = f[6];
+	rtc->periodic_next = rtc_clock(CLOCK_MONOTONIC) + (int64_t)left;
+	rtc->irq_level = (rtc->cmos[RTC_REG_C] & RTC_C_IRQF) ? 1 : 0;
+	rtc->alarm_out = false;
+	if ((rtc->cmos[RTC_REG_B] & (RTC_B_PIE | RTC_B_AIE | RTC_B_UIE)) && !rtc->thread_started)
+		rtc_start_thread(rtc);
+	pthread_cond_signal(&rtc->cond);
+	pthread_mutex_unlock(&rtc->lock);
+	return 0;
+}
+
 static void rtc_put16(uint8_t *cmos, unsigned idx, uint64_t v)
 {
 	v = v > 0xFFFF ? 0xFFFF : v;
@@ -500,5 +591,8 @@ int rtc_create(struct vm *vm)
 		rtc_destroy(r);
 		return ret;
 	}
-	return bus_register(&vm->io_bus, vm->guest, RTC_PORT, 2, rtc_access, r, "rtc");
+	ret = bus_register(&vm->io_bus, vm->guest, RTC_PORT, 2, rtc_access, r, "rtc");
+	if (ret < 0)
+		return ret;
+	return vm_add_snapshot(vm, "rtc", 1, rtc_snap_save, rtc_snap_load, r);
 }

@@ -151,6 +151,9 @@ static uint8_t uart_iir(const struct uart *u)
 /* Drive the line to "an interrupt is pending". Called with the lock held,
  * so that level changes reach the IOAPIC in the order they happened (lock
  * order: uart -> ioapic). Not gated by MCR OUT2, as in QEMU. */
+static int uart_snap_save(void *opaque, struct snap_writer *w);
+static int uart_snap_load(void *opaque, struct snap_reader *r);
+
 static void uart_update_irq(struct uart *u)
 {
 	int level = (uart_iir(u) & UART_IIR_NO_INT) ? 0 : 1;
@@ -341,6 +344,18 @@ struct uart *uart16550_create(struct vm *vm, unsigned index, FILE *out)
 		errno = -ret;
 		return NULL;
 	}
+	/* The section names the UART by its index (uart0 is COM1). A failure
+	 * fails the machine's creation, which then never snapshots. */
+	char sname[8];
+	snprintf(sname, sizeof(sname), "uart%u", index);
+	ret = vm_add_snapshot(vm, sname, 1, uart_snap_save, uart_snap_load, u);
+	if (ret < 0) {
+		outq_destroy(u->out);
+		pthread_mutex_destroy(&u->lock);
+		free(u);
+		errno = -ret;
+		return NULL;
+	}
 	return u;
 }
 
@@ -367,4 +382,77 @@ void uart16550_input(struct uart *u, const uint8_t *buf, size_t len)
 		uart_rx_push(u, buf[i]);
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);
+}
+
+/* ---- snapshot (snapshot.h): section "uart<index>", version 1 -------------
+ * ier lcr mcr scr dll dlm fcr msr_delta (u8 each), overrun thr_ipending
+ * (bool), rx_count (u16) and the rx_count bytes waiting in the receive
+ * buffer, oldest first. MSR's line bits follow from MCR, and the interrupt
+ * line's level from the registers: the line itself is restored with the
+ * IOAPIC's section (vm->irq_sources), so load does not drive it. The host
+ * side (stdio, a file, the output queue) is not state. */
+
+static int uart_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct uart *u = opaque;
+	pthread_mutex_lock(&u->lock);
+	snap_put_u8(w, u->ier);
+	snap_put_u8(w, u->lcr);
+	snap_put_u8(w, u->mcr);
+	snap_put_u8(w, u->scr);
+	snap_put_u8(w, u->dll);
+	snap_put_u8(w, u->dlm);
+	snap_put_u8(w, u->fcr);
+	snap_put_u8(w, u->msr_delta);
+	snap_put_bool(w, u->overrun);
+	snap_put_bool(w, u->thr_ipending);
+	snap_put_u16(w, (uint16_t)u->rx_count);
+	for (unsigned i = 0; i < u->rx_count; i++)
+		snap_put_u8(w, u->rx[(u->rx_head + i) % UART_RX_SIZE]);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+static int uart_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct uart *u = opaque;
+	struct uart t; /* the registers, checked before any is taken */
+	memset(&t, 0, sizeof(t));
+	t.ier = snap_get_u8(r);
+	t.lcr = snap_get_u8(r);
+	t.mcr = snap_get_u8(r);
+	t.scr = snap_get_u8(r);
+	t.dll = snap_get_u8(r);
+	t.dlm = snap_get_u8(r);
+	t.fcr = snap_get_u8(r);
+	t.msr_delta = snap_get_u8(r);
+	t.overrun = snap_get_bool(r);
+	t.thr_ipending = snap_get_bool(r);
+	t.rx_count = snap_get_u16(r);
+	if ((t.ier & ~UART_IER_MASK) || (t.mcr & ~UART_MCR_MASK) || (t.fcr & ~UART_FCR_KEEP) ||
+	    (t.msr_delta & 0xF0) || t.rx_count > UART_RX_SIZE)
+		snap_bad(r);
+	if (!r->err)
+		snap_get(r, t.rx, t.rx_count);
+	int ret = snap_reader_end(r);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&u->lock);
+	u->ier = t.ier;
+	u->lcr = t.lcr;
+	u->mcr = t.mcr;
+	u->scr = t.scr;
+	u->dll = t.dll;
+	u->dlm = t.dlm;
+	u->fcr = t.fcr;
+	u->msr_lines = uart_msr_inputs(u);
+	u->msr_delta = t.msr_delta;
+	u->overrun = t.overrun;
+	u->thr_ipending = t.thr_ipending;
+	memcpy(u->rx, t.rx, t.rx_count);
+	u->rx_head = 0;
+	u->rx_count = t.rx_count;
+	u->irq_level = (uart_iir(u) & UART_IIR_NO_INT) ? 0 : 1;
+	pthread_mutex_unlock(&u->lock);
+	return 0;
 }

@@ -67,6 +67,8 @@ struct virtio_blk {
 	struct virtio_pci vp;
 	int fd;
 	bool read_only;
+	char *path;        /* as given: a snapshot names its image */
+	uint64_t size;     /* bytes of the image at creation */
 	uint64_t capacity; /* sectors */
 	char id[VIRTIO_BLK_ID_BYTES];
 	/* Under vp.lock: the request being served and its chain, scratch
@@ -318,6 +320,67 @@ static void blk_reset(struct virtio_pci *vp)
 	b->pending = false;
 }
 
+/* Snapshot: the model's part of section "virtio-blk<n>" (virtio_pci.c has
+ * the transport's): the image's path (u16 length, bytes), its size in
+ * bytes (u64) and whether it is read-only (bool). A restore must have the
+ * same image, by path, of the same size and mode: else it is refused (the
+ * guest's view of the disk would change under it). Nothing is in flight in
+ * a snapshot: while a request is being served (the worker has work left),
+ * save answers -EBUSY, and the snapshot is taken once the worker has
+ * finished (the vCPUs are paused, so that is soon). */
+static int blk_snap_save(struct virtio_pci *vp, struct snap_writer *w)
+{
+	struct virtio_blk *b = vp->opaque;
+	size_t len = strlen(b->path);
+
+	if (b->pending || b->req.active)
+		return -EBUSY;
+	if (len > UINT16_MAX) {
+		fprintf(stderr, "zhv: virtio-blk: disk path too long for a snapshot\n");
+		return -ENOTSUP;
+	}
+	snap_put_u16(w, (uint16_t)len);
+	snap_put(w, b->path, len);
+	snap_put_u64(w, b->size);
+	snap_put_bool(w, b->read_only);
+	return 0;
+}
+
+static int blk_snap_load(struct virtio_pci *vp, struct snap_reader *r, bool commit)
+{
+	struct virtio_blk *b = vp->opaque;
+	uint16_t len = snap_get_u16(r);
+	size_t have = strlen(b->path);
+
+	if (r->err)
+		return -EINVAL;
+	if (len != have) {
+		fprintf(stderr, "zhv: virtio-blk: the snapshot's disk is not %s\n", b->path);
+		return -EINVAL;
+	}
+	if (r->len - r->off < len)
+		return -EINVAL;
+	bool same = !memcmp(r->p + r->off, b->path, len);
+	r->off += len;
+	uint64_t size = snap_get_u64(r);
+	bool read_only = snap_get_bool(r);
+
+	if (r->err)
+		return -EINVAL;
+	if (!same || size != b->size || read_only != b->read_only) {
+		fprintf(stderr, "zhv: virtio-blk: the snapshot's disk (%s, %llu bytes%s) is not %s "
+		        "(%llu bytes%s)\n", same ? b->path : "another path", (unsigned long long)size,
+		        read_only ? ", read-only" : "", b->path, (unsigned long long)b->size,
+		        b->read_only ? ", read-only" : "");
+		return -EINVAL;
+	}
+	if (commit) {
+		b->req.active = false;
+		b->pending = false;
+	}
+	return 0;
+}
+
 /* vm_destroy's hook (vmm/dev/virtio_pci.h): virtio_blk_destroy. */
 static void blk_vp_destroy(struct virtio_pci *vp)
 {
@@ -328,6 +391,8 @@ static const struct virtio_dev_ops blk_ops = {
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
 	.destroy = blk_vp_destroy,
+	.snap_save = blk_snap_save,
+	.snap_load = blk_snap_load,
 };
 
 /* Open a disk image: a regular file or a block device (-ENOTBLK for
@@ -412,7 +477,13 @@ int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct vi
 	}
 	b->fd = fd;
 	b->read_only = read_only;
+	b->size = (uint64_t)end;
 	b->capacity = (uint64_t)end / BLK_SECTOR;
+	b->path = strdup(path);
+	if (!b->path) {
+		r = -ENOMEM;
+		goto err_free;
+	}
 	base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	/* §5.2.6: the id is 20 bytes, NUL-terminated only if shorter. */
@@ -456,6 +527,7 @@ int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct vi
 err_cond:
 	pthread_cond_destroy(&b->wake);
 err_free:
+	free(b->path);
 	free(b);
 err_close:
 	close(fd);
@@ -477,5 +549,6 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	pthread_cond_destroy(&b->wake);
 	close(b->fd);
 	virtio_pci_fini(&b->vp);
+	free(b->path);
 	free(b);
 }

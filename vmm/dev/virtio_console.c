@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "../devices.h"
+#include "../snapshot.h"
 #include "outq.h"
 #include "virtio_pci.h"
 
@@ -118,9 +119,41 @@ static void virtio_console_destroy(struct virtio_pci *vp)
 	free(con);
 }
 
+/* Snapshot: the model's part of section "virtio-console<n>": the host
+ * input waiting for receive buffers (u16 count, the bytes, oldest first).
+ * Output is written at once (the host side is not state). */
+static int console_snap_save(struct virtio_pci *vp, struct snap_writer *w)
+{
+	struct virtio_console *con = vp->opaque;
+
+	snap_put_u16(w, (uint16_t)con->in_count);
+	for (size_t i = 0; i < con->in_count; i++)
+		snap_put_u8(w, con->in[(con->in_head + i) % CONSOLE_INBUF]);
+	return 0;
+}
+
+static int console_snap_load(struct virtio_pci *vp, struct snap_reader *r, bool commit)
+{
+	struct virtio_console *con = vp->opaque;
+	uint16_t n = snap_get_u16(r);
+
+	if (r->err || n > CONSOLE_INBUF || r->len - r->off < n)
+		return -EINVAL;
+	if (commit) {
+		snap_get(r, con->in, n);
+		con->in_head = 0;
+		con->in_count = n;
+	} else {
+		r->off += n;
+	}
+	return 0;
+}
+
 static const struct virtio_dev_ops console_ops = {
 	.queue_notify = console_queue_notify,
 	.destroy = virtio_console_destroy,
+	.snap_save = console_snap_save,
+	.snap_load = console_snap_load,
 };
 
 void virtio_console_input(const uint8_t *buf, size_t len)

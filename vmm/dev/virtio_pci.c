@@ -615,6 +615,174 @@ static const struct pci_device_ops virtio_pci_ops = {
 	.bar_access = bar_access,
 };
 
+/* ---- snapshot (snapshot.h): section "virtio-<name><n>", version 1 ---------
+ * The transport: device_features (u64, must be what the device offers),
+ * driver_features (u64), device_feature_sel driver_feature_sel (u32),
+ * config_vector queue_sel (u16), status config_generation isr (u8),
+ * msix_enabled msix_func_masked (bool), msix_pending (u32), num_queues
+ * (u8) and for each queue its state (vq_snap_save) and MSI-X vector (u16),
+ * nvectors (u8) and each MSI-X table entry (addr_lo addr_hi data ctrl,
+ * u32), then the device-specific config (u16 length, bytes; fixed at
+ * creation, so it must be the device's: a disk of another size is
+ * refused). Then the model's own part (virtio_dev_ops.snap_save). The INTx
+ * level follows from ISR and MSI-X (the line is the IOAPIC's section's). */
+
+static int virtio_pci_snap_save(void *opaque, struct snap_writer *w)
+{
+	struct virtio_pci *vp = opaque;
+	int ret = 0;
+
+	pthread_mutex_lock(&vp->lock);
+	snap_put_u64(w, vp->device_features);
+	snap_put_u64(w, vp->driver_features);
+	snap_put_u32(w, vp->device_feature_sel);
+	snap_put_u32(w, vp->driver_feature_sel);
+	snap_put_u16(w, vp->config_vector);
+	snap_put_u16(w, vp->queue_sel);
+	snap_put_u8(w, vp->status);
+	snap_put_u8(w, vp->config_generation);
+	snap_put_u8(w, vp->isr);
+	snap_put_bool(w, vp->msix_enabled);
+	snap_put_bool(w, vp->msix_func_masked);
+	snap_put_u32(w, vp->msix_pending);
+	snap_put_u8(w, (uint8_t)vp->num_queues);
+	for (unsigned q = 0; q < vp->num_queues; q++) {
+		vq_snap_save(&vp->queues[q], w);
+		snap_put_u16(w, vp->queue_vector[q]);
+	}
+	snap_put_u8(w, (uint8_t)vp->nvectors);
+	for (unsigned v = 0; v < vp->nvectors; v++) {
+		snap_put_u32(w, vp->msix[v].addr_lo);
+		snap_put_u32(w, vp->msix[v].addr_hi);
+		snap_put_u32(w, vp->msix[v].data);
+		snap_put_u32(w, vp->msix[v].ctrl);
+	}
+	snap_put_u16(w, (uint16_t)vp->config_len);
+	snap_put(w, vp->config, vp->config_len);
+	if (vp->ops->snap_save)
+		ret = vp->ops->snap_save(vp, w);
+	pthread_mutex_unlock(&vp->lock);
+	return ret;
+}
+
+/* The transport's state parsed from a section, before it is taken. */
+struct virtio_pci_snap {
+	uint64_t driver_features;
+	uint32_t device_feature_sel, driver_feature_sel, msix_pending;
+	uint16_t config_vector, queue_sel;
+	uint8_t status, config_generation, isr;
+	bool msix_enabled, msix_func_masked;
+	struct vq queues[VIRTIO_PCI_MAX_QUEUES];
+	uint16_t queue_vector[VIRTIO_PCI_MAX_QUEUES];
+	struct virtio_msix_entry msix[VIRTIO_PCI_MAX_VECTORS];
+};
+
+static bool snap_vector_ok(const struct virtio_pci *vp, uint16_t v)
+{
+	return v < vp->nvectors || v == VIRTIO_MSI_NO_VECTOR;
+}
+
+/* Parse and check the transport's part of (r) into (t). Lock held. */
+static void virtio_pci_snap_parse(const struct virtio_pci *vp, struct virtio_pci_snap *t,
+                                  struct snap_reader *r)
+{
+	uint64_t device_features = snap_get_u64(r);
+
+	t->driver_features = snap_get_u64(r);
+	t->device_feature_sel = snap_get_u32(r);
+	t->driver_feature_sel = snap_get_u32(r);
+	t->config_vector = snap_get_u16(r);
+	t->queue_sel = snap_get_u16(r);
+	t->status = snap_get_u8(r);
+	t->config_generation = snap_get_u8(r);
+	t->isr = snap_get_u8(r);
+	t->msix_enabled = snap_get_bool(r);
+	t->msix_func_masked = snap_get_bool(r);
+	t->msix_pending = snap_get_u32(r);
+	if (device_features != vp->device_features || !snap_vector_ok(vp, t->config_vector) ||
+	    (t->isr & ~(VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG)) ||
+	    (t->msix_pending >> vp->nvectors))
+		snap_bad(r);
+	/* §3.1.1: FEATURES_OK only for a subset of the offer with VERSION_1. */
+	if ((t->status & VIRTIO_STATUS_FEATURES_OK) &&
+	    ((t->driver_features & ~vp->device_features) ||
+	     !(t->driver_features & (1ull << VIRTIO_F_VERSION_1))))
+		snap_bad(r);
+	if (snap_get_u8(r) != vp->num_queues)
+		snap_bad(r);
+	for (unsigned q = 0; q < vp->num_queues && !r->err; q++) {
+		t->queues[q] = vp->queues[q];
+		vq_snap_load(&t->queues[q], r);
+		t->queue_vector[q] = snap_get_u16(r);
+		if (!snap_vector_ok(vp, t->queue_vector[q]))
+			snap_bad(r);
+	}
+	if (snap_get_u8(r) != vp->nvectors)
+		snap_bad(r);
+	for (unsigned v = 0; v < vp->nvectors && !r->err; v++) {
+		struct virtio_msix_entry *e = &t->msix[v];
+
+		e->addr_lo = snap_get_u32(r);
+		e->addr_hi = snap_get_u32(r);
+		e->data = snap_get_u32(r);
+		e->ctrl = snap_get_u32(r);
+		if ((e->addr_lo & 3) || (e->ctrl & ~MSIX_ENTRY_MASKED))
+			snap_bad(r);
+	}
+	uint8_t config[VIRTIO_PCI_CONFIG_MAX];
+
+	if (snap_get_u16(r) != vp->config_len)
+		snap_bad(r);
+	if (!r->err && snap_get(r, config, vp->config_len) &&
+	    memcmp(config, vp->config, vp->config_len)) {
+		fprintf(stderr, "zhv: virtio-%s: the snapshot's device configuration differs\n",
+		        vp->name);
+		snap_bad(r);
+	}
+}
+
+static int virtio_pci_snap_load(void *opaque, struct snap_reader *r)
+{
+	struct virtio_pci *vp = opaque;
+	struct virtio_pci_snap *t = calloc(1, sizeof(*t));
+	int ret;
+
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_lock(&vp->lock);
+	virtio_pci_snap_parse(vp, t, r);
+	size_t model_at = r->off;
+	if (!r->err && vp->ops->snap_load && vp->ops->snap_load(vp, r, false) < 0)
+		snap_bad(r);
+	ret = snap_reader_end(r);
+	if (ret == 0) {
+		vp->driver_features = t->driver_features;
+		vp->device_feature_sel = t->device_feature_sel;
+		vp->driver_feature_sel = t->driver_feature_sel;
+		vp->config_vector = t->config_vector;
+		vp->queue_sel = t->queue_sel;
+		vp->status = t->status;
+		vp->config_generation = t->config_generation;
+		vp->isr = t->isr;
+		vp->msix_enabled = t->msix_enabled;
+		vp->msix_func_masked = t->msix_func_masked;
+		vp->msix_pending = t->msix_pending;
+		memcpy(vp->queues, t->queues, sizeof(vp->queues[0]) * vp->num_queues);
+		memcpy(vp->queue_vector, t->queue_vector, sizeof(vp->queue_vector[0]) * vp->num_queues);
+		memcpy(vp->msix, t->msix, sizeof(vp->msix[0]) * vp->nvectors);
+		vp->intx_level = !vp->msix_enabled && vp->isr != 0;
+		config_fill(vp);
+		if (vp->ops->snap_load) {
+			struct snap_reader again = { .p = r->p, .len = r->len, .off = model_at };
+
+			ret = vp->ops->snap_load(vp, &again, true);
+		}
+	}
+	pthread_mutex_unlock(&vp->lock);
+	free(t);
+	return ret;
+}
+
 /* vm_destroy's entry for one device: the model's hook frees it all. */
 static void virtio_pci_teardown(void *opaque)
 {
@@ -664,6 +832,21 @@ int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pc
 	vp->pci.opaque = vp;
 	vp->pci.vm = vm;
 	r = pci_add(vm, &vp->pci);
+	if (r == 0) {
+		/* Before the teardown: after a failure here the caller frees
+		 * (vp), which no teardown may then see. */
+		char name[sizeof(vm->snapshots[0].name)];
+		r = -ENOSPC;
+		for (unsigned n = 0; n < VM_MAX_TEARDOWNS && r == -ENOSPC; n++) {
+			snprintf(name, sizeof(name), "virtio-%s%u", vp->name, n);
+			bool taken = false;
+			for (unsigned i = 0; i < vm->nsnapshots; i++)
+				taken |= !strcmp(vm->snapshots[i].name, name);
+			if (!taken)
+				r = vm_add_snapshot(vm, name, 1, virtio_pci_snap_save,
+				                    virtio_pci_snap_load, vp);
+		}
+	}
 	if (r == 0)
 		r = vm_add_teardown(vm, virtio_pci_teardown, vp);
 	if (r < 0) {

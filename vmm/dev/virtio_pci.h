@@ -11,6 +11,8 @@
 #include "virtqueue.h"
 
 struct vm;
+struct snap_writer;
+struct snap_reader;
 
 /* clang-format off */
 /* Device status bits (virtio 1.2 §2.1). */
@@ -68,6 +70,16 @@ struct virtio_dev_ops {
 	 * the memory that holds (vp). Required. Called without the lock, once,
 	 * for a device virtio_pci_init() accepted. */
 	void (*destroy)(struct virtio_pci *vp);
+	/* Snapshot (vmm/snapshot.h), optional: the model's own state, which
+	 * follows the transport's in the device's section. snap_save appends
+	 * it; returns 0, -EBUSY (not now: work in flight) or -ENOTSUP (never,
+	 * e.g. a TAP), having said why on stderr for -ENOTSUP. snap_load reads
+	 * it: with (commit) false it only checks it; with (commit) true (the
+	 * same bytes, after a check passed) it takes it. Returns 0 or -EINVAL.
+	 * Both with the lock held. Without them the model has no state of its
+	 * own. */
+	int (*snap_save)(struct virtio_pci *vp, struct snap_writer *w);
+	int (*snap_load)(struct virtio_pci *vp, struct snap_reader *r, bool commit);
 };
 
 /* How a device model describes itself to virtio_pci_init(). */
@@ -134,7 +146,8 @@ struct virtio_pci {
 
 /* virtio_pci_init: set up (vp) from (info) (config space with the virtio
  * capabilities and MSI-X, BAR0, queues) and put it on the PCI bus with
- * pci_add(). (vp) stays allocated until vm_destroy() calls the model's
+ * pci_add(). Registers the device's snapshot section, "virtio-<name><n>"
+ * (n: 0 for the first device of that name, in creation order). (vp) stays allocated until vm_destroy() calls the model's
  * destroy hook. Returns 0 or -errno (then the caller frees (vp); a device
  * already on the PCI bus stays there, unused, until vm_destroy()). */
 int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pci_info *info);

@@ -312,3 +312,46 @@ unsigned vq_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t le
 		*got = done;
 	return count;
 }
+
+void vq_snap_save(const struct vq *vq, struct snap_writer *w)
+{
+	snap_put_u16(w, vq->size);
+	snap_put_u64(w, vq->desc_gpa);
+	snap_put_u64(w, vq->avail_gpa);
+	snap_put_u64(w, vq->used_gpa);
+	snap_put_bool(w, vq->ready);
+	snap_put_bool(w, vq->broken);
+	snap_put_u16(w, vq->last_avail);
+	snap_put_u16(w, vq->used_idx);
+}
+
+bool vq_snap_load(struct vq *vq, struct snap_reader *r)
+{
+	vq->size = snap_get_u16(r);
+	vq->desc_gpa = snap_get_u64(r);
+	vq->avail_gpa = snap_get_u64(r);
+	vq->used_gpa = snap_get_u64(r);
+	bool ready = snap_get_bool(r), broken = snap_get_bool(r);
+	uint16_t last_avail = snap_get_u16(r), used_idx = snap_get_u16(r);
+	vq->ready = false;
+	vq->desc = vq->avail = vq->used = NULL;
+	if (r->err)
+		return false;
+	if (ready) {
+		if (vq_enable(vq) < 0) {
+			snap_bad(r);
+			return false;
+		}
+		vq->broken = broken;
+		vq->last_avail = last_avail;
+		vq->used_idx = used_idx;
+		return true;
+	}
+	if (broken || last_avail || used_idx) {
+		snap_bad(r);
+		return false;
+	}
+	vq->broken = false;
+	vq->last_avail = vq->used_idx = 0;
+	return true;
+}

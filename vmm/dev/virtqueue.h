@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 
 struct vm;
+struct snap_writer;
+struct snap_reader;
 
 /* Largest queue any zhv device offers, and so the longest chain (virtio
  * 1.2 §2.7.5.3.1: a driver never builds a chain longer than the Queue
@@ -112,5 +114,16 @@ size_t vq_iov_write(const struct iovec *iov, unsigned n, size_t off, const void 
                     size_t len);
 unsigned vq_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
                       struct iovec *out, unsigned max, size_t *got);
+
+/* Snapshot (vmm/snapshot.h): vq_snap_save appends (vq)'s state: size
+ * (u16), the three ring addresses (u64), ready broken (bool), last_avail
+ * used_idx (u16). No event-index state: VIRTIO_F_EVENT_IDX is never
+ * offered. vq_snap_load reads it into (vq), a copy of the queue it is for
+ * (same machine and offered size), checking it as vq_enable would (size,
+ * alignment, rings in RAM); a queue not ready must be as reset left it.
+ * Returns false (and marks (r) bad) if the state is not one the queue can
+ * have. */
+void vq_snap_save(const struct vq *vq, struct snap_writer *w);
+bool vq_snap_load(struct vq *vq, struct snap_reader *r);
 
 #endif /* ZHV_VMM_VIRTQUEUE_H */

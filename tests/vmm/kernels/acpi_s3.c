@@ -35,7 +35,9 @@
  * GDTR is not ours). Both end in s3_resumed() on a stack of their own. */
 __asm__(
 	".globl s3_wake16, s3_wake16_end, s3_wake32, s3_ip_label\n"
-	".text\n"
+	/* The 16-bit stub is data (test_main copies it to STUB_ADDR): not
+	 * in .text, which tests/vmm/guest_code.sh reads as 32-bit code. */
+	".section .rodata\n"
 	".code16\n"
 	"s3_wake16:\n"
 	"	xor %ax, %ax\n"
@@ -66,6 +68,7 @@ __asm__(
 	"	.long s3_gdt\n"
 	"s3_wake16_end:\n"
 	"	.set s3_ip_label, 1b - s3_wake16 + 8\n"
+	".text\n"
 	".code32\n"
 	"s3_wake32:\n"
 	"	mov $s3_stack + 8192, %esp\n"
