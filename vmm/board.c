@@ -289,7 +289,7 @@ int board_create(struct board *b, const struct board_config *cfg, char *err, siz
 		ret = devices_create(b, cfg, err, errlen);
 	if (ret == 0)
 		ret = fill_io_gaps(b, err, errlen);
-	if (ret == 0) {
+	if (ret == 0 && !cfg->no_kernel) {
 		char why[256] = "";
 		ret = loader_load(vm, &cfg->boot, &b->boot, why, sizeof(why));
 		if (ret < 0) {

@@ -32,6 +32,7 @@ struct board_config {
 	const char *const *net_taps;
 	size_t nnets;
 	struct boot_request boot;
+	bool no_kernel;     /* zhv run --restore: RAM comes from a snapshot, no loader */
 };
 
 struct io_gap; /* board.c: one unclaimed port range */

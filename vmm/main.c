@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,9 +16,11 @@
 
 #include "board.h"
 #include "console.h"
+#include "control.h"
 #include "devices.h"
 #include "exit_status.h"
 #include "sandbox.h"
+#include "snapshot_dir.h"
 #include "vcpu_thread.h"
 #include "zhv.h"
 
@@ -27,6 +30,8 @@
 
 static const char usage_text[] =
 	"Usage: zhv run [options] KERNEL\n"
+	"       zhv run --restore DIR [--control SOCKET] [--serial MODE] [--no-sandbox]\n"
+	"       zhv ctl SOCKET pause|resume|info|stop|snapshot [--paused] DIR\n"
 	"       zhv --help | --version\n"
 	"\n"
 	"Boot KERNEL (multiboot v1, Linux bzImage, PVH or ELF64 vmlinux; a flat\n"
@@ -59,6 +64,11 @@ static const char usage_text[] =
 	"                           0x2000+n, 64K MMIO at 0xff000000) or pci-testdev\n"
 	"                           (PCI 1b36:0005)\n"
 	"      --debug-io           log unclaimed port I/O and MMIO, and exit counts\n"
+	"      --control SOCKET     serve zhv ctl's requests (pause, resume, info,\n"
+	"                           stop, snapshot) on Unix socket SOCKET\n"
+	"      --restore DIR        resume the machine saved in snapshot DIR (zhv ctl\n"
+	"                           snapshot) instead of booting a KERNEL: its vCPUs,\n"
+	"                           memory, devices and disks come from DIR\n"
 	"      --no-sandbox         run without the seccomp sandbox (for debugging); by\n"
 	"                           default a forbidden system call ends the run (10)\n"
 	"  -h, --help               show this help\n"
@@ -71,7 +81,7 @@ static const char usage_text[] =
 	"  (V << 1) | 1    the guest wrote V to port 0xf4 (with --debug-exit)\n"
 	"  2               usage error\n"
 	"  4               a kernel, initrd, module, disk or serial file could not\n"
-	"                  be opened or loaded\n"
+	"                  be opened or loaded, or a snapshot is bad (--restore)\n"
 	"  6               guest crash (triple fault, emulation failure)\n"
 	"  8               host-side runtime error (KVM, memory, a device)\n"
 	"  10              the seccomp sandbox stopped a forbidden system call\n"
@@ -87,6 +97,8 @@ struct options {
 	struct board_disk disks[MAX_LIST];
 	const char *nets[MAX_LIST];
 	bool no_sandbox;
+	const char *control;
+	const char *restore;
 };
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -148,7 +160,8 @@ static uint64_t host_ram(void)
 static void parse_run(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL, OPT_CONSOLE,
-	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT, OPT_NO_SANDBOX, OPT_TEST_DEVICE };
+	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT, OPT_NO_SANDBOX, OPT_TEST_DEVICE,
+	       OPT_CONTROL, OPT_RESTORE };
 	static const struct option longopts[] = {
 		{"cpus", required_argument, NULL, 'c'},
 		{"memory", required_argument, NULL, 'm'},
@@ -164,6 +177,8 @@ static void parse_run(int argc, char **argv, struct options *o)
 		{"test-device", required_argument, NULL, OPT_TEST_DEVICE},
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
+		{"control", required_argument, NULL, OPT_CONTROL},
+		{"restore", required_argument, NULL, OPT_RESTORE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -178,8 +193,18 @@ static void parse_run(int argc, char **argv, struct options *o)
 
 	int c;
 	unsigned long n;
+	const char *machine_opt = NULL; /* an option --restore takes from the snapshot */
 	while ((c = getopt_long(argc, argv, "c:m:hV", longopts, NULL)) != -1) {
+		if (c != OPT_SERIAL && c != OPT_DEBUG_IO && c != OPT_NO_SANDBOX && c != OPT_CONTROL &&
+		    c != OPT_RESTORE && c != 'h' && c != 'V' && c != '?' && c != ':' && !machine_opt)
+			machine_opt = argv[optind - 1];
 		switch (c) {
+		case OPT_CONTROL:
+			o->control = optarg;
+			break;
+		case OPT_RESTORE:
+			o->restore = optarg;
+			break;
 		case 'c':
 			if (!parse_uint(optarg, MAX_CPUS, &n) || n == 0)
 				usage_error("--cpus '%s': expected a number from 1 to %d", optarg,
@@ -296,11 +321,58 @@ static void parse_run(int argc, char **argv, struct options *o)
 			exit(ZHV_EXIT_USAGE);
 		}
 	}
+	if (o->restore) {
+		if (machine_opt)
+			usage_error("--restore: the machine comes from the snapshot: no machine or "
+			            "kernel option (--cpus, --memory, --disk, ...) may be given (got "
+			            "'%s')", machine_opt);
+		if (optind < argc)
+			usage_error("--restore: no KERNEL is taken ('%s')", argv[optind]);
+		return;
+	}
 	if (optind >= argc)
 		usage_error("missing KERNEL");
 	if (optind + 1 < argc)
 		usage_error("more than one KERNEL: '%s' and '%s'", argv[optind], argv[optind + 1]);
 	b->boot.kernel_path = argv[optind];
+}
+
+/* The machine as a snapshot's manifest describes it (--control): disk
+ * paths made absolute now, as zhv ctl snapshot may come from elsewhere
+ * and the sandbox allows no path look-up later. */
+static int machine_describe(struct options *o, struct snapshot_machine *m, char *err,
+                            size_t errlen)
+{
+	const struct board_config *b = &o->board;
+	memset(m, 0, sizeof(*m));
+	m->ncpus = b->ncpus;
+	m->mem_size = b->mem_size;
+	m->debug_exit = b->debug_exit;
+	m->pc_testdev = b->pc_testdev;
+	m->pci_testdev = b->pci_testdev;
+	m->virtio_console = o->virtio_console;
+	if (b->ndisks > SNAPSHOT_MAX_DISKS) {
+		snprintf(err, errlen, "--control: at most %d disks", SNAPSHOT_MAX_DISKS);
+		return -1;
+	}
+	m->ndisks = b->ndisks;
+	for (size_t i = 0; i < b->ndisks; i++) {
+		static char paths[SNAPSHOT_MAX_DISKS][PATH_MAX];
+		/* Absolute, but not resolved (symlinks stay): the disk's id
+		 * (its file name, virtio-blk GET_ID) stays the same. */
+		const char *p = b->disks[i].path;
+		char cwd[PATH_MAX];
+		int n = p[0] == '/' ? snprintf(paths[i], sizeof(paths[i]), "%s", p) :
+		        getcwd(cwd, sizeof(cwd)) ? snprintf(paths[i], sizeof(paths[i]), "%s/%s", cwd, p) : -1;
+		if (n < 0 || (size_t)n >= sizeof(paths[i])) {
+			snprintf(err, errlen, "--control: disk %s: cannot make its path absolute", p);
+			return -1;
+		}
+		m->disks[i].path = paths[i];
+		m->disks[i].read_only = b->disks[i].read_only;
+	}
+	m->nnets = b->nnets;
+	return 0;
 }
 
 /* ---- process-wide plumbing ------------------------------------------------- */
@@ -426,12 +498,43 @@ static int cmd_run(int argc, char **argv)
 	struct board_config *cfg = &o.board;
 
 	zhv_set_log(log_to_stderr, NULL, cfg->debug_io ? ZHV_LOG_WARN : ZHV_LOG_ERROR);
+	static struct snapshot_image img;
+	static struct snapshot_machine machine; /* the manifest of zhv ctl snapshot */
+	char err[768] = "";
+	if (o.restore) {
+		if (snapshot_open(o.restore, &img, err, sizeof(err)) < 0) {
+			fprintf(stderr, "zhv: %s\n", err);
+			snapshot_close(&img);
+			return ZHV_EXIT_LOAD;
+		}
+		cfg->ncpus = img.m.ncpus;
+		cfg->mem_size = img.m.mem_size;
+		cfg->debug_exit = img.m.debug_exit;
+		cfg->pc_testdev = img.m.pc_testdev;
+		cfg->pci_testdev = img.m.pci_testdev;
+		o.virtio_console = img.m.virtio_console;
+		cfg->ndisks = img.m.ndisks;
+		for (size_t i = 0; i < img.m.ndisks; i++)
+			o.disks[i] = img.m.disks[i];
+		cfg->no_kernel = true;
+	}
+	if (o.control && machine_describe(&o, &machine, err, sizeof(err)) < 0) {
+		fprintf(stderr, "zhv: %s\n", err);
+		return ZHV_EXIT_USAGE;
+	}
+	struct control *control = NULL;
+	if (o.control && !(control = control_create(o.control, err, sizeof(err)))) {
+		fprintf(stderr, "zhv: %s\n", err);
+		return ZHV_EXIT_FATAL;
+	}
 	struct stat st;
-	if (stat(cfg->boot.kernel_path, &st) < 0 || access(cfg->boot.kernel_path, R_OK) < 0) {
+	if (o.restore) {
+		/* no kernel */
+	} else if (stat(cfg->boot.kernel_path, &st) < 0 || access(cfg->boot.kernel_path, R_OK) < 0) {
 		fprintf(stderr, "zhv: %s: %s\n", cfg->boot.kernel_path, strerror(errno));
 		return ZHV_EXIT_LOAD;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!o.restore && !S_ISREG(st.st_mode)) {
 		fprintf(stderr, "zhv: %s: not a regular file\n", cfg->boot.kernel_path);
 		return ZHV_EXIT_LOAD;
 	}
@@ -453,12 +556,17 @@ static int cmd_run(int argc, char **argv)
 	}
 
 	static struct board board;
-	char err[512] = "";
 	int ret = board_create(&board, cfg, err, sizeof(err));
+	if (ret == 0 && o.restore && snapshot_apply(&img, &board.vm, err, sizeof(err)) < 0) {
+		ret = -EINVAL;
+		board.load_error = true;
+	}
 	if (ret < 0) {
 		fprintf(stderr, "zhv: %s\n", err);
 		int status = board.load_error ? ZHV_EXIT_LOAD : ZHV_EXIT_FATAL;
 		board_destroy(&board);
+		snapshot_close(&img);
+		control_stop(control);
 		return status;
 	}
 	struct vm *vm = &board.vm;
@@ -467,6 +575,8 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "zhv: out of memory\n");
 		return ZHV_EXIT_FATAL;
 	}
+	if (o.restore)
+		vcpus_set_restore(g_vcpus, img.vcpu_blobs, img.vcpu_lens, &img.clock);
 	vm->on_exit = on_vm_exit;
 
 	/* The terminal is the guest's console: COM1's (--serial stdio) or
@@ -478,8 +588,17 @@ static int cmd_run(int argc, char **argv)
 	ret = vcpus_start(g_vcpus, &board.boot, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "zhv: %s\n", err);
+		/* A snapshot whose vCPU state KVM or libzhv refuses is a bad snapshot. */
+		vm_request_exit(vm, VM_EXIT_ERROR, o.restore && ret == -EINVAL ? ZHV_EXIT_LOAD :
+		                                                                 ZHV_EXIT_FATAL);
+	}
+	snapshot_close(&img); /* (the vCPUs hold their state now) */
+	if (control && (ret = control_start(control, vm, g_vcpus, &machine)) < 0) {
+		fprintf(stderr, "zhv: --control: %s\n", strerror(-ret));
 		vm_request_exit(vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
 	}
+	if (control)
+		sandbox_allow_control();
 	/* Input after the vCPUs: the guest starts a little sooner, and
 	 * bytes typed meanwhile wait in the terminal or pipe. */
 	console_to_virtio(o.virtio_console);
@@ -504,6 +623,7 @@ static int cmd_run(int argc, char **argv)
 			vm_request_exit(vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
 		}
 	}
+	control_stop(control); /* before the vCPUs go */
 	vcpus_stop(g_vcpus);
 	g_vcpus = NULL;
 	console_stop();
@@ -565,6 +685,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version"))
 		return print_version();
+	if (!strcmp(cmd, "ctl")) {
+		argv[1] = "zhv ctl";
+		return control_client(argc - 1, argv + 1);
+	}
 	if (strcmp(cmd, "run") != 0) {
 		fprintf(stderr, "zhv: unknown command '%s'\nTry 'zhv --help' for more information.\n",
 		        cmd);

@@ -156,6 +156,14 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv)
 
 enum filter_kind { FILTER_VMM, FILTER_VCPU };
 
+/* zhv run --control: sandbox_allow_control() */
+static bool control_allowed;
+
+void sandbox_allow_control(void)
+{
+	control_allowed = true;
+}
+
 /* Calls every thread may make, with any arguments. */
 static const int allowed[] = {
 	/* I/O on descriptors opened during set-up: disks, the TAP device, the
@@ -263,6 +271,33 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 		 * take rights away). */
 		RULE(ctx, SCMP_ACT_ALLOW, seccomp, 1,
 		     SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+	}
+	if (kind == FILTER_VMM && control_allowed) {
+		/* --control only (vmm/control.c, snapshot_dir.c), on the VMM
+		 * filter alone (vCPU threads keep theirs): the control thread
+		 * accepts connections on its listening socket (no new socket
+		 * can be made: socket stays forbidden), and "snapshot DIR"
+		 * creates a directory beside DIR, writes and syncs its files
+		 * (the memory file sparse: ftruncate to its size),
+		 * renames it into place (swapping with an old snapshot),
+		 * removes the old one and syncs the parent; the socket's file
+		 * goes at the end. The guest's clock is read with the vCPUs
+		 * paused. */
+		RULE(ctx, SCMP_ACT_ALLOW, accept4, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, accept, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, open, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, openat, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, mkdir, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, mkdirat, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, rename, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, renameat, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, renameat2, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, unlink, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, unlinkat, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, rmdir, 0);
+		RULE(ctx, SCMP_ACT_ALLOW, ftruncate, 0); /* a sparse memory file */
+		RULE(ctx, SCMP_ACT_ALLOW, ioctl, 1,
+		     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffull, (scmp_datum_t)KVM_GET_CLOCK));
 	}
 
 #if SANDBOX_SANITIZER

@@ -39,6 +39,12 @@
  * message in (err) (the vCPU threads are then told not to run). */
 int sandbox_enable(bool on, void (*on_violation)(void), char *err, size_t errlen);
 
+/* sandbox_allow_control: zhv run --control: before sandbox_enable, widen
+ * the VMM filter (not the vCPU filter) for the control thread: accept on
+ * its socket, and the file calls a snapshot makes (open, mkdir, rename,
+ * unlink, rmdir) plus KVM_GET_CLOCK (sandbox.c lists them with reasons). */
+void sandbox_allow_control(void);
+
 /* sandbox_vcpu_enter: a vCPU thread, before it first enters the guest.
  * Waits for sandbox_enable, then adds the vCPU filter on this thread.
  * Returns false if the guest must not run (the sandbox could not be set up;

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "devices.h"
 #include "exit_status.h"
 #include "sandbox.h"
+#include "vcpu_state.h"
 #include "vcpu_thread.h"
 
 enum start_state { START_WAIT, START_GO, START_ABORT };
@@ -29,6 +31,14 @@ struct vcpu_slot {
 	zhv_vcpu_lapic_t lapic0;
 	zhv_vcpu_fpu_t *fpu0;       /* NULL: KVM gave none; the FPU is left as it is */
 	unsigned sleep_gen;         /* the last S3 generation this vCPU went through */
+	/* Pause and snapshot (under owner->lock). */
+	bool parked;                /* in vcpu_park, outside enter */
+	bool save_req;              /* vcpus_save asks this thread for its blob */
+	uint8_t *blob;              /* the saved state (vcpu_state_save) */
+	size_t blob_len;
+	int save_ret;
+	const uint8_t *restore;     /* --restore: the state to start from */
+	size_t restore_len;
 };
 
 struct vcpus {
@@ -38,6 +48,9 @@ struct vcpus {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum start_state start;
+	atomic_bool pause_req;      /* vcpus_pause: every vCPU parks */
+	unsigned nparked;           /* threads in vcpu_park (under lock) */
+	const zhv_guest_clock_t *restore_clock; /* --restore: set before any enter */
 	struct vcpu_slot slots[];
 };
 
@@ -56,6 +69,7 @@ struct vcpus *vcpus_create(struct vm *vm)
 	v->n = vm->ncpus;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->cond, NULL);
+	atomic_init(&v->pause_req, false);
 	vm->vcpus = v;
 	vm->kick_vcpus = vcpus_kick_vm;
 	for (unsigned i = 0; i < v->n; i++) {
@@ -96,7 +110,7 @@ static int vcpu_setup(struct vcpu_slot *s, zhv_vcpu_t **out)
 	/* A PC OS expects the xAPIC in its power-on state; APs wait in enter
 	 * until the guest sends INIT/SIPI through its APIC. */
 	uint32_t opts = bsp ? ZHV_VCPU_OPT_APIC_RESET : ZHV_VCPU_OPT_WAIT_SIPI;
-	uint64_t entry = bsp ? s->owner->boot->regs.rip : 0;
+	uint64_t entry = bsp && s->owner->boot ? s->owner->boot->regs.rip : 0;
 	zhv_vcpu_t *vcpu;
 	zhv_status_t st = zhv_vcpu_create(vm->guest, opts, entry, &vcpu);
 	if (st != ZHV_OK) {
@@ -127,6 +141,15 @@ static int vcpu_setup(struct vcpu_slot *s, zhv_vcpu_t **out)
 	if (zhv_vcpu_read_state(vcpu, ZHV_VCPU_FPU, s->fpu0, sizeof(*s->fpu0)) != ZHV_OK) {
 		free(s->fpu0);
 		s->fpu0 = NULL;
+	}
+	if (s->restore) {
+		st = vcpu_state_load(vcpu, s->restore, s->restore_len);
+		if (st != ZHV_OK) {
+			snprintf(s->err, sizeof(s->err), "vCPU %u: the snapshot's state is refused: %s",
+			         s->index + 1, vcpu_state_error(st));
+			return -EINVAL;
+		}
+		return 0;
 	}
 	return bsp ? bsp_load_state(s, vcpu) : 0;
 }
@@ -242,6 +265,132 @@ static bool vcpu_sleep(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
 	return atomic_load(&vm->exit_kind) == VM_EXIT_NONE;
 }
 
+/* ---- pause and snapshot ---------------------------------------------------------
+ * vcpus_pause sets pause_req and kicks: each vCPU thread, back from enter
+ * (no exit in flight: every packet was answered), parks here until
+ * vcpus_resume or the end of the run. While parked it saves its vCPU when
+ * vcpus_save asks (libzhv saves a vCPU on its own thread only). */
+
+static void vcpu_park(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
+{
+	struct vcpus *v = s->owner;
+	struct vm *vm = v->vm;
+	pthread_mutex_lock(&v->lock);
+	s->parked = true;
+	v->nparked++;
+	pthread_cond_broadcast(&v->cond);
+	while (atomic_load(&v->pause_req) && atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
+		if (s->save_req) {
+			free(s->blob);
+			s->blob = NULL;
+			s->blob_len = 0;
+			s->save_ret = vcpu_state_save(vcpu, &s->blob, &s->blob_len);
+			s->save_req = false;
+			pthread_cond_broadcast(&v->cond);
+			continue;
+		}
+		pthread_cond_wait(&v->cond, &v->lock);
+	}
+	s->parked = false;
+	v->nparked--;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* Deadline (CLOCK_REALTIME, as pthread_cond_timedwait uses) ms from now. */
+static struct timespec deadline_ms(unsigned ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+int vcpus_pause(struct vcpus *v, unsigned timeout_ms)
+{
+	struct vm *vm = v->vm;
+	atomic_store(&v->pause_req, true);
+	vcpus_kick_all(v);
+	struct timespec until = deadline_ms(timeout_ms);
+	int ret = 0;
+	pthread_mutex_lock(&v->lock);
+	while (v->nparked < v->n && ret == 0) {
+		if (atomic_load(&vm->exit_kind) != VM_EXIT_NONE || v->start != START_GO)
+			ret = -ECANCELED;
+		else if (pthread_cond_timedwait(&v->cond, &v->lock, &until) == ETIMEDOUT)
+			ret = v->nparked < v->n ? -ETIMEDOUT : 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (ret < 0)
+		vcpus_resume(v);
+	return ret;
+}
+
+void vcpus_resume(struct vcpus *v)
+{
+	pthread_mutex_lock(&v->lock);
+	atomic_store(&v->pause_req, false);
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+bool vcpus_paused(struct vcpus *v)
+{
+	return atomic_load(&v->pause_req);
+}
+
+int vcpus_save(struct vcpus *v, uint8_t **blobs, size_t *lens)
+{
+	pthread_mutex_lock(&v->lock);
+	if (!atomic_load(&v->pause_req) || v->nparked < v->n) {
+		pthread_mutex_unlock(&v->lock);
+		return -EAGAIN;
+	}
+	for (unsigned i = 0; i < v->n; i++) {
+		v->slots[i].save_req = true;
+		v->slots[i].save_ret = -EINPROGRESS;
+	}
+	pthread_cond_broadcast(&v->cond);
+	int ret = 0;
+	for (unsigned i = 0; i < v->n; i++) {
+		struct vcpu_slot *s = &v->slots[i];
+		while (s->save_req && s->parked)
+			pthread_cond_wait(&v->cond, &v->lock);
+		if (s->save_req) { /* it left the park: the run ended */
+			s->save_req = false;
+			ret = -ECANCELED;
+		} else if (s->save_ret < 0 && ret == 0) {
+			ret = s->save_ret;
+		}
+	}
+	for (unsigned i = 0; i < v->n; i++) {
+		struct vcpu_slot *s = &v->slots[i];
+		blobs[i] = ret == 0 ? s->blob : NULL;
+		lens[i] = ret == 0 ? s->blob_len : 0;
+		if (ret < 0)
+			free(s->blob);
+		s->blob = NULL;
+		s->blob_len = 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return ret;
+}
+
+void vcpus_set_restore(struct vcpus *v, const uint8_t *const *blobs, const size_t *lens,
+                       const zhv_guest_clock_t *clock)
+{
+	for (unsigned i = 0; i < v->n; i++) {
+		v->slots[i].restore = blobs[i];
+		v->slots[i].restore_len = lens[i];
+	}
+	v->restore_clock = clock;
+}
+
 /* ---- the enter loop --------------------------------------------------------- */
 
 static int answer_io(struct vm *vm, zhv_vcpu_t *vcpu, const zhv_packet_t *pkt)
@@ -334,6 +483,10 @@ static void vcpu_run(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
 	while (atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
 		if (atomic_load(&vm->sleep_gen) != s->sleep_gen && !vcpu_sleep(s, vcpu))
 			break;
+		if (atomic_load(&s->owner->pause_req)) {
+			vcpu_park(s, vcpu);
+			continue; /* the loop test sees an exit requested meanwhile */
+		}
 		zhv_packet_t pkt;
 		zhv_status_t st = zhv_vcpu_enter(vcpu, &pkt);
 		if (st == ZHV_OK) {
@@ -455,6 +608,15 @@ int vcpus_start(struct vcpus *v, const struct boot_state *boot, char *err, size_
 			snprintf(err, errlen, "%s", s->err);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* A restored guest's clock goes on from the snapshot: set once every
+	 * vCPU holds its state, before any enters. */
+	if (ret == 0 && v->restore_clock) {
+		zhv_status_t st = zhv_guest_set_clock(v->vm->guest, v->restore_clock);
+		if (st != ZHV_OK) {
+			snprintf(err, errlen, "cannot set the guest's clock: %s", zhv_status_string(st));
+			ret = -EIO;
+		}
+	}
 	release(v, ret == 0 ? START_GO : START_ABORT);
 	return ret;
 }
@@ -480,6 +642,8 @@ void vcpus_stop(struct vcpus *v)
 	}
 	/* Every enter has returned: the vCPUs can go (any thread may). */
 	v->vm->kick_vcpus = NULL;
+	for (unsigned i = 0; i < v->n; i++)
+		free(v->slots[i].blob);
 	v->vm->vcpus = NULL;
 	for (unsigned i = 0; i < v->n; i++) {
 		zhv_vcpu_destroy(atomic_exchange(&v->slots[i].vcpu, NULL));
