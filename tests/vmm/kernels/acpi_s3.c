@@ -137,24 +137,6 @@ static void wr32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static const uint8_t *find_rsdp(void)
-{
-	for (uintptr_t a = 0xE0000; a < 0x100000; a += 16)
-		if (!memcmp((const void *)a, "RSD PTR ", 8))
-			return (const uint8_t *)a;
-	return NULL;
-}
-
-static const uint8_t *xsdt_find(const uint8_t *xsdt, const char *sig)
-{
-	for (uint32_t off = HDR; off + 8 <= rd32(xsdt + 4); off += 8) {
-		const uint8_t *t = (const uint8_t *)(uintptr_t)rd32(xsdt + off);
-		if (!memcmp(t, sig, 4))
-			return t;
-	}
-	return NULL;
-}
-
 /* SLP_TYPa of \_S3: "_S3_" PackageOp PkgLength NumElements, first element. */
 static int s3_slp_typ(const uint8_t *dsdt)
 {
@@ -291,10 +273,7 @@ int test_main(const struct rt_mbi *mbi)
 	bool novec = rt_cmdline_uint("novec", 0) != 0;
 	rt_cli();
 
-	const uint8_t *rsdp = find_rsdp();
-	RT_CHECK(rsdp != NULL);
-	const uint8_t *xsdt = (const uint8_t *)(uintptr_t)rd32(rsdp + 24);
-	const uint8_t *fadt = xsdt_find(xsdt, "FACP");
+	const uint8_t *fadt = rt_acpi_find_table("FACP");
 	RT_CHECK(fadt != NULL);
 	uint8_t *facs = (uint8_t *)(uintptr_t)rd32(fadt + 36);
 	RT_CHECK(!memcmp(facs, "FACS", 4));
