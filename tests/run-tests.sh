@@ -85,7 +85,8 @@ run() {
 # tools/kvm-in-qemu.sh: a Debian kernel with a real KVM (kvm-amd) on QEMU's
 # emulated AMD-V. Everything there runs slower, so a conformance test gets
 # ZHV_CONF_TIMEOUT=300 s there unless set, and the soak (vmm/soak.sh) runs
-# 1000 libzhv and 300 board cycles (300 and 100 in sanitizer builds) unless ZHV_SOAK_LIB_CYCLES /
+# 1000 libzhv and 300 board cycles (300 and 100 under ASan, 100 and 30
+# under TSan) unless ZHV_SOAK_LIB_CYCLES /
 # ZHV_SOAK_BOARD_CYCLES say otherwise (its full 10^4 + 10^3 cycles take
 # about 14 minutes there, at 71 and 123 ms per cycle). ZHV_KVM_IN_QEMU=0 turns this off
 # (the programs then fail without KVM under ZHV_REQUIRE_KVM=1, or skip).
@@ -112,6 +113,11 @@ for t in "$BUILD"/tests/unit/*_test; do
 	[ -x "$t" ] || continue
 	CMOCKA_MESSAGE_OUTPUT=TAP run "unit/$(basename "$t")" "$t"
 done
+# tests/host/: zhv run's checks that need no KVM, always on this machine.
+for t in tests/host/*.sh; do
+	[ -x "$t" ] || continue
+	run "host/$(basename "$t")" env BUILD="$BUILD" "$t"
+done
 if [ -e /dev/kvm ] || [ "${ZHV_KVM_IN_QEMU:-1}" = 0 ]; then
 	run_kvm_programs
 else
@@ -122,8 +128,12 @@ else
 	# Sanitizer builds: a third of the soak (their RSS is not asserted;
 	# fds, threads and LeakSanitizer are, and already after 300 cycles).
 	soak_lib=1000 soak_board=300
-	if ldd "$BUILD/zhv" 2>/dev/null | grep -qE 'lib(asan|tsan)'; then
+	if ldd "$BUILD/zhv" 2>/dev/null | grep -qE 'libasan'; then
 		soak_lib=300 soak_board=100
+	elif ldd "$BUILD/zhv" 2>/dev/null | grep -qE 'libtsan'; then
+		# ThreadSanitizer: the soak's cycles are sequential; what TSan
+		# checks (the threads of one machine) is the same in each.
+		soak_lib=100 soak_board=30
 	fi
 	timeout --kill-after=10 "${ZHV_QEMU_TIMEOUT:-5400}" \
 		tools/kvm-in-qemu.sh --mem 8G --timeout "${ZHV_QEMU_TIMEOUT:-5400}" -- \
