@@ -8,6 +8,7 @@
 
 #include "../../vmm/dev/acpi.c"
 #include "../../vmm/dev/mptable.c"
+#include "fake_bus.h"
 #include "snap_util.h"
 
 /* ---- stubs for what the devices call -------------------------------------- */
@@ -22,19 +23,6 @@ void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
 	if (gpa > limit || len > limit - gpa)
 		return NULL;
 	return test_ram + gpa;
-}
-
-int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
-                 bus_access_fn fn, void *opaque, const char *name)
-{
-	(void)guest;
-	if (bus->count >= BUS_MAX_RANGES)
-		return -ENOSPC;
-	for (unsigned i = 0; i < bus->count; i++)
-		if (base < bus->ranges[i].base + bus->ranges[i].len && bus->ranges[i].base < base + len)
-			return -EEXIST;
-	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
-	return 0;
 }
 
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)

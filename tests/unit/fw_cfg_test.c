@@ -7,17 +7,8 @@
 #include <cmocka.h>
 
 #include "../../vmm/dev/fw_cfg.c"
+#include "fake_bus.h"
 #include "snap_util.h"
-
-int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
-                 bus_access_fn fn, void *opaque, const char *name)
-{
-	(void)guest;
-	if (bus->count >= BUS_MAX_RANGES)
-		return -ENOSPC;
-	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
-	return 0;
-}
 
 static struct vm vms[8];
 static unsigned nvms;

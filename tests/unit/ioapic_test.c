@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "../../vmm/dev/ioapic.c"
+#include "fake_bus.h"
 #include "snap_util.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
@@ -46,16 +47,6 @@ zhv_status_t zhv_guest_set_irq_route(zhv_guest_t *guest, uint32_t pin, uint64_t 
 		routes[nroute] = (struct route_call){pin, msi_address, msi_data, enabled};
 	nroute++;
 	return route_status;
-}
-
-int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
-                 bus_access_fn fn, void *opaque, const char *name)
-{
-	(void)guest;
-	if (bus->count >= BUS_MAX_RANGES)
-		return -ENOSPC;
-	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
-	return 0;
 }
 
 /* ---- helpers ---------------------------------------------------------------- */

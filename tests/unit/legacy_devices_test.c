@@ -13,6 +13,7 @@
 #include "../../vmm/dev/pic.c"
 #include "../../vmm/dev/pit.c"
 #include "../../vmm/dev/rtc.c"
+#include "fake_bus.h"
 #include "snap_util.h"
 
 /* ---- stubs (the PIT and RTC threads call in concurrently) --------------------- */
@@ -21,19 +22,6 @@ static atomic_int irq_level[VM_IOAPIC_PINS];
 static atomic_int irq_rises[VM_IOAPIC_PINS];
 static atomic_int irq_pulses[VM_IOAPIC_PINS];
 static int exit_calls, exit_kind_seen, exit_status_seen;
-
-int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
-                 bus_access_fn fn, void *opaque, const char *name)
-{
-	(void)guest;
-	for (unsigned i = 0; i < bus->count; i++)
-		if (base < bus->ranges[i].base + bus->ranges[i].len && bus->ranges[i].base < base + len)
-			return -EEXIST;
-	if (bus->count >= BUS_MAX_RANGES)
-		return -ENOSPC;
-	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
-	return 0;
-}
 
 void vm_irq_set(struct vm *vm, unsigned gsi, int level)
 {
@@ -873,10 +861,7 @@ static void test_teardown_joins_threads(void **state)
 	outb(0x71, (uint8_t)(inb(0x71) | 0x40));
 	assert_int_equal(thread_count(), before + 2);
 	sleep_ms(20); /* both threads in their timed waits, the PIT's pulsing */
-	while (test_vm.nteardowns > 0) {
-		struct vm_teardown *t = &test_vm.teardowns[--test_vm.nteardowns];
-		t->fn(t->opaque);
-	}
+	fake_vm_teardown(&test_vm);
 	assert_int_equal(thread_count(), before);
 	assert_null(test_vm.pic);
 	test_vm.io_bus.count = 0; /* its ranges point at freed devices now */

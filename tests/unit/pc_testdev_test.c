@@ -10,22 +10,10 @@
 #include <cmocka.h>
 
 #include "../../vmm/dev/pc_testdev.c"
+#include "fake_bus.h"
 #include "snap_util.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
-
-int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
-                 bus_access_fn fn, void *opaque, const char *name)
-{
-	(void)guest;
-	for (unsigned i = 0; i < bus->count; i++)
-		if (base < bus->ranges[i].base + bus->ranges[i].len && bus->ranges[i].base < base + len)
-			return -EEXIST;
-	if (bus->count >= BUS_MAX_RANGES)
-		return -ENOSPC;
-	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
-	return 0;
-}
 
 /* The interrupt lines as the controllers see them. */
 static int line_level[VM_IOAPIC_PINS];
@@ -59,44 +47,18 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	while (test_vm.nteardowns > 0) {
-		struct vm_teardown *t = &test_vm.teardowns[--test_vm.nteardowns];
-		t->fn(t->opaque);
-	}
+	fake_vm_teardown(&test_vm);
 	return 0;
-}
-
-static const struct bus_range *find(struct bus *bus, uint64_t addr)
-{
-	for (unsigned i = 0; i < bus->count; i++)
-		if (addr >= bus->ranges[i].base && addr < bus->ranges[i].base + bus->ranges[i].len)
-			return &bus->ranges[i];
-	return NULL;
-}
-
-/* An access of (size) bytes (1-8) at (addr), as the bus hands it over. */
-static uint64_t xfer(struct bus *bus, uint64_t addr, bool write, uint64_t v, unsigned size)
-{
-	const struct bus_range *r = find(bus, addr);
-	assert_non_null(r);
-	uint8_t d[8];
-	for (unsigned i = 0; i < 8; i++)
-		d[i] = (uint8_t)(v >> (8 * i));
-	r->fn(r->opaque, addr - r->base, write, d, size);
-	uint64_t out = 0;
-	for (unsigned i = 0; i < size; i++)
-		out |= (uint64_t)d[i] << (8 * i);
-	return out;
 }
 
 static uint64_t io(uint16_t port, bool write, uint64_t v, unsigned size)
 {
-	return xfer(&test_vm.io_bus, port, write, v, size);
+	return fake_bus_xfer(&test_vm.io_bus, port, write, v, size);
 }
 
 static uint64_t mem(uint64_t addr, bool write, uint64_t v, unsigned size)
 {
-	return xfer(&test_vm.mmio_bus, addr, write, v, size);
+	return fake_bus_xfer(&test_vm.mmio_bus, addr, write, v, size);
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -114,14 +76,14 @@ static void test_ranges(void **state)
 	assert_int_equal(test_vm.mmio_bus.count, 1);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		const struct bus_range *r =
-			find(want[i].mmio ? &test_vm.mmio_bus : &test_vm.io_bus, want[i].base);
+			fake_bus_find(want[i].mmio ? &test_vm.mmio_bus : &test_vm.io_bus, want[i].base);
 		assert_non_null(r);
 		assert_int_equal(r->base, want[i].base);
 		assert_int_equal(r->len, want[i].len);
 	}
-	assert_null(find(&test_vm.io_bus, 0xEC));
-	assert_null(find(&test_vm.io_bus, 0xDF));
-	assert_null(find(&test_vm.io_bus, 0x2018));
+	assert_null(fake_bus_find(&test_vm.io_bus, 0xEC));
+	assert_null(fake_bus_find(&test_vm.io_bus, 0xDF));
+	assert_null(fake_bus_find(&test_vm.io_bus, 0x2018));
 	/* A second pc-testdev would overlap the first. */
 	assert_int_equal(pc_testdev_create(&test_vm), -EEXIST);
 	assert_int_equal(pc_testdev_create(NULL), -EINVAL);
@@ -211,7 +173,7 @@ static void test_irq_lines(void **state)
 		assert_int_equal(line_level[n], 0);
 	}
 	assert_int_equal(line_calls, 36);
-	assert_int_equal(((struct pc_testdev *)find(&test_vm.io_bus, 0x2000)->opaque)->lines, 0);
+	assert_int_equal(((struct pc_testdev *)fake_bus_find(&test_vm.io_bus, 0x2000)->opaque)->lines, 0);
 }
 
 static void test_irq_bad_input(void **state)
@@ -288,21 +250,18 @@ static void test_snapshot(void **state)
 	assert_int_equal(snapt_load(&vb, "pc-testdev", w.buf, w.len), 0);
 	assert_int_equal(line_calls, calls); /* the lines are the IOAPIC's to restore */
 	snap_writer_free(&w);
-	assert_int_equal(xfer(&vb.io_bus, 0xE0, false, 0, 4), 0xA1B2C3D4);
-	assert_int_equal(xfer(&vb.io_bus, 0xE9, false, 0, 1), 0xC3);
+	assert_int_equal(fake_bus_xfer(&vb.io_bus, 0xE0, false, 0, 4), 0xA1B2C3D4);
+	assert_int_equal(fake_bus_xfer(&vb.io_bus, 0xE9, false, 0, 1), 0xC3);
 	for (unsigned off = 0; off < TESTDEV_IOMEM_LEN; off += 8)
-		assert_int_equal(xfer(&vb.mmio_bus, TESTDEV_IOMEM_BASE + off, false, 0, 8),
+		assert_int_equal(fake_bus_xfer(&vb.mmio_bus, TESTDEV_IOMEM_BASE + off, false, 0, 8),
 		                 mem(TESTDEV_IOMEM_BASE + off, false, 0, 8));
 	struct pc_testdev *tb = vb.io_bus.ranges[0].opaque;
 	assert_int_equal(tb->lines, 1u << 5 | 1u);
 	/* The next write of a line is a change from the loaded level. */
-	xfer(&vb.io_bus, 0x2000 + 5, true, 0, 1);
+	fake_bus_xfer(&vb.io_bus, 0x2000 + 5, true, 0, 1);
 	assert_int_equal(line_level[5], 0);
 	assert_int_equal(tb->lines, 1u);
-	while (vb.nteardowns > 0) {
-		struct vm_teardown *t = &vb.teardowns[--vb.nteardowns];
-		t->fn(t->opaque);
-	}
+	fake_vm_teardown(&vb);
 }
 
 int main(void)

@@ -7,24 +7,12 @@
 #include <cmocka.h>
 
 #include "../../vmm/dev/pci.c"
+#include "fake_bus.h"
 #include "snap_util.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
 
 static int exit_calls, exit_kind_seen;
-
-int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
-                 bus_access_fn fn, void *opaque, const char *name)
-{
-	(void)guest;
-	for (unsigned i = 0; i < bus->count; i++)
-		if (base < bus->ranges[i].base + bus->ranges[i].len && bus->ranges[i].base < base + len)
-			return -EEXIST;
-	if (bus->count >= BUS_MAX_RANGES)
-		return -ENOSPC;
-	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
-	return 0;
-}
 
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
 {
@@ -120,29 +108,9 @@ static int setup(void **state)
 	return 0;
 }
 
-static const struct bus_range *find(struct bus *bus, uint64_t addr)
-{
-	for (unsigned i = 0; i < bus->count; i++)
-		if (addr >= bus->ranges[i].base && addr < bus->ranges[i].base + bus->ranges[i].len)
-			return &bus->ranges[i];
-	return NULL;
-}
-
-static uint32_t xfer(struct bus *bus, uint64_t addr, bool write, uint32_t v, unsigned size)
-{
-	const struct bus_range *r = find(bus, addr);
-	assert_non_null(r);
-	uint8_t d[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-	r->fn(r->opaque, addr - r->base, write, d, size);
-	uint32_t out = 0;
-	for (unsigned i = 0; i < size; i++)
-		out |= (uint32_t)d[i] << (8 * i);
-	return out;
-}
-
 static uint32_t outl_inl(uint16_t port, bool write, uint32_t v, unsigned size)
 {
-	return xfer(&test_vm.io_bus, port, write, v, size);
+	return fake_bus_xfer(&test_vm.io_bus, port, write, v, size);
 }
 
 static uint32_t cfg_addr(unsigned bus, unsigned slot, unsigned func, unsigned reg)
@@ -263,33 +231,33 @@ static void test_mmio_routing(void **state)
 	struct fake *f = fake_new(0x4000, 0x1000, false);
 	assert_int_equal(pci_add(&test_vm, &f->pci), 0);
 	uint64_t b0 = f->pci.bar_addr[0], b2 = f->pci.bar_addr[2];
-	assert_int_equal(xfer(&test_vm.mmio_bus, b0 + 0x10, false, 0, 4), 0x11111111u);
+	assert_int_equal(fake_bus_xfer(&test_vm.mmio_bus, b0 + 0x10, false, 0, 4), 0x11111111u);
 	assert_int_equal(f->last_bar, 0);
 	assert_int_equal(f->last_offset, 0x10);
-	xfer(&test_vm.mmio_bus, b2 + 0xFFC, true, 5, 4);
+	fake_bus_xfer(&test_vm.mmio_bus, b2 + 0xFFC, true, 5, 4);
 	assert_int_equal(f->last_bar, 2);
 	assert_int_equal(f->last_offset, 0xFFC);
 	assert_true(f->last_write);
 	/* An access straddling the end of a BAR goes nowhere. */
 	unsigned n = f->accesses;
-	assert_int_equal(xfer(&test_vm.mmio_bus, b2 + 0xFFE, false, 0, 4), 0xFFFFFFFFu);
+	assert_int_equal(fake_bus_xfer(&test_vm.mmio_bus, b2 + 0xFFE, false, 0, 4), 0xFFFFFFFFu);
 	assert_int_equal(f->accesses, n);
 	/* Move BAR0 inside the window: routed at the new address only. */
 	uint64_t moved = VM_PCI_MMIO_BASE + 0x800000;
 	cfg_write(1, 0x10, (uint32_t)moved, 4);
-	xfer(&test_vm.mmio_bus, moved + 8, false, 0, 4);
+	fake_bus_xfer(&test_vm.mmio_bus, moved + 8, false, 0, 4);
 	assert_int_equal(f->last_bar, 0);
 	assert_int_equal(f->last_offset, 8);
 	n = f->accesses;
-	assert_int_equal(xfer(&test_vm.mmio_bus, b0 + 8, false, 0, 4), 0xFFFFFFFFu);
+	assert_int_equal(fake_bus_xfer(&test_vm.mmio_bus, b0 + 8, false, 0, 4), 0xFFFFFFFFu);
 	assert_int_equal(f->accesses, n);
 	assert_true(unclaimed > 0);
 	/* Memory decoding off: nothing routed. */
 	cfg_write(1, 0x04, 0, 2);
-	assert_int_equal(xfer(&test_vm.mmio_bus, moved + 8, false, 0, 4), 0xFFFFFFFFu);
+	assert_int_equal(fake_bus_xfer(&test_vm.mmio_bus, moved + 8, false, 0, 4), 0xFFFFFFFFu);
 	assert_int_equal(f->accesses, n);
 	cfg_write(1, 0x04, PCI_CMD_MEMORY, 2);
-	xfer(&test_vm.mmio_bus, moved + 8, false, 0, 4);
+	fake_bus_xfer(&test_vm.mmio_bus, moved + 8, false, 0, 4);
 	assert_int_equal(f->accesses, n + 1);
 }
 
@@ -343,14 +311,14 @@ static void test_io_bars(void **state)
 	(void)state;
 	struct fake *m = fake_new(0x1000, 0, false);
 	assert_int_equal(pci_add(&test_vm, &m->pci), 0);
-	assert_null(find(&test_vm.io_bus, VM_PCI_IO_BASE)); /* no I/O BAR yet: no window */
+	assert_null(fake_bus_find(&test_vm.io_bus, VM_PCI_IO_BASE)); /* no I/O BAR yet: no window */
 	struct fake *f = fake_new(0x1000, 0, false);
 	f->pci.bar_size[1] = 0x100;
 	f->pci.cfg[PCI_BAR0 + 4] = PCI_BAR_IO;
 	f->pci.bar_size[3] = 0x4;
 	f->pci.cfg[PCI_BAR0 + 12] = PCI_BAR_IO | PCI_BAR_TYPE_64; /* type bits mean nothing for I/O */
 	assert_int_equal(pci_add(&test_vm, &f->pci), 0);
-	assert_non_null(find(&test_vm.io_bus, VM_PCI_IO_BASE));
+	assert_non_null(fake_bus_find(&test_vm.io_bus, VM_PCI_IO_BASE));
 	assert_int_equal(cfg_read(0, 2, 0, 0x14, 4), VM_PCI_IO_BASE | 1);
 	assert_int_equal(cfg_read(0, 2, 0, 0x1C, 4), (VM_PCI_IO_BASE + 0x100) | 1);
 	assert_int_equal(cfg_read(0, 2, 0, 0x20, 4), 0); /* not the upper half of a 64-bit BAR */
@@ -387,7 +355,7 @@ static void test_io_bars(void **state)
 	/* The memory BAR's address does not answer as a port, nor a port as
 	 * a memory address. */
 	cfg_write(2, 0x04, 0x0003, 2);
-	assert_int_equal(xfer(&test_vm.mmio_bus, VM_PCI_MMIO_BASE + 0x1000, false, 0, 1), 0x11);
+	assert_int_equal(fake_bus_xfer(&test_vm.mmio_bus, VM_PCI_MMIO_BASE + 0x1000, false, 0, 1), 0x11);
 	assert_int_equal(f->last_bar, 0);
 	/* Bad I/O BAR sizes. */
 	struct fake *bad = fake_new(0, 0, false);
@@ -439,7 +407,7 @@ static void test_garbage(void **state)
 			v = 0x80000000u | (v & 0x0000FFFFu); /* bus 0, some device */
 		if ((x >> 12) % 4 == 0 && port == 0xCF9)
 			continue; /* no resets here */
-		xfer(&test_vm.io_bus, port, (x >> 10) & 1, v, size);
+		fake_bus_xfer(&test_vm.io_bus, port, (x >> 10) & 1, v, size);
 	}
 	/* The host bridge still answers. */
 	assert_int_equal(cfg_read(0, 0, 0, 0x00, 4), 0x12378086u);
@@ -512,7 +480,7 @@ static void test_snapshot(void **state)
 	assert_memory_equal(v[0], v[1], sizeof(v[0]));
 	assert_int_equal(v[1][2 + 64 + 0x40 / 4], 0xDEADBEEF);
 	assert_int_equal(v[1][2 + 0x44 / 4], 0x12345678);
-	xfer(&vb->mmio_bus, moved + 8, false, 0, 4);
+	fake_bus_xfer(&vb->mmio_bus, moved + 8, false, 0, 4);
 	assert_int_equal(g->last_bar, 0);
 	assert_int_equal(g->last_offset, 8);
 }

@@ -11,22 +11,10 @@
 
 #include "../../vmm/dev/pci.c"
 #include "../../vmm/dev/pci_testdev.c"
+#include "fake_bus.h"
 #include "snap_util.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
-
-int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
-                 bus_access_fn fn, void *opaque, const char *name)
-{
-	(void)guest;
-	for (unsigned i = 0; i < bus->count; i++)
-		if (base < bus->ranges[i].base + bus->ranges[i].len && bus->ranges[i].base < base + len)
-			return -EEXIST;
-	if (bus->count >= BUS_MAX_RANGES)
-		return -ENOSPC;
-	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
-	return 0;
-}
 
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
 {
@@ -44,43 +32,23 @@ void vm_log_unclaimed(struct vm *vm, const char *space, uint64_t addr, bool writ
 static struct vm test_vm;
 static uint32_t bar0, bar1; /* as the guest finds them */
 
-static const struct bus_range *find(struct bus *bus, uint64_t addr)
-{
-	for (unsigned i = 0; i < bus->count; i++)
-		if (addr >= bus->ranges[i].base && addr < bus->ranges[i].base + bus->ranges[i].len)
-			return &bus->ranges[i];
-	return NULL;
-}
-
-static uint32_t xfer(struct bus *bus, uint64_t addr, bool write, uint32_t v, unsigned size)
-{
-	const struct bus_range *r = find(bus, addr);
-	assert_non_null(r);
-	uint8_t d[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-	r->fn(r->opaque, addr - r->base, write, d, size);
-	uint32_t out = 0;
-	for (unsigned i = 0; i < size; i++)
-		out |= (uint32_t)d[i] << (8 * i);
-	return out;
-}
-
 static uint32_t cfg_read(unsigned slot, unsigned reg, unsigned size)
 {
-	xfer(&test_vm.io_bus, 0xCF8, true, 0x80000000u | slot << 11 | (reg & 0xFC), 4);
-	return xfer(&test_vm.io_bus, 0xCFC + (reg & 3), false, 0, size);
+	fake_bus_xfer(&test_vm.io_bus, 0xCF8, true, 0x80000000u | slot << 11 | (reg & 0xFC), 4);
+	return fake_bus_xfer(&test_vm.io_bus, 0xCFC + (reg & 3), false, 0, size);
 }
 
 static void cfg_write(unsigned slot, unsigned reg, uint32_t v, unsigned size)
 {
-	xfer(&test_vm.io_bus, 0xCF8, true, 0x80000000u | slot << 11 | (reg & 0xFC), 4);
-	xfer(&test_vm.io_bus, 0xCFC + (reg & 3), true, v, size);
+	fake_bus_xfer(&test_vm.io_bus, 0xCF8, true, 0x80000000u | slot << 11 | (reg & 0xFC), 4);
+	fake_bus_xfer(&test_vm.io_bus, 0xCFC + (reg & 3), true, v, size);
 }
 
 /* An access through BAR (io ? 1 : 0) at (off). */
 static uint32_t bar(bool io, uint32_t off, bool write, uint32_t v, unsigned size)
 {
-	return io ? xfer(&test_vm.io_bus, bar1 + off, write, v, size)
-	          : xfer(&test_vm.mmio_bus, bar0 + off, write, v, size);
+	return io ? fake_bus_xfer(&test_vm.io_bus, bar1 + off, write, v, size)
+	          : fake_bus_xfer(&test_vm.mmio_bus, bar0 + off, write, v, size);
 }
 
 static int setup(void **state)
@@ -99,10 +67,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	while (test_vm.nteardowns > 0) {
-		struct vm_teardown *t = &test_vm.teardowns[--test_vm.nteardowns];
-		t->fn(t->opaque);
-	}
+	fake_vm_teardown(&test_vm);
 	return 0;
 }
 
@@ -244,7 +209,7 @@ static void test_garbage(void **state)
 	/* Out-of-range guest config: moving a BAR out of its window makes it
 	 * unreachable, not a crash. */
 	cfg_write(1, 0x14, 0x0000FF00u, 4);
-	assert_int_equal(xfer(&test_vm.io_bus, VM_PCI_IO_BASE, false, 0, 1), 0xFF);
+	assert_int_equal(fake_bus_xfer(&test_vm.io_bus, VM_PCI_IO_BASE, false, 0, 1), 0xFF);
 	cfg_write(1, 0x14, bar1, 4);
 	for (int io = 0; io < 2; io++)
 		for (unsigned nr = 0; nr < 3; nr++)
@@ -286,20 +251,17 @@ static void test_snapshot(void **state)
 	uint8_t ha[48], hb[48];
 	for (unsigned off = 0; off < sizeof(ha); off++) {
 		ha[off] = (uint8_t)bar(true, off, false, 0, 1);
-		hb[off] = (uint8_t)xfer(&vb.io_bus, bar1 + off, false, 0, 1);
+		hb[off] = (uint8_t)fake_bus_xfer(&vb.io_bus, bar1 + off, false, 0, 1);
 	}
 	assert_memory_equal(ha, hb, sizeof(ha));
 	assert_int_equal(hb[PT_HDR_COUNT], 3);
 	/* One more hit on each; then the mmio test's count. */
 	bar(true, PT_IOSIZE + 5, true, PT_DATAMATCH, 1);
-	xfer(&vb.io_bus, bar1 + PT_IOSIZE + 5, true, PT_DATAMATCH, 1);
-	assert_int_equal(xfer(&vb.io_bus, bar1 + PT_HDR_COUNT, false, 0, 4), 4);
-	xfer(&vb.mmio_bus, bar0, true, 1, 1);
-	assert_int_equal(xfer(&vb.mmio_bus, bar0 + PT_HDR_COUNT, false, 0, 4), 0); /* selecting resets */
-	while (vb.nteardowns > 0) {
-		struct vm_teardown *t = &vb.teardowns[--vb.nteardowns];
-		t->fn(t->opaque);
-	}
+	fake_bus_xfer(&vb.io_bus, bar1 + PT_IOSIZE + 5, true, PT_DATAMATCH, 1);
+	assert_int_equal(fake_bus_xfer(&vb.io_bus, bar1 + PT_HDR_COUNT, false, 0, 4), 4);
+	fake_bus_xfer(&vb.mmio_bus, bar0, true, 1, 1);
+	assert_int_equal(fake_bus_xfer(&vb.mmio_bus, bar0 + PT_HDR_COUNT, false, 0, 4), 0); /* selecting resets */
+	fake_vm_teardown(&vb);
 }
 
 int main(void)

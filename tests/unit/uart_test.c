@@ -10,25 +10,13 @@
 
 #include "../../vmm/dev/outq.c"
 #include "../../vmm/dev/uart16550.c"
+#include "fake_bus.h"
 #include "snap_util.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
 
 static int irq_level[VM_IOAPIC_PINS];
 static int irq_changes[VM_IOAPIC_PINS];
-
-int bus_register(struct bus *bus, zhv_guest_t *guest, uint64_t base, uint64_t len,
-                 bus_access_fn fn, void *opaque, const char *name)
-{
-	(void)guest;
-	for (unsigned i = 0; i < bus->count; i++)
-		if (base < bus->ranges[i].base + bus->ranges[i].len && bus->ranges[i].base < base + len)
-			return -EEXIST;
-	if (bus->count >= BUS_MAX_RANGES)
-		return -ENOSPC;
-	bus->ranges[bus->count++] = (struct bus_range){base, len, fn, opaque, name};
-	return 0;
-}
 
 void vm_irq_set(struct vm *vm, unsigned gsi, int level)
 {
