@@ -22,18 +22,20 @@
 
 /* ---- guest-virtual memory (no KVM) ------------------------------------------ */
 
+/* Is (gva) an address of the mode: canonical in long mode, 32 bits
+ * otherwise? */
+static bool in_address_space(const struct pagewalk_ctx *walk, uint64_t gva)
+{
+	if (!(walk->cr0 & CR0_PG) || !(walk->efer & EFER_LMA))
+		return !(gva >> 32); /* no paging, 32-bit and PAE paging */
+	unsigned bits = (walk->cr4 & CR4_LA57) ? 57 : 48;
+	return (uint64_t)((int64_t)(gva << (64 - bits)) >> (64 - bits)) == gva;
+}
+
 zhv_status_t debug_translate_one(const struct pagewalk_ctx *walk, uint64_t gva, uint64_t *gpa)
 {
-	if (!(walk->cr0 & CR0_PG) || !(walk->efer & EFER_LMA)) {
-		/* No paging, 32-bit and PAE paging: 32-bit linear addresses. */
-		if (gva >> 32)
-			return ZHV_ERR_OUT_OF_RANGE;
-	} else {
-		unsigned bits = (walk->cr4 & CR4_LA57) ? 57 : 48;
-		int64_t s = (int64_t)(gva << (64 - bits)) >> (64 - bits);
-		if ((uint64_t)s != gva)
-			return ZHV_ERR_OUT_OF_RANGE;
-	}
+	if (!in_address_space(walk, gva))
+		return ZHV_ERR_OUT_OF_RANGE;
 	return pagewalk_translate(walk, gva, gpa) ? ZHV_OK : ZHV_ERR_NOT_FOUND;
 }
 
@@ -44,8 +46,12 @@ zhv_status_t debug_virt_copy(const struct pagewalk_ctx *walk, const struct debug
 		return ZHV_OK;
 	if (!buf)
 		return ZHV_ERR_INVALID_ARGS;
-	if (gva + (len - 1) < gva)
-		return ZHV_ERR_OUT_OF_RANGE; /* wraps around the address space */
+	/* The whole range in the mode's address space first: not wrapping,
+	 * both ends valid and (long mode) in the same canonical half. */
+	uint64_t last = gva + (len - 1);
+	if (last < gva || !in_address_space(walk, gva) || !in_address_space(walk, last) ||
+	    (gva >> 63) != (last >> 63))
+		return ZHV_ERR_OUT_OF_RANGE;
 	size_t npages = (size_t)(((gva & 0xfff) + (len - 1)) >> 12) + 1;
 	uint64_t *gpas = malloc(npages * sizeof(*gpas));
 	if (!gpas)
