@@ -14,17 +14,13 @@
 
 #include "x86/debug.h"
 
-#define CR0_PE   (1ull << 0)
-#define CR0_PG   (1ull << 31)
-#define CR4_PSE  (1ull << 4)
-#define CR4_PAE  (1ull << 5)
-#define CR4_LA57 (1ull << 12)
-#define EFER_LME (1ull << 8)
-#define EFER_LMA (1ull << 10)
-
-#define P  1ull
-#define RW 2ull
-#define PS (1ull << 7)
+/* Control-register bits, and page-table entry bits P, RW, PS. */
+enum {
+	CR0_PE = 1, CR4_PSE = 1 << 4, CR4_PAE = 1 << 5, CR4_LA57 = 1 << 12,
+	P = 1, RW = 2, PS = 1 << 7,
+};
+#define CR0_PG (1ull << 31)
+#define EFER_LONG ((1ull << 8) | (1ull << 10)) /* LME | LMA */
 
 /* 16 MiB of fake RAM at GPA 0; [RO_START, RO_END) is read-only RAM and
  * [HOLE_START, HOLE_END) is no RAM at all (e.g. a MEM trap). */
@@ -91,25 +87,15 @@ static void put32(struct gmem *g, uint64_t gpa, uint32_t v)
 	memcpy(g->mem + gpa, &v, 4);
 }
 
+/* One fake memory for every test, zeroed before each. */
+static uint8_t fake_ram[GMEM_SIZE];
+static struct gmem fake = {.mem = fake_ram};
+
 static int gmem_setup(void **state)
 {
-	struct gmem *g = calloc(1, sizeof(*g));
-	if (!g)
-		return -1;
-	g->mem = calloc(1, GMEM_SIZE);
-	if (!g->mem) {
-		free(g);
-		return -1;
-	}
-	*state = g;
-	return 0;
-}
-
-static int gmem_teardown(void **state)
-{
-	struct gmem *g = *state;
-	free(g->mem);
-	free(g);
+	memset(fake_ram, 0, sizeof(fake_ram));
+	fake.reads = fake.writes = 0;
+	*state = &fake;
 	return 0;
 }
 
@@ -145,7 +131,7 @@ static uint64_t la(unsigned l5, unsigned l4, unsigned l3, unsigned l2, unsigned 
 static void test_four_level(void **state)
 {
 	struct gmem *g = *state;
-	struct pagewalk_ctx c = ctx_of(g, CR0_PE | CR0_PG, 0x1000, CR4_PAE, EFER_LME | EFER_LMA);
+	struct pagewalk_ctx c = ctx_of(g, CR0_PE | CR0_PG, 0x1000, CR4_PAE, EFER_LONG);
 	put64(g, 0x1000 + 1 * 8, 0x2000 | P);         /* PML4[1] (read-only: presence only) */
 	put64(g, 0x1000 + 511 * 8, 0x2000 | P | RW);  /* PML4[511]: upper half */
 	put64(g, 0x1000 + 3 * 8, HOLE_START | P);     /* PML4[3]: a table that is not RAM */
@@ -179,7 +165,7 @@ static void test_five_level(void **state)
 {
 	struct gmem *g = *state;
 	struct pagewalk_ctx c =
-		ctx_of(g, CR0_PE | CR0_PG, 0x1000, CR4_PAE | CR4_LA57, EFER_LME | EFER_LMA);
+		ctx_of(g, CR0_PE | CR0_PG, 0x1000, CR4_PAE | CR4_LA57, EFER_LONG);
 	put64(g, 0x1000 + 2 * 8, 0x6000 | P);        /* PML5[2] */
 	put64(g, 0x1000 + 511 * 8, 0x6000 | P);      /* PML5[511] */
 	put64(g, 0x6000 + 1 * 8, 0x2000 | P);        /* PML4[1] */
@@ -263,7 +249,7 @@ static struct pagewalk_ctx map_pages(struct gmem *g)
 	put64(g, 0x4000 + 2 * 8, 0x70000 | P);
 	put64(g, 0x4000 + 4 * 8, RO_START | P);    /* read-only RAM */
 	put64(g, 0x4000 + 5 * 8, HOLE_START | P);  /* no RAM */
-	return ctx_of(g, CR0_PE | CR0_PG, 0x1000, CR4_PAE, EFER_LME | EFER_LMA);
+	return ctx_of(g, CR0_PE | CR0_PG, 0x1000, CR4_PAE, EFER_LONG);
 }
 
 static void test_copy_across_pages(void **state)
@@ -353,14 +339,14 @@ static void test_copy_32bit_end(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_four_level, gmem_setup, gmem_teardown),
-		cmocka_unit_test_setup_teardown(test_five_level, gmem_setup, gmem_teardown),
-		cmocka_unit_test_setup_teardown(test_pae32, gmem_setup, gmem_teardown),
-		cmocka_unit_test_setup_teardown(test_legacy32, gmem_setup, gmem_teardown),
-		cmocka_unit_test_setup_teardown(test_no_paging, gmem_setup, gmem_teardown),
-		cmocka_unit_test_setup_teardown(test_copy_across_pages, gmem_setup, gmem_teardown),
-		cmocka_unit_test_setup_teardown(test_copy_all_or_nothing, gmem_setup, gmem_teardown),
-		cmocka_unit_test_setup_teardown(test_copy_32bit_end, gmem_setup, gmem_teardown),
+		cmocka_unit_test_setup_teardown(test_four_level, gmem_setup, NULL),
+		cmocka_unit_test_setup_teardown(test_five_level, gmem_setup, NULL),
+		cmocka_unit_test_setup_teardown(test_pae32, gmem_setup, NULL),
+		cmocka_unit_test_setup_teardown(test_legacy32, gmem_setup, NULL),
+		cmocka_unit_test_setup_teardown(test_no_paging, gmem_setup, NULL),
+		cmocka_unit_test_setup_teardown(test_copy_across_pages, gmem_setup, NULL),
+		cmocka_unit_test_setup_teardown(test_copy_all_or_nothing, gmem_setup, NULL),
+		cmocka_unit_test_setup_teardown(test_copy_32bit_end, gmem_setup, NULL),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
