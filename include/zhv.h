@@ -281,6 +281,7 @@ zhv_time_t zhv_deadline_after(int64_t ns);
 #define ZHV_PKT_TYPE_GUEST_IO    5u
 #define ZHV_PKT_TYPE_GUEST_VCPU  6u
 #define ZHV_PKT_TYPE_GUEST_EOI   0x800000E0u /* libzhv's own (Zircon has no such packet) */
+#define ZHV_PKT_TYPE_GUEST_DEBUG 0x800000E1u /* libzhv's own: see zhv_vcpu_set_debug */
 
 #define ZHV_PKT_GUEST_VCPU_INTERRUPT 0u
 #define ZHV_PKT_GUEST_VCPU_STARTUP   1u
@@ -376,6 +377,34 @@ typedef struct {
 	uint8_t reserved[31];
 } zhv_packet_guest_eoi_t;
 
+/* The vCPU stopped for a debugger (ZHV_PKT_TYPE_GUEST_DEBUG). The key is the
+ * vCPU's id. zhv_vcpu_enter() returns it only while guest debugging is
+ * enabled on that vCPU (zhv_vcpu_set_debug with ZHV_DEBUG_ENABLE), and only
+ * for a stop that the settings asked for. Entering again resumes the guest
+ * where it stopped (see each reason for where that is). */
+/* clang-format off */
+#define ZHV_DEBUG_STOP_STEP          1u /* one instruction single-stepped; rip =
+                                           the next instruction */
+#define ZHV_DEBUG_STOP_SW_BREAKPOINT 2u /* an int3 executed; rip = the address OF
+                                           the int3 byte, the guest's RIP is left
+                                           there (ZHV_DEBUG_SW_BREAKPOINTS only) */
+#define ZHV_DEBUG_STOP_HW_BREAKPOINT 3u /* execute breakpoint in debug register
+                                           (slot); rip = that instruction, not
+                                           yet executed (RFLAGS.RF is set, so
+                                           the next enter runs it) */
+#define ZHV_DEBUG_STOP_WATCHPOINT    4u /* data breakpoint (slot) hit; the
+                                           accessing instruction is done, rip =
+                                           the next one */
+/* clang-format on */
+typedef struct {
+	uint32_t reason; /* ZHV_DEBUG_STOP_* */
+	uint32_t slot;   /* HW_BREAKPOINT / WATCHPOINT: debug register 0..3, else 0 */
+	uint64_t rip;    /* guest RIP as described per reason */
+	uint64_t addr;   /* HW_BREAKPOINT / WATCHPOINT: the address in that slot, else 0 */
+	uint64_t dr6;    /* DR6 as KVM reported it (0 for stops libzhv makes itself) */
+	uint64_t reserved;
+} zhv_packet_guest_debug_t;
+
 /* A packet: Zircon's zx_port_packet_t layout (key, type, status, then the
  * payload), but 56 bytes where Zircon's is 48: the union is 40 bytes, not
  * 32, because the MEM payload also carries the access as KVM decoded it
@@ -393,6 +422,7 @@ typedef struct {
 		zhv_packet_guest_io_t guest_io;
 		zhv_packet_guest_vcpu_t guest_vcpu;
 		zhv_packet_guest_eoi_t guest_eoi;
+		zhv_packet_guest_debug_t guest_debug;
 	};
 } zhv_packet_t;
 
@@ -953,6 +983,87 @@ typedef struct {
  * reason the last enter ended. Any thread. Returns ZHV_OK, INVALID_ARGS, or
  * BAD_STATE when it races with zhv_vcpu_destroy() (nothing written). */
 ZHV_MUST_CHECK zhv_status_t zhv_vcpu_get_info(zhv_vcpu_t *vcpu, zhv_vcpu_info_t *info);
+
+/* ------------------------------------------------------------------------ */
+/* Guest debugging: breakpoints, watchpoints and single-step on a vCPU
+ * (KVM_SET_GUEST_DEBUG), and guest memory by guest-virtual address.        */
+
+/* clang-format off */
+#define ZHV_DEBUG_ENABLE         (1u << 0) /* off: everything below off, the guest
+                                              owns DR0-DR7 */
+#define ZHV_DEBUG_SINGLESTEP     (1u << 1) /* stop after each instruction */
+#define ZHV_DEBUG_SW_BREAKPOINTS (1u << 2) /* every int3 stops (the caller re-injects
+                                              #BP with zhv_vcpu_interrupt(v, 3) for
+                                              an int3 it did not plant) */
+#define ZHV_DEBUG_HW_OFF    0u
+#define ZHV_DEBUG_HW_EXEC   1u /* instruction fetch; len must be 1 */
+#define ZHV_DEBUG_HW_WRITE  2u /* data write */
+#define ZHV_DEBUG_HW_ACCESS 3u /* data read or write */
+/* clang-format on */
+
+typedef struct {
+	uint32_t flags;    /* ZHV_DEBUG_* */
+	uint32_t reserved; /* 0 */
+	struct {
+		uint64_t addr; /* guest-virtual; aligned to len */
+		uint8_t type;  /* ZHV_DEBUG_HW_* */
+		uint8_t len;   /* 1, 2, 4 or 8 (ignored for HW_OFF) */
+		uint8_t reserved[6];
+	} hw[4];
+} zhv_vcpu_debug_t;
+
+/* zhv_vcpu_set_debug: set (vcpu)'s guest-debug state to (debug), replacing
+ * the previous one (KVM_SET_GUEST_DEBUG). While ZHV_DEBUG_ENABLE is set,
+ * zhv_vcpu_enter() returns ZHV_PKT_TYPE_GUEST_DEBUG packets for the stops
+ * asked for: after each instruction (SINGLESTEP, also after an instruction
+ * libzhv's own emulator ran), at each int3 (SW_BREAKPOINTS; without it an
+ * int3 raises #BP in the guest as before), and at the debug registers of
+ * hw[0..3] (the debugger's DR0-DR3 and DR7; the guest's own debug
+ * registers are not in effect meanwhile). Clearing ENABLE gives the debug
+ * registers back to the guest. A #DB that is not a stop asked for (the
+ * guest's own, e.g. ICEBP) goes to the guest. An int3 the caller did not
+ * plant: zhv_vcpu_interrupt(vcpu, 3) before the next enter, and the guest's
+ * #BP handler runs with the return address past the int3. A single-step
+ * survives changes of RIP (libzhv arms it again at each entry); a step KVM
+ * reports while libzhv finishes an IO or MEM exit for a state write comes
+ * at the next enter. The settings belong to the vCPU until changed or the
+ * vCPU is destroyed (a new vCPU with the same id starts without them);
+ * they are not part of zhv_vcpu_save()'s blob or of snapshots (a restored
+ * vCPU keeps its current settings). See the README ("Guest debugging") for
+ * what kvm_pvm cannot do.
+ * Only on the vCPU's thread, outside enter (as zhv_vcpu_read_state).
+ * Returns ZHV_OK; BAD_STATE (other thread; checked first); INVALID_ARGS
+ * (NULL, unknown flags, reserved fields not 0, other flags without ENABLE,
+ * a slot with an unknown type, a len not 1, 2, 4 or 8, an address not
+ * aligned to len, HW_EXEC with len not 1); NOT_SUPPORTED (KVM lacks
+ * KVM_CAP_SET_GUEST_DEBUG); IO (KVM refused, logged). On an error the
+ * previous settings stay. */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_set_debug(zhv_vcpu_t *vcpu, const zhv_vcpu_debug_t *debug);
+
+/* zhv_vcpu_translate, zhv_vcpu_read_virt, zhv_vcpu_write_virt: guest memory
+ * by guest-virtual address, through the vCPU's current paging mode (no
+ * paging, 32-bit with 4M pages, PAE, 4-level, 5-level; 2M and 1G pages),
+ * as a debugger sees it: only presence is checked (U/S, R/W, NX, SMEP and
+ * SMAP are ignored, so a debugger may write a read-only code page), no
+ * accessed or dirty bit is set, page by page, guest RAM only.
+ * translate gives the guest-physical address of (gva). read_virt and
+ * write_virt copy (len) bytes, all or nothing: every page is translated
+ * (and checked to be RAM) before any byte is copied. len 0 does nothing
+ * and returns ZHV_OK. Writes are guest RAM writes as libzhv's own (a
+ * snapshot sees them). Only on the vCPU's thread, outside enter.
+ * Returns ZHV_OK; BAD_STATE (other thread; checked first); INVALID_ARGS
+ * (NULL arguments); OUT_OF_RANGE (any byte of the range outside the mode's
+ * address space: not canonical in long mode, above 4 GiB in the 32-bit
+ * modes and without paging; or a range that wraps); NOT_FOUND (a page
+ * not present, a page-table entry or a page that is not guest RAM: a MEM
+ * trap or a hole); ACCESS_DENIED (write_virt to read-only guest RAM, a
+ * mapping without ZHV_MAP_WRITE); NO_MEMORY; IO (KVM refused the register
+ * read). */
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_translate(zhv_vcpu_t *vcpu, uint64_t gva, uint64_t *gpa);
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_read_virt(zhv_vcpu_t *vcpu, uint64_t gva, void *buf,
+                                               size_t len);
+ZHV_MUST_CHECK zhv_status_t zhv_vcpu_write_virt(zhv_vcpu_t *vcpu, uint64_t gva, const void *buf,
+                                                size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Snapshots: a vCPU's whole state as one blob, the guest's clock, and

@@ -12,6 +12,7 @@
 #include "id_alloc.h"
 #include "irq_tracker.h"
 #include "trap_map.h"
+#include "x86/debug.h"
 #include "zhv.h"
 
 /* ---- logging (log.c) ---------------------------------------------------- */
@@ -189,6 +190,7 @@ struct zhv_vcpu {
 	uint64_t rep_key;
 	_Atomic uint32_t last_exit; /* read by zhv_vcpu_get_info on any thread */
 	_Atomic uint64_t last_exit_addr;
+	struct vcpu_debug dbg; /* guest debugging (x86/debug.c); vCPU thread only */
 };
 
 /* vcpu_poke: make the vCPU leave KVM_RUN soon (immediate_exit + signal).
@@ -292,6 +294,11 @@ zhv_status_t exit_inject_pending(zhv_vcpu_t *vcpu);
  * KVM could not emulate (KVM_INTERNAL_ERROR_EMULATION). True if it did
  * (or queued its exception); else (why) says why not. */
 bool emulate_fallback(zhv_vcpu_t *vcpu, char *why, size_t whylen);
+/* exit_emulation_failure: KVM could not emulate the instruction at RIP:
+ * a guest-debug stop (EXIT_DELIVER, packet filled), or libzhv's emulator
+ * ran it (EXIT_CONTINUE, or EXIT_DELIVER for a single-step stop), or 0
+ * and (why) says why neither. */
+int exit_emulation_failure(zhv_vcpu_t *vcpu, zhv_packet_t *packet, char *why, size_t whylen);
 /* exit_dump: log registers and the decoded instruction at RIP. */
 void exit_dump(zhv_vcpu_t *vcpu, zhv_log_level_t level, const char *why);
 
