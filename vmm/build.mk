@@ -3,7 +3,7 @@
 
 CPPFLAGS += -Ivmm
 
-VMM_SRCS := $(wildcard vmm/*.c vmm/dev/*.c vmm/loader/*.c)
+VMM_SRCS := $(wildcard vmm/*.c vmm/dev/*.c vmm/loader/*.c vmm/gdb/*.c)
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 VMM_BIN  := $(BUILD)/zhv
 
