@@ -281,6 +281,7 @@ zhv_status_t zhv_vcpu_create(zhv_guest_t *g, uint32_t options, uint64_t entry, z
 	atomic_store(&v->last_exit, 0);
 	atomic_store(&v->last_exit_addr, 0);
 	irq_tracker_init(&v->tracker);
+	debug_vcpu_reset(v, false);
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	st = vcpu_state_init(v, options, entry, slot->initialized);
 	if (st != ZHV_OK)
@@ -343,6 +344,8 @@ void zhv_vcpu_destroy(zhv_vcpu_t *v)
 	/* Leave the KVM vCPU quiet for its next user: no stale kick. */
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	atomic_store(&v->kicked, false);
+	/* Guest debugging off, so the next vCPU with this id starts without. */
+	debug_vcpu_reset(v, true);
 	irq_tracker_destroy(&v->tracker);
 	(void)id_alloc_put(&g->ids, v->id);
 	guest_unref(g);
@@ -505,7 +508,9 @@ zhv_status_t zhv_vcpu_enter(zhv_vcpu_t *v, zhv_packet_t *packet)
 			st = ZHV_OK; /* next element of a string I/O */
 			break;
 		}
-		st = exit_inject_pending(v);
+		st = debug_before_entry(v);
+		if (st == ZHV_OK)
+			st = exit_inject_pending(v);
 		if (st != ZHV_OK)
 			break;
 

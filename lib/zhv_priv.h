@@ -12,6 +12,7 @@
 #include "id_alloc.h"
 #include "irq_tracker.h"
 #include "trap_map.h"
+#include "x86/debug.h"
 #include "zhv.h"
 
 /* ---- logging (log.c) ---------------------------------------------------- */
@@ -189,6 +190,7 @@ struct zhv_vcpu {
 	uint64_t rep_key;
 	_Atomic uint32_t last_exit; /* read by zhv_vcpu_get_info on any thread */
 	_Atomic uint64_t last_exit_addr;
+	struct vcpu_debug dbg; /* guest debugging (x86/debug.c); vCPU thread only */
 };
 
 /* vcpu_poke: make the vCPU leave KVM_RUN soon (immediate_exit + signal).

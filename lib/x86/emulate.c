@@ -1217,6 +1217,7 @@ bool emulate_fallback(zhv_vcpu_t *v, char *why, size_t whylen)
 	if (res.end_nmi_blocking && !inject(v, false, 0, false, 0, true))
 		goto io_error;
 	STAT_INC(v->guest, emulated_by_libzhv);
+	v->dbg.emulated = true; /* a single-step stops after it (x86/debug.c) */
 	zhv_log(ZHV_LOG_DEBUG, "vcpu %u: libzhv emulated %s at %#llx", v->id, res.name,
 	        (unsigned long long)(r.rip - res.length));
 	return true;

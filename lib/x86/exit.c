@@ -370,11 +370,15 @@ static int handle_shutdown(zhv_vcpu_t *v, zhv_packet_t *pkt)
 static int handle_internal_error(zhv_vcpu_t *v, zhv_packet_t *pkt)
 {
 	struct kvm_run *run = v->run;
-	(void)pkt;
 	char why[200], reason[120] = "";
-	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
-	    emulate_fallback(v, reason, sizeof(reason)))
-		return EXIT_CONTINUE;
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+		/* Guest debugging: an int3 stops, an emulated step too. */
+		int stop = debug_emulation_failure(v, pkt);
+		if (stop)
+			return stop;
+		if (emulate_fallback(v, reason, sizeof(reason)))
+			return debug_after_emulation(v, pkt);
+	}
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
 		STAT_INC(v->guest, emulation_failures);
 		v->last_exit = ZHV_EXIT_EMULATION;
@@ -451,6 +455,7 @@ static const exit_fn exit_handlers[] = {
 	[KVM_EXIT_INTERNAL_ERROR]  = handle_internal_error,
 	[KVM_EXIT_FAIL_ENTRY]      = handle_fail_entry,
 	[KVM_EXIT_SYSTEM_EVENT]    = handle_system_event,
+	[KVM_EXIT_DEBUG]           = debug_exit, /* x86/debug.c */
 };
 /* clang-format on */
 
