@@ -58,6 +58,7 @@ struct gdb_stub {
 	bool *stepped;             /* [ncpus]: stepped over its breakpoint in this resume */
 	int fd;
 	bool connected;
+	bool killed;               /* GDB's k: the run is ending */
 	bool running;
 	int stepover;              /* the vCPU stepping off a breakpoint, or -1 */
 	bool long_mode;
@@ -825,6 +826,7 @@ static bool handle_packet(struct gdb_stub *g, char *pkt, size_t len)
 		reply_str(g, "OK");
 		return false;
 	case 'k':
+		g->killed = true;
 		g->ops->kill(g->t);
 		return false;
 	case 'v':
@@ -835,6 +837,7 @@ static bool handle_packet(struct gdb_stub *g, char *pkt, size_t len)
 				reply_error(g, 1);
 		} else if (!strncmp(pkt, "vKill", 5)) {
 			reply_str(g, "OK");
+			g->killed = true;
 			g->ops->kill(g->t);
 			return false;
 		} else {
@@ -929,6 +932,7 @@ void gdb_stub_serve(struct gdb_stub *g, int fd, bool stopped)
 {
 	g->fd = fd;
 	g->connected = true;
+	g->killed = false;
 	g->running = false;
 	g->stepover = -1;
 	g->gcpu = g->ccpu = 0;
@@ -978,9 +982,9 @@ void gdb_stub_serve(struct gdb_stub *g, int fd, bool stopped)
 			live = n > 0 && on_input(g, buf, (size_t)n);
 		}
 	}
-	/* Detach, kill or disconnect: the guest runs on without debugging
-	 * (after a kill the run is ending: the vCPUs just leave). */
-	if (g->running && g->ops->stop_all(g->t) < 0)
+	/* Detach or disconnect: the guest runs on without debugging. After a
+	 * kill the run is ending: the vCPUs just leave. */
+	if (g->killed || (g->running && g->ops->stop_all(g->t) < 0))
 		return;
 	unplant_all(g);
 	pthread_mutex_lock(&g->lock);
