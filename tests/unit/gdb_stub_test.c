@@ -187,7 +187,7 @@ struct session {
 static void *serve_thread(void *arg)
 {
 	struct session *s = arg;
-	gdb_stub_serve(s->f.g, s->fds[1], true);
+	gdb_stub_serve(s->f.g, s->fds[1]);
 	return NULL;
 }
 
@@ -627,7 +627,7 @@ static int serve_main(const char *port)
 	int fd = accept(l, NULL, NULL);
 	if (fd < 0)
 		return 1;
-	gdb_stub_serve(f.g, fd, true);
+	gdb_stub_serve(f.g, fd);
 	close(fd);
 	close(l);
 	gdb_stub_destroy(f.g);

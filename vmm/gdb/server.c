@@ -295,7 +295,6 @@ static void *server_thread(void *arg)
 {
 	struct gdb_server *s = arg;
 	pthread_setname_np(pthread_self(), "gdb");
-	bool held = s->wait; /* --gdb-wait: the first GDB finds the vCPUs stopped */
 	for (;;) {
 		struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
 		                      {.fd = s->stop_pipe[0], .events = POLLIN}};
@@ -308,8 +307,7 @@ static void *server_thread(void *arg)
 		if (fd < 0)
 			continue;
 		fprintf(stderr, "zhv: gdb: debugger attached\n");
-		gdb_stub_serve(s->stub, fd, held);
-		held = false;
+		gdb_stub_serve(s->stub, fd);
 		close(fd);
 		if (atomic_load(&s->vm->exit_kind) != VM_EXIT_NONE)
 			break;

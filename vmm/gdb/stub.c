@@ -928,7 +928,7 @@ static bool on_input(struct gdb_stub *g, const uint8_t *buf, size_t n)
 	return true;
 }
 
-void gdb_stub_serve(struct gdb_stub *g, int fd, bool stopped)
+void gdb_stub_serve(struct gdb_stub *g, int fd)
 {
 	g->fd = fd;
 	g->connected = true;
@@ -946,7 +946,9 @@ void gdb_stub_serve(struct gdb_stub *g, int fd, bool stopped)
 		g->pend[c].valid = false;
 	bool ended = g->ended;
 	pthread_mutex_unlock(&g->lock);
-	if (ended || (!stopped && g->ops->stop_all(g->t) < 0))
+	/* Held already (--gdb-wait) or not, every vCPU must be parked before
+	 * its state can be read: a held vCPU may not have reached its park. */
+	if (ended || g->ops->stop_all(g->t) < 0)
 		return;
 	g->long_mode = cpu_long_mode(g, 0);
 	snprintf(g->last_stop, sizeof(g->last_stop), "T05thread:1;");

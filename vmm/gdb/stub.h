@@ -61,11 +61,10 @@ struct gdb_stub *gdb_stub_create(const struct gdb_target_ops *ops, void *t, unsi
 void gdb_stub_destroy(struct gdb_stub *g);
 
 /* gdb_stub_serve: one GDB connection on (fd) until GDB detaches, kills,
- * disconnects, or gdb_stub_end is called. The target must be stopped when
- * (stopped) is true (--gdb-wait), else it is stopped first. Returns when
- * the connection is over, with every vCPU running again and the debug
- * state cleared (unless the run ended). Does not close (fd). */
-void gdb_stub_serve(struct gdb_stub *g, int fd, bool stopped);
+ * disconnects, or gdb_stub_end is called. The target is stopped first.
+ * Returns when the connection is over, with every vCPU running again and
+ * the debug state cleared (unless the run ended). Does not close (fd). */
+void gdb_stub_serve(struct gdb_stub *g, int fd);
 
 /* gdb_stub_end: the run ended with (status) (any thread): a connected GDB
  * is told the guest exited ("W" reply) and gdb_stub_serve returns. */
