@@ -173,7 +173,7 @@ zhv_status_t zhv_vcpu_write_virt(zhv_vcpu_t *v, uint64_t gva, const void *buf, s
 
 /* ---- settings ----------------------------------------------------------------------- */
 
-static bool debug_valid(const zhv_vcpu_debug_t *d)
+bool debug_settings_valid(const zhv_vcpu_debug_t *d)
 {
 	if ((d->flags & ~DEBUG_FLAGS) || d->reserved)
 		return false;
@@ -198,7 +198,7 @@ static bool debug_valid(const zhv_vcpu_debug_t *d)
 }
 
 /* DR7's R/W and LEN encodings (SDM vol. 3, 18.2.4). */
-static uint64_t dr7_of(const zhv_vcpu_debug_t *d)
+uint64_t debug_dr7(const zhv_vcpu_debug_t *d)
 {
 	static const uint8_t rw[] = {[ZHV_DEBUG_HW_EXEC] = 0, [ZHV_DEBUG_HW_WRITE] = 1,
 	                             [ZHV_DEBUG_HW_ACCESS] = 3};
@@ -220,7 +220,7 @@ zhv_status_t zhv_vcpu_set_debug(zhv_vcpu_t *v, const zhv_vcpu_debug_t *d)
 		return ZHV_ERR_INVALID_ARGS;
 	if (!vcpu_on_thread(v))
 		return ZHV_ERR_BAD_STATE;
-	if (!d || !debug_valid(d))
+	if (!d || !debug_settings_valid(d))
 		return ZHV_ERR_INVALID_ARGS;
 	if (zhv_ioctl(v->guest->kvm_fd, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_SET_GUEST_DEBUG) <= 0)
 		return ZHV_ERR_NOT_SUPPORTED;
@@ -241,7 +241,7 @@ zhv_status_t zhv_vcpu_set_debug(zhv_vcpu_t *v, const zhv_vcpu_debug_t *d)
 		}
 		if (hw) {
 			g.control |= KVM_GUESTDBG_USE_HW_BP;
-			g.arch.debugreg[7] = dr7_of(d);
+			g.arch.debugreg[7] = debug_dr7(d);
 		}
 	}
 	int r = zhv_ioctl(v->fd, KVM_SET_GUEST_DEBUG, &g);
@@ -289,6 +289,30 @@ static int sw_breakpoint_stop(zhv_vcpu_t *v, zhv_packet_t *pkt, uint64_t rip)
 	return EXIT_DELIVER;
 }
 
+uint32_t debug_classify(const zhv_vcpu_debug_t *cfg, uint32_t exception, uint64_t dr6,
+                        uint32_t *slot)
+{
+	*slot = 0;
+	if (!(cfg->flags & ZHV_DEBUG_ENABLE))
+		return 0;
+	if (exception == 3)
+		return (cfg->flags & ZHV_DEBUG_SW_BREAKPOINTS) ? ZHV_DEBUG_STOP_SW_BREAKPOINT : 0;
+	if (exception != 1)
+		return 0;
+	/* B0-B3 of the slots in use, lowest first; then a single step. */
+	for (uint32_t i = 0; i < 4; i++) {
+		uint8_t type = cfg->hw[i].type;
+		if (!(dr6 & (1ull << i)) || type == ZHV_DEBUG_HW_OFF)
+			continue;
+		*slot = i;
+		return type == ZHV_DEBUG_HW_EXEC ? ZHV_DEBUG_STOP_HW_BREAKPOINT
+		                                 : ZHV_DEBUG_STOP_WATCHPOINT;
+	}
+	if ((dr6 & DR6_BS) && (cfg->flags & ZHV_DEBUG_SINGLESTEP))
+		return ZHV_DEBUG_STOP_STEP;
+	return 0;
+}
+
 int debug_exit(zhv_vcpu_t *v, zhv_packet_t *pkt)
 {
 	const struct kvm_debug_exit_arch *a = &v->run->debug.arch;
@@ -301,34 +325,26 @@ int debug_exit(zhv_vcpu_t *v, zhv_packet_t *pkt)
 	}
 	if (get_regs(v, &r) != ZHV_OK)
 		return ZHV_ERR_IO;
-	if (a->exception == 3) /* #BP: RIP is at the int3 */
+	uint32_t slot = 0;
+	uint32_t reason = debug_classify(cfg, a->exception, a->dr6, &slot);
+	if (reason == ZHV_DEBUG_STOP_SW_BREAKPOINT) /* #BP: RIP is at the int3 */
 		return sw_breakpoint_stop(v, pkt, r.rip);
-	if (a->exception == 1) {
-		for (unsigned i = 0; i < 4; i++) {
-			uint8_t type = cfg->hw[i].type;
-			if (!(a->dr6 & (1ull << i)) || type == ZHV_DEBUG_HW_OFF)
-				continue;
-			bool exec = type == ZHV_DEBUG_HW_EXEC;
-			stop_packet(v, pkt, exec ? ZHV_DEBUG_STOP_HW_BREAKPOINT : ZHV_DEBUG_STOP_WATCHPOINT,
-			            r.rip);
-			pkt->guest_debug.slot = i;
-			pkt->guest_debug.addr = cfg->hw[i].addr;
-			pkt->guest_debug.dr6 = a->dr6;
-			if (exec) {
-				/* A fault: the instruction has not run. RF lets the
-				 * next entry run it without stopping again, as the
-				 * processor's own #DB handler returns with RF. */
-				r.rflags |= RFLAGS_RF;
-				if (zhv_ioctl(v->fd, KVM_SET_REGS, &r) < 0)
-					return ZHV_ERR_IO;
-			}
-			return EXIT_DELIVER;
+	if (reason) {
+		stop_packet(v, pkt, reason, r.rip);
+		pkt->guest_debug.dr6 = a->dr6;
+		if (reason != ZHV_DEBUG_STOP_STEP) {
+			pkt->guest_debug.slot = slot;
+			pkt->guest_debug.addr = cfg->hw[slot].addr;
 		}
-		if ((a->dr6 & DR6_BS) && (cfg->flags & ZHV_DEBUG_SINGLESTEP)) {
-			stop_packet(v, pkt, ZHV_DEBUG_STOP_STEP, r.rip);
-			pkt->guest_debug.dr6 = a->dr6;
-			return EXIT_DELIVER;
+		if (reason == ZHV_DEBUG_STOP_HW_BREAKPOINT) {
+			/* A fault: the instruction has not run. RF lets the
+			 * next entry run it without stopping again, as the
+			 * processor's own #DB handler returns with RF. */
+			r.rflags |= RFLAGS_RF;
+			if (zhv_ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+				return ZHV_ERR_IO;
 		}
+		return EXIT_DELIVER;
 	}
 	/* Not a stop the debugger asked for (the guest's own #DB, e.g. ICEBP
 	 * or its own TF, which KVM intercepts while it debugs): the guest's. */

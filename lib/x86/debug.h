@@ -53,6 +53,19 @@ zhv_status_t debug_translate_one(const struct pagewalk_ctx *walk, uint64_t gva, 
 zhv_status_t debug_virt_copy(const struct pagewalk_ctx *walk, const struct debug_phys *phys,
                              uint64_t gva, void *buf, size_t len, bool write);
 
+/* debug_settings_valid: (d) is a setting zhv_vcpu_set_debug accepts. */
+bool debug_settings_valid(const zhv_vcpu_debug_t *d);
+/* debug_dr7: the DR7 for the debug registers of (d) (global enables, R/W
+ * and LEN per slot, GE). */
+uint64_t debug_dr7(const zhv_vcpu_debug_t *d);
+/* debug_classify: what a KVM_EXIT_DEBUG with (exception) (1: #DB, 3: #BP)
+ * and (dr6) means under (cfg): ZHV_DEBUG_STOP_* with the debug register
+ * in (*slot) (0 otherwise), or 0 if it is no stop the settings ask for
+ * (the guest's own #DB). A data or execute breakpoint wins over a
+ * single step reported with it. */
+uint32_t debug_classify(const zhv_vcpu_debug_t *cfg, uint32_t exception, uint64_t dr6,
+                        uint32_t *slot);
+
 struct zhv_vcpu;
 /* debug_vcpu_reset: forget the settings of a vCPU object that is created
  * or destroyed; (clear_kvm): also turn guest debugging off in KVM. */

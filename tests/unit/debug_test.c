@@ -1,8 +1,9 @@
-/* debug_test.c: unit tests for guest-virtual memory access by a debugger
- * (lib/x86/debug.c: debug_translate_one, debug_virt_copy) over a fake
- * guest memory, without KVM: every paging mode, large pages, a missing
- * entry at each level, non-canonical addresses, ranges across pages (all
- * or nothing), RAM checks. */
+/* debug_test.c: unit tests of lib/x86/debug.c without KVM: guest-virtual
+ * memory access by a debugger (debug_translate_one, debug_virt_copy) over a
+ * fake guest memory (every paging mode, large pages, a missing entry at
+ * each level, non-canonical addresses, ranges across pages: all or
+ * nothing, RAM checks); the settings zhv_vcpu_set_debug accepts, the DR7
+ * made of them, and what a debug exit means under them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -336,6 +337,107 @@ static void test_copy_32bit_end(void **state)
 	assert_int_equal(buf[0], 0x77);
 }
 
+/* Settings: what set_debug accepts, the DR7 it gives KVM, and what a
+ * debug exit means under them. */
+static zhv_vcpu_debug_t cfg_of(uint32_t flags)
+{
+	zhv_vcpu_debug_t d;
+	memset(&d, 0, sizeof(d));
+	d.flags = flags;
+	return d;
+}
+
+static void test_settings_valid(void **state)
+{
+	(void)state;
+	zhv_vcpu_debug_t d = cfg_of(0);
+	assert_true(debug_settings_valid(&d));
+	d = cfg_of(ZHV_DEBUG_ENABLE | ZHV_DEBUG_SINGLESTEP | ZHV_DEBUG_SW_BREAKPOINTS);
+	assert_true(debug_settings_valid(&d));
+	d.flags |= 1u << 3;
+	assert_false(debug_settings_valid(&d));
+	d = cfg_of(ZHV_DEBUG_SINGLESTEP);
+	assert_false(debug_settings_valid(&d));
+	static const struct {
+		uint64_t addr;
+		uint8_t type, len;
+		bool ok;
+	} slots[] = {
+		{0x1000, ZHV_DEBUG_HW_EXEC, 1, true},   {0x1001, ZHV_DEBUG_HW_EXEC, 1, true},
+		{0x1000, ZHV_DEBUG_HW_EXEC, 2, false},  {0x1000, ZHV_DEBUG_HW_WRITE, 8, true},
+		{0x1004, ZHV_DEBUG_HW_WRITE, 8, false}, {0x1002, ZHV_DEBUG_HW_ACCESS, 2, true},
+		{0x1002, ZHV_DEBUG_HW_ACCESS, 4, false}, {0x1000, ZHV_DEBUG_HW_ACCESS, 3, false},
+		{0x1000, ZHV_DEBUG_HW_WRITE, 0, false}, {0x1000, 4, 1, false},
+		{0x1003, ZHV_DEBUG_HW_OFF, 7, true},
+	};
+	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+		for (int k = 0; k < 4; k++) {
+			d = cfg_of(ZHV_DEBUG_ENABLE);
+			d.hw[k].addr = slots[i].addr;
+			d.hw[k].type = slots[i].type;
+			d.hw[k].len = slots[i].len;
+			assert_int_equal(debug_settings_valid(&d), slots[i].ok);
+			/* Without ENABLE no slot may be set. */
+			d.flags = 0;
+			assert_int_equal(debug_settings_valid(&d), slots[i].type == ZHV_DEBUG_HW_OFF);
+		}
+	}
+	d = cfg_of(ZHV_DEBUG_ENABLE);
+	d.reserved = 1;
+	assert_false(debug_settings_valid(&d));
+	d = cfg_of(ZHV_DEBUG_ENABLE);
+	d.hw[2].reserved[0] = 1;
+	assert_false(debug_settings_valid(&d));
+}
+
+static void test_dr7(void **state)
+{
+	(void)state;
+	zhv_vcpu_debug_t d = cfg_of(ZHV_DEBUG_ENABLE);
+	assert_int_equal(debug_dr7(&d), 0x400);
+	d.hw[0] = (__typeof__(d.hw[0])){.addr = 0x1000, .type = ZHV_DEBUG_HW_EXEC, .len = 1};
+	d.hw[1] = (__typeof__(d.hw[0])){.addr = 0x2000, .type = ZHV_DEBUG_HW_WRITE, .len = 8};
+	d.hw[2] = (__typeof__(d.hw[0])){.addr = 0x3000, .type = ZHV_DEBUG_HW_ACCESS, .len = 4};
+	d.hw[3] = (__typeof__(d.hw[0])){.addr = 0x4000, .type = ZHV_DEBUG_HW_WRITE, .len = 2};
+	/* G0-G3 (bits 1, 3, 5, 7), GE (9), bit 10; R/W and LEN per slot:
+	 * 0: exec/1 = 00/00, 1: write/8 = 01/10, 2: rw/4 = 11/11,
+	 * 3: write/2 = 01/01. */
+	uint64_t want = 0x400 | 0x200 | 0xaa | (0x0ull << 16) | (0x9ull << 20) | (0xfull << 24) |
+	                (0x5ull << 28);
+	assert_int_equal(debug_dr7(&d), want);
+	d.hw[1].type = ZHV_DEBUG_HW_OFF;
+	assert_int_equal(debug_dr7(&d), want & ~(0x8ull | (0xfull << 20)));
+}
+
+static void test_classify(void **state)
+{
+	(void)state;
+	uint32_t slot = 99;
+	zhv_vcpu_debug_t d = cfg_of(ZHV_DEBUG_ENABLE | ZHV_DEBUG_SINGLESTEP);
+	const uint64_t bs = 0xffff4ff0; /* what kvm_pvm reports for a step */
+	assert_int_equal(debug_classify(&d, 1, bs, &slot), ZHV_DEBUG_STOP_STEP);
+	assert_int_equal(slot, 0);
+	assert_int_equal(debug_classify(&d, 3, 0, &slot), 0); /* no SW_BREAKPOINTS */
+	d.flags |= ZHV_DEBUG_SW_BREAKPOINTS;
+	assert_int_equal(debug_classify(&d, 3, 0, &slot), ZHV_DEBUG_STOP_SW_BREAKPOINT);
+	d.hw[2] = (__typeof__(d.hw[0])){.addr = 0x3000, .type = ZHV_DEBUG_HW_WRITE, .len = 4};
+	d.hw[3] = (__typeof__(d.hw[0])){.addr = 0x4000, .type = ZHV_DEBUG_HW_EXEC, .len = 1};
+	/* B2 with BS: the watchpoint, slot 2. */
+	assert_int_equal(debug_classify(&d, 1, 0xffff0ff0 | 4 | (1u << 14), &slot),
+	                 ZHV_DEBUG_STOP_WATCHPOINT);
+	assert_int_equal(slot, 2);
+	assert_int_equal(debug_classify(&d, 1, 0xffff0ff0 | 8, &slot),
+	                 ZHV_DEBUG_STOP_HW_BREAKPOINT);
+	assert_int_equal(slot, 3);
+	/* B0 of a slot not in use, no BS: the guest's own. */
+	assert_int_equal(debug_classify(&d, 1, 0xffff0ff0 | 1, &slot), 0);
+	d.flags &= ~ZHV_DEBUG_SINGLESTEP;
+	assert_int_equal(debug_classify(&d, 1, bs, &slot), 0);
+	assert_int_equal(debug_classify(&d, 14, bs, &slot), 0);
+	d.flags = 0;
+	assert_int_equal(debug_classify(&d, 3, 0, &slot), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -347,6 +449,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_copy_across_pages, gmem_setup, NULL),
 		cmocka_unit_test_setup_teardown(test_copy_all_or_nothing, gmem_setup, NULL),
 		cmocka_unit_test_setup_teardown(test_copy_32bit_end, gmem_setup, NULL),
+		cmocka_unit_test(test_settings_valid),
+		cmocka_unit_test(test_dr7),
+		cmocka_unit_test(test_classify),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
