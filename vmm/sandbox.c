@@ -283,12 +283,16 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 	if (gdb_allowed) {
 		/* --gdb only (vmm/gdb/): a vCPU thread sets its debug
 		 * registers and stops (zhv_vcpu_set_debug) when the debugger
-		 * asks it to; the gdb thread accepts connections on its
-		 * listening socket (socket stays forbidden). Its reads, writes
-		 * and polls, and libzhv's guest-virtual memory accesses
-		 * (guest RAM and the ioctls above), need nothing new. */
+		 * asks it to, after asking KVM whether it can
+		 * (KVM_CHECK_EXTENSION of KVM_CAP_SET_GUEST_DEBUG, a query);
+		 * the gdb thread accepts connections on its listening socket
+		 * (socket stays forbidden). Its reads, writes and polls, and
+		 * libzhv's guest-virtual memory accesses (guest RAM and the
+		 * ioctls above), need nothing new. */
 		RULE(ctx, SCMP_ACT_ALLOW, ioctl, 1,
 		     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffull, (scmp_datum_t)KVM_SET_GUEST_DEBUG));
+		RULE(ctx, SCMP_ACT_ALLOW, ioctl, 1,
+		     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffull, (scmp_datum_t)KVM_CHECK_EXTENSION));
 		if (kind == FILTER_VMM) {
 			RULE(ctx, SCMP_ACT_ALLOW, accept4, 0);
 			RULE(ctx, SCMP_ACT_ALLOW, accept, 0);
