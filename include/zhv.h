@@ -390,7 +390,8 @@ typedef struct {
                                            there (ZHV_DEBUG_SW_BREAKPOINTS only) */
 #define ZHV_DEBUG_STOP_HW_BREAKPOINT 3u /* execute breakpoint in debug register
                                            (slot); rip = that instruction, not
-                                           yet executed */
+                                           yet executed (RFLAGS.RF is set, so
+                                           the next enter runs it) */
 #define ZHV_DEBUG_STOP_WATCHPOINT    4u /* data breakpoint (slot) hit; the
                                            accessing instruction is done, rip =
                                            the next one */
@@ -1019,9 +1020,17 @@ typedef struct {
  * int3 raises #BP in the guest as before), and at the debug registers of
  * hw[0..3] (the debugger's DR0-DR3 and DR7; the guest's own debug
  * registers are not in effect meanwhile). Clearing ENABLE gives the debug
- * registers back to the guest. The settings belong to the vCPU until
- * changed or the vCPU is destroyed; they are not part of zhv_vcpu_save()'s
- * blob or of snapshots (a restored vCPU keeps its current settings).
+ * registers back to the guest. A #DB that is not a stop asked for (the
+ * guest's own, e.g. ICEBP) goes to the guest. An int3 the caller did not
+ * plant: zhv_vcpu_interrupt(vcpu, 3) before the next enter, and the guest's
+ * #BP handler runs with the return address past the int3. A single-step
+ * survives changes of RIP (libzhv arms it again at each entry); a step KVM
+ * reports while libzhv finishes an IO or MEM exit for a state write comes
+ * at the next enter. The settings belong to the vCPU until changed or the
+ * vCPU is destroyed (a new vCPU with the same id starts without them);
+ * they are not part of zhv_vcpu_save()'s blob or of snapshots (a restored
+ * vCPU keeps its current settings). See the README ("Guest debugging") for
+ * what kvm_pvm cannot do.
  * Only on the vCPU's thread, outside enter (as zhv_vcpu_read_state).
  * Returns ZHV_OK; BAD_STATE (other thread; checked first); INVALID_ARGS
  * (NULL, unknown flags, reserved fields not 0, other flags without ENABLE,
@@ -1043,11 +1052,13 @@ ZHV_MUST_CHECK zhv_status_t zhv_vcpu_set_debug(zhv_vcpu_t *vcpu, const zhv_vcpu_
  * and returns ZHV_OK. Writes are guest RAM writes as libzhv's own (a
  * snapshot sees them). Only on the vCPU's thread, outside enter.
  * Returns ZHV_OK; BAD_STATE (other thread; checked first); INVALID_ARGS
- * (NULL arguments); OUT_OF_RANGE (a non-canonical address in the current
- * mode, or a range that wraps around the address space); NOT_FOUND (a page
+ * (NULL arguments); OUT_OF_RANGE (any byte of the range outside the mode's
+ * address space: not canonical in long mode, above 4 GiB in the 32-bit
+ * modes and without paging; or a range that wraps); NOT_FOUND (a page
  * not present, a page-table entry or a page that is not guest RAM: a MEM
  * trap or a hole); ACCESS_DENIED (write_virt to read-only guest RAM, a
- * mapping without ZHV_MAP_WRITE); IO (KVM refused the register read). */
+ * mapping without ZHV_MAP_WRITE); NO_MEMORY; IO (KVM refused the register
+ * read). */
 ZHV_MUST_CHECK zhv_status_t zhv_vcpu_translate(zhv_vcpu_t *vcpu, uint64_t gva, uint64_t *gpa);
 ZHV_MUST_CHECK zhv_status_t zhv_vcpu_read_virt(zhv_vcpu_t *vcpu, uint64_t gva, void *buf,
                                                size_t len);

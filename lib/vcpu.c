@@ -508,6 +508,18 @@ zhv_status_t zhv_vcpu_enter(zhv_vcpu_t *v, zhv_packet_t *packet)
 			st = ZHV_OK; /* next element of a string I/O */
 			break;
 		}
+		int dstop = debug_deferred_stop(v, packet);
+		if (dstop) {
+			if (dstop == EXIT_DELIVER) {
+				v->last_exit = ZHV_EXIT_PACKET;
+				st = ZHV_OK;
+				break;
+			}
+			if (dstop < 0) {
+				st = dstop;
+				break;
+			}
+		}
 		st = debug_before_entry(v);
 		if (st == ZHV_OK)
 			st = exit_inject_pending(v);

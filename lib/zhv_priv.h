@@ -294,6 +294,11 @@ zhv_status_t exit_inject_pending(zhv_vcpu_t *vcpu);
  * KVM could not emulate (KVM_INTERNAL_ERROR_EMULATION). True if it did
  * (or queued its exception); else (why) says why not. */
 bool emulate_fallback(zhv_vcpu_t *vcpu, char *why, size_t whylen);
+/* exit_emulation_failure: KVM could not emulate the instruction at RIP:
+ * a guest-debug stop (EXIT_DELIVER, packet filled), or libzhv's emulator
+ * ran it (EXIT_CONTINUE, or EXIT_DELIVER for a single-step stop), or 0
+ * and (why) says why neither. */
+int exit_emulation_failure(zhv_vcpu_t *vcpu, zhv_packet_t *packet, char *why, size_t whylen);
 /* exit_dump: log registers and the decoded instruction at RIP. */
 void exit_dump(zhv_vcpu_t *vcpu, zhv_log_level_t level, const char *why);
 

@@ -9,6 +9,7 @@
 
 #include "x86/debug.h"
 #include "zhv_priv.h"
+#include "zhv_test_hooks.h"
 
 #define CR0_PG    (1ull << 31)
 #define CR4_LA57  (1ull << 12)
@@ -214,16 +215,12 @@ uint64_t debug_dr7(const zhv_vcpu_debug_t *d)
 	return dr7;
 }
 
-zhv_status_t zhv_vcpu_set_debug(zhv_vcpu_t *v, const zhv_vcpu_debug_t *d)
+/* Give (d) to KVM. KVM sets TF for a single-step at the RIP of this
+ * call and keeps it only while RIP stays there: every change of RIP that
+ * does not come from the guest itself (libzhv's emulator, a state write)
+ * needs this again, which debug_before_entry does before each entry. */
+static zhv_status_t kvm_set_debug(zhv_vcpu_t *v, const zhv_vcpu_debug_t *d)
 {
-	if (!v)
-		return ZHV_ERR_INVALID_ARGS;
-	if (!vcpu_on_thread(v))
-		return ZHV_ERR_BAD_STATE;
-	if (!d || !debug_settings_valid(d))
-		return ZHV_ERR_INVALID_ARGS;
-	if (zhv_ioctl(v->guest->kvm_fd, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_SET_GUEST_DEBUG) <= 0)
-		return ZHV_ERR_NOT_SUPPORTED;
 	struct kvm_guest_debug g;
 	memset(&g, 0, sizeof(g));
 	if (d->flags & ZHV_DEBUG_ENABLE) {
@@ -249,6 +246,22 @@ zhv_status_t zhv_vcpu_set_debug(zhv_vcpu_t *v, const zhv_vcpu_debug_t *d)
 		zhv_log(ZHV_LOG_ERROR, "vcpu %u: KVM_SET_GUEST_DEBUG: %s", v->id, strerror(-r));
 		return ZHV_ERR_IO;
 	}
+	return ZHV_OK;
+}
+
+zhv_status_t zhv_vcpu_set_debug(zhv_vcpu_t *v, const zhv_vcpu_debug_t *d)
+{
+	if (!v)
+		return ZHV_ERR_INVALID_ARGS;
+	if (!vcpu_on_thread(v))
+		return ZHV_ERR_BAD_STATE;
+	if (!d || !debug_settings_valid(d))
+		return ZHV_ERR_INVALID_ARGS;
+	if (zhv_ioctl(v->guest->kvm_fd, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_SET_GUEST_DEBUG) <= 0)
+		return ZHV_ERR_NOT_SUPPORTED;
+	zhv_status_t st = kvm_set_debug(v, d);
+	if (st != ZHV_OK)
+		return st;
 	v->dbg.cfg = *d;
 	if (!(d->flags & ZHV_DEBUG_SW_BREAKPOINTS))
 		v->dbg.bp_stop = false;
@@ -266,6 +279,8 @@ void debug_vcpu_reset(zhv_vcpu_t *v, bool clear_kvm)
 }
 
 /* ---- stops ------------------------------------------------------------------------------ */
+
+static int debug_stop(zhv_vcpu_t *v, zhv_packet_t *pkt, const struct kvm_debug_exit_arch *a);
 
 static void stop_packet(zhv_vcpu_t *v, zhv_packet_t *pkt, uint32_t reason, uint64_t rip)
 {
@@ -315,7 +330,12 @@ uint32_t debug_classify(const zhv_vcpu_debug_t *cfg, uint32_t exception, uint64_
 
 int debug_exit(zhv_vcpu_t *v, zhv_packet_t *pkt)
 {
-	const struct kvm_debug_exit_arch *a = &v->run->debug.arch;
+	return debug_stop(v, pkt, &v->run->debug.arch);
+}
+
+/* The stop of a KVM_EXIT_DEBUG whose data is (a). */
+static int debug_stop(zhv_vcpu_t *v, zhv_packet_t *pkt, const struct kvm_debug_exit_arch *a)
+{
 	const zhv_vcpu_debug_t *cfg = &v->dbg.cfg;
 	struct kvm_regs r;
 	if (!(cfg->flags & ZHV_DEBUG_ENABLE)) {
@@ -396,7 +416,8 @@ int debug_after_emulation(zhv_vcpu_t *v, zhv_packet_t *pkt)
 	return EXIT_DELIVER;
 }
 
-zhv_status_t debug_before_entry(zhv_vcpu_t *v)
+/* The int3 of a SW_BREAKPOINT stop, if the caller queued its #BP. */
+static zhv_status_t deliver_int3(zhv_vcpu_t *v)
 {
 	if (!v->dbg.bp_stop)
 		return ZHV_OK;
@@ -420,4 +441,51 @@ zhv_status_t debug_before_entry(zhv_vcpu_t *v)
 	}
 	v->dbg.emulated = false;
 	return ZHV_OK;
+}
+
+zhv_status_t debug_before_entry(zhv_vcpu_t *v)
+{
+	if (!v->dbg.cfg.flags)
+		return ZHV_OK;
+	zhv_status_t st = deliver_int3(v);
+	/* Single-step: TF again at the RIP the guest enters at. */
+	if (st == ZHV_OK && (v->dbg.cfg.flags & ZHV_DEBUG_SINGLESTEP))
+		st = kvm_set_debug(v, &v->dbg.cfg);
+	return st;
+}
+
+int debug_deferred_stop(zhv_vcpu_t *v, zhv_packet_t *pkt)
+{
+	if (!v->dbg.deferred)
+		return 0;
+	v->dbg.deferred = false;
+	/* Only if the settings (changed since, maybe) still ask for it. */
+	uint32_t slot;
+	const struct kvm_debug_exit_arch *a = &v->dbg.deferred_arch;
+	if (!debug_classify(&v->dbg.cfg, a->exception, a->dr6, &slot))
+		return 0;
+	return debug_stop(v, pkt, a);
+}
+
+void debug_completion_exit(zhv_vcpu_t *v)
+{
+	if (v->run->exit_reason == KVM_EXIT_DEBUG && (v->dbg.cfg.flags & ZHV_DEBUG_ENABLE)) {
+		v->dbg.deferred = true;
+		v->dbg.deferred_arch = v->run->debug.arch;
+	}
+}
+
+zhv_status_t zhv__emulation_failure_at_rip(zhv_vcpu_t *v, zhv_packet_t *pkt, bool *stopped,
+                                           char *why, size_t whylen)
+{
+	zhv_status_t st = vcpu_complete_pending(v);
+	if (st != ZHV_OK)
+		return st;
+	memset(pkt, 0, sizeof(*pkt));
+	v->run->kvm_valid_regs = 0; /* registers by ioctl, not from the last exit */
+	int out = exit_emulation_failure(v, pkt, why, whylen);
+	if (out < 0)
+		return out;
+	*stopped = out == EXIT_DELIVER;
+	return out ? ZHV_OK : ZHV_ERR_NOT_SUPPORTED;
 }

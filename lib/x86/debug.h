@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/kvm.h>
+
 #include "x86/decode.h"
 #include "zhv.h"
 
@@ -25,6 +27,10 @@ struct vcpu_debug {
 	/* Set by emulate_fallback when it completed an instruction (no fault):
 	 * a single-step then stops after it. */
 	bool emulated;
+	/* KVM reported a debug exit while libzhv only let it finish an I/O
+	 * or MMIO exit (vcpu_complete_pending): the next enter returns it. */
+	bool deferred;
+	struct kvm_debug_exit_arch deferred_arch;
 };
 
 /* Guest-physical memory for debug_virt_copy. */
@@ -84,7 +90,15 @@ int debug_after_emulation(struct zhv_vcpu *vcpu, zhv_packet_t *pkt);
 /* debug_before_entry: before each entry of zhv_vcpu_enter: a #BP the
  * caller queued (zhv_vcpu_interrupt(v, 3)) right after a SW_BREAKPOINT
  * stop, with RIP still at that int3, is delivered as the int3 itself
- * would: through the IDT with the return address past it. */
+ * would: through the IDT with the return address past it; a single-step
+ * is armed again at the current RIP. */
 zhv_status_t debug_before_entry(struct zhv_vcpu *vcpu);
+/* debug_completion_exit: KVM_RUN that only finished an I/O or MMIO exit
+ * (immediate_exit) ended with run->exit_reason: keep a debug exit (the
+ * single-step of that instruction) for the next enter. */
+void debug_completion_exit(struct zhv_vcpu *vcpu);
+/* debug_deferred_stop: at the start of an enter: the kept debug exit as
+ * a packet (EXIT_DELIVER), or 0. */
+int debug_deferred_stop(struct zhv_vcpu *vcpu, zhv_packet_t *pkt);
 
 #endif /* ZHV_X86_DEBUG_H */

@@ -367,17 +367,26 @@ static int handle_shutdown(zhv_vcpu_t *v, zhv_packet_t *pkt)
 	return ZHV_ERR_NOT_SUPPORTED;
 }
 
+int exit_emulation_failure(zhv_vcpu_t *v, zhv_packet_t *pkt, char *why, size_t whylen)
+{
+	/* Guest debugging: an int3 stops, and so does a step over an
+	 * instruction libzhv emulates (x86/debug.c). */
+	int stop = debug_emulation_failure(v, pkt);
+	if (stop)
+		return stop;
+	if (emulate_fallback(v, why, whylen))
+		return debug_after_emulation(v, pkt);
+	return 0;
+}
+
 static int handle_internal_error(zhv_vcpu_t *v, zhv_packet_t *pkt)
 {
 	struct kvm_run *run = v->run;
 	char why[200], reason[120] = "";
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
-		/* Guest debugging: an int3 stops, an emulated step too. */
-		int stop = debug_emulation_failure(v, pkt);
-		if (stop)
-			return stop;
-		if (emulate_fallback(v, reason, sizeof(reason)))
-			return debug_after_emulation(v, pkt);
+		int out = exit_emulation_failure(v, pkt, reason, sizeof(reason));
+		if (out)
+			return out;
 	}
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
 		STAT_INC(v->guest, emulation_failures);

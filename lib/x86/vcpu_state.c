@@ -477,6 +477,8 @@ zhv_status_t vcpu_complete_pending(zhv_vcpu_t *v)
 	if (v->pending == PENDING_IO_IN)
 		v->rep_index = v->rep_count = 0;
 	v->pending = PENDING_NONE;
+	if (r == 0)
+		debug_completion_exit(v); /* the step of that instruction */
 	if (r < 0 && e != EINTR) {
 		zhv_log(ZHV_LOG_ERROR, "vcpu %u: completing I/O: %s", v->id, strerror(e));
 		return kvm_run_status(e);

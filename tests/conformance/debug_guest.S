@@ -95,3 +95,23 @@ debug_user_bp:
 	int3
 	exit_test
 END_FUNCTION debug_user
+
+/* The exits of a KVM that cannot emulate FWAIT and INT3 (kvm_pvm at CPL0),
+ * driven by the host through zhv__emulation_failure_at_rip at each OUT:
+ * FWAIT, then an int3 whose #BP handler exits with RAX = 3 and RCX = the
+ * return address. */
+FUNCTION debug_emu
+	init_interrupt_handling debug_emu_start
+	load_selectors debug_emu_start
+	mov $0x77, %eax
+	out %al, $TRAP_PORT
+.global debug_emu_fwait, debug_emu_out2, debug_emu_bp, debug_emu_after
+debug_emu_fwait:
+	fwait
+debug_emu_out2:
+	out %al, $TRAP_PORT
+debug_emu_bp:
+	int3
+debug_emu_after:
+	exit_test
+END_FUNCTION debug_emu

@@ -19,12 +19,15 @@
 #include <string.h>
 
 #include "suites.h"
+#include "zhv_test_hooks.h"
 
 ZT_GUEST_CODE(debug_step);
 ZT_GUEST_CODE(debug_int3);
 ZT_GUEST_CODE(debug_hw);
 ZT_GUEST_CODE(debug_virt);
 ZT_GUEST_CODE(debug_user);
+ZT_GUEST_CODE(debug_emu);
+extern const char debug_emu_fwait[], debug_emu_out2[], debug_emu_bp[], debug_emu_after[];
 extern const char debug_step_1[], debug_step_2[], debug_step_3[], debug_step_4[],
 	debug_step_5[];
 extern const char debug_int3_bp[], debug_int3_after[];
@@ -196,6 +199,73 @@ static void test_sw_breakpoint(void)
 	ZT_ASSERT_OK(zhv_vcpu_write_virt(tc.vcpu, bp, &nop, 1));
 	zt_enter_clean_exit_at(&tc, after);
 	ZT_EXPECT_EQ(zt_read_regs(tc.vcpu).rax, 0x77);
+	zt_case_destroy(&tc);
+}
+
+/* Where KVM cannot emulate an instruction (kvm_pvm at CPL0: INT3, FWAIT),
+ * libzhv's exit path decides: an int3 with SW_BREAKPOINTS stops as
+ * SW_BREAKPOINT (no #BP injected), a single-step stops after an
+ * instruction libzhv's emulator ran, and a #BP the caller queues at the
+ * stop reaches the guest's handler with the return address past the int3.
+ * Driven through the test hook on any host (a hardware-virtualized KVM
+ * never asks). */
+static void test_emulated_instructions(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, debug_emu_start, debug_emu_end);
+	ZT_ASSERT_OK(zhv_guest_set_trap(tc.guest, ZHV_TRAP_IO, TRAP_PORT, 1, NULL, TRAP_KEY));
+	zhv_vcpu_t *v = tc.vcpu;
+	zhv_packet_t p;
+	ZT_ASSERT_OK(zhv_vcpu_enter(v, &p));
+	ZT_ASSERT_EQ(p.type, ZHV_PKT_TYPE_GUEST_IO);
+	/* Finish the OUT (a state write does) before stepping. */
+	zhv_vcpu_sregs_t sr = zt_read_sregs(v);
+	ZT_ASSERT_OK(zhv_vcpu_write_state(v, ZHV_VCPU_SREGS, &sr, sizeof(sr)));
+	set_debug(v, ZHV_DEBUG_ENABLE | ZHV_DEBUG_SINGLESTEP | ZHV_DEBUG_SW_BREAKPOINTS);
+
+	/* FWAIT, emulated: a STEP after it. */
+	bool stopped = false;
+	char why[128] = "";
+	zhv_status_t st = zhv__emulation_failure_at_rip(v, &p, &stopped, why, sizeof(why));
+	if (st != ZHV_OK)
+		zt_diag("fwait: %s", why);
+	ZT_ASSERT_OK(st);
+	ZT_ASSERT(stopped);
+	ZT_ASSERT_EQ(p.type, ZHV_PKT_TYPE_GUEST_DEBUG);
+	expect_stop(&p.guest_debug, ZHV_DEBUG_STOP_STEP, ZT_GUEST_ADDR(debug_emu_start, debug_emu_out2));
+	ZT_EXPECT_EQ(zt_read_regs(v).rip, ZT_GUEST_ADDR(debug_emu_start, debug_emu_out2));
+
+	/* The OUT, single-stepped by KVM: its IO packet, then its STEP, also
+	 * when a state write finishes the OUT before the next enter. */
+	ZT_ASSERT_OK(zhv_vcpu_enter(v, &p));
+	ZT_ASSERT_EQ(p.type, ZHV_PKT_TYPE_GUEST_IO);
+	sr = zt_read_sregs(v);
+	ZT_ASSERT_OK(zhv_vcpu_write_state(v, ZHV_VCPU_SREGS, &sr, sizeof(sr)));
+	zhv_packet_guest_debug_t d = enter_stop(v);
+	const uint64_t bp = ZT_GUEST_ADDR(debug_emu_start, debug_emu_bp);
+	expect_stop(&d, ZHV_DEBUG_STOP_STEP, bp);
+
+	/* INT3: a SW_BREAKPOINT stop at it, nothing injected. */
+	st = zhv__emulation_failure_at_rip(v, &p, &stopped, why, sizeof(why));
+	ZT_ASSERT_OK(st);
+	ZT_ASSERT(stopped);
+	ZT_ASSERT_EQ(p.type, ZHV_PKT_TYPE_GUEST_DEBUG);
+	expect_stop(&p.guest_debug, ZHV_DEBUG_STOP_SW_BREAKPOINT, bp);
+	ZT_EXPECT_EQ(p.guest_debug.dr6, 0);
+	ZT_EXPECT_EQ(zt_read_regs(v).rip, bp);
+	zhv_vcpu_events_t ev;
+	ZT_ASSERT_OK(zhv_vcpu_read_state(v, ZHV_VCPU_EVENTS, &ev, sizeof(ev)));
+	ZT_EXPECT_EQ(ev.exception_pending, 0);
+	ZT_EXPECT_EQ(ev.tracker_pending, 0);
+
+	/* Passed on to the guest (no more steps): its #BP handler runs with
+	 * the return address past the int3. */
+	set_debug(v, ZHV_DEBUG_ENABLE | ZHV_DEBUG_SW_BREAKPOINTS);
+	ZT_ASSERT_OK(zhv_vcpu_interrupt(v, 3));
+	zt_enter_and_clean_exit(&tc);
+	zhv_vcpu_regs_t r = zt_read_regs(v);
+	ZT_EXPECT_EQ(r.rax, 3);
+	ZT_EXPECT_EQ(r.rcx, ZT_GUEST_ADDR(debug_emu_start, debug_emu_after));
 	zt_case_destroy(&tc);
 }
 
@@ -551,6 +621,7 @@ const struct zt_test zt_debug_tests[] = {
 	{"debug_settings_end_with_vcpu", test_settings_end_with_vcpu},
 	{"debug_sw_breakpoint", test_sw_breakpoint},
 	{"debug_sw_breakpoint_cpl3", test_sw_breakpoint_cpl3},
+	{"debug_emulated_instructions", test_emulated_instructions},
 	{"debug_hw_breakpoints", test_hw_breakpoints},
 	{"debug_virt_memory_long", test_virt_memory_long},
 	{"debug_virt_memory_32bit", test_virt_memory_32bit},
