@@ -75,10 +75,12 @@ start_zhv() {
 	return 1
 }
 
-# wait_zhv: zhv's exit status in $zstatus.
+# wait_zhv: zhv's exit status in $zstatus (its stderr kept for the
+# sanitizer check at the end).
 wait_zhv() {
 	wait "$zpid"
 	zstatus=$?
+	cat "$T/zerr" >>"$T/zerr.all"
 }
 
 # start_gdb ARGS...: gdb -batch on the kernel's symbols, connected, running
@@ -223,4 +225,9 @@ gcheck "after the hostile client detached, the guest ran to its end (65)" \
 	eval '[ "$zstatus" = 65 ] && grep -q PASS "$T/zout" && grep -q "debugger detached" "$T/zerr"'
 echo "# hostile client:"
 sed 's/^/#   /' "$T/gdb"
+if grep -qiE 'AddressSanitizer|ThreadSanitizer|LeakSanitizer|runtime error' "$T/zerr.all"; then
+	not_ok "no sanitizer report from zhv in any session" "$(grep -iE -A20 'Sanitizer|runtime error' "$T/zerr.all" | head -60)"
+else
+	ok "no sanitizer report from zhv in any session"
+fi
 finish
