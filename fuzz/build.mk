@@ -6,7 +6,7 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := loader virtqueue virtio_blk virtio_net virtio_console virtio_rng pci snapshot \
-                fw_cfg decode pagewalk trap_map emulate
+                fw_cfg decode pagewalk trap_map emulate gdb_rsp
 # Targets that call libzhv (the others compile the code under test in).
 FUZZ_LIBZHV  := decode pagewalk trap_map emulate
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)

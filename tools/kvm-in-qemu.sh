@@ -131,6 +131,10 @@ fi
 say "kvm_amd npt=$(cat /sys/module/kvm_amd/parameters/npt) nested=$(cat /sys/module/kvm_amd/parameters/nested)"
 say "cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(svm|npt|nrip_save|lbrv|vgif|avic)$' | tr '\n' ' ')"
 
+# The loopback interface, up as on any host: tests talk TCP on 127.0.0.1
+# (tests/vmm/gdb.sh: zhv run --gdb).
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up || fail "cannot bring lo up"
+
 mkdir -p /host
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose hostroot /host ||
     fail "cannot mount the host's root over 9p"

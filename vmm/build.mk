@@ -3,7 +3,7 @@
 
 CPPFLAGS += -Ivmm
 
-VMM_SRCS := $(wildcard vmm/*.c vmm/dev/*.c vmm/loader/*.c)
+VMM_SRCS := $(wildcard vmm/*.c vmm/dev/*.c vmm/loader/*.c vmm/gdb/*.c)
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 VMM_BIN  := $(BUILD)/zhv
 
@@ -80,6 +80,10 @@ TK_ELFS    := $(patsubst %,$(BUILD)/%.elf,$(basename $(TK_SRCS)))
 
 # A kernel links at 1 MiB unless TK_BASE_NAME gives another address.
 TK_BASE_lowmem := 0x8000
+
+# tests/vmm/gdb.sh debugs this one by its symbols and variables: with
+# debug information, and optimized less so that they stay where GDB looks.
+$(BUILD)/$(TK_DIR)/gdb_guest.o: GUEST_CFLAGS += -g -O1
 
 $(BUILD)/$(TK_DIR)/%.elf: $(BUILD)/$(TK_DIR)/%.o $(RT_CRT0) $(RT_LIB) $(RT_LD)
 	$(call rt_link,$*)

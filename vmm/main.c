@@ -17,6 +17,7 @@
 #include "board.h"
 #include "console.h"
 #include "control.h"
+#include "gdb/server.h"
 #include "devices.h"
 #include "exit_status.h"
 #include "sandbox.h"
@@ -66,6 +67,11 @@ static const char usage_text[] =
 	"      --debug-io           log unclaimed port I/O and MMIO, and exit counts\n"
 	"      --control SOCKET     serve zhv ctl's requests (pause, resume, info,\n"
 	"                           stop, snapshot) on Unix socket SOCKET\n"
+	"      --gdb tcp:[HOST]:PORT  serve GDB's remote protocol on HOST (default\n"
+	"                           127.0.0.1, loopback only) and PORT (0: any; the\n"
+	"                           port is printed): one GDB thread per vCPU\n"
+	"      --gdb-wait           with --gdb: stop the guest before its first\n"
+	"                           instruction until GDB attaches\n"
 	"      --restore DIR        resume the machine saved in snapshot DIR (zhv ctl\n"
 	"                           snapshot) instead of booting a KERNEL: its vCPUs,\n"
 	"                           memory, devices and disks come from DIR\n"
@@ -99,6 +105,8 @@ struct options {
 	bool no_sandbox;
 	const char *control;
 	const char *restore;
+	const char *gdb;   /* --gdb SPEC */
+	bool gdb_wait;
 };
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -161,7 +169,7 @@ static void parse_run(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CMDLINE = 256, OPT_INITRD, OPT_MODULE, OPT_DISK, OPT_NET, OPT_SERIAL, OPT_CONSOLE,
 	       OPT_DEBUG_IO, OPT_DEBUG_EXIT, OPT_FORMAT, OPT_NO_SANDBOX, OPT_TEST_DEVICE,
-	       OPT_CONTROL, OPT_RESTORE };
+	       OPT_CONTROL, OPT_RESTORE, OPT_GDB, OPT_GDB_WAIT };
 	static const struct option longopts[] = {
 		{"cpus", required_argument, NULL, 'c'},
 		{"memory", required_argument, NULL, 'm'},
@@ -179,6 +187,8 @@ static void parse_run(int argc, char **argv, struct options *o)
 		{"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
 		{"control", required_argument, NULL, OPT_CONTROL},
 		{"restore", required_argument, NULL, OPT_RESTORE},
+		{"gdb", required_argument, NULL, OPT_GDB},
+		{"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -196,7 +206,7 @@ static void parse_run(int argc, char **argv, struct options *o)
 	const char *machine_opt = NULL; /* an option --restore takes from the snapshot */
 	while ((c = getopt_long(argc, argv, "c:m:hV", longopts, NULL)) != -1) {
 		if (c != OPT_SERIAL && c != OPT_DEBUG_IO && c != OPT_NO_SANDBOX && c != OPT_CONTROL &&
-		    c != OPT_RESTORE && c != 'h' && c != 'V' && c != '?' && c != ':' && !machine_opt)
+		    c != OPT_RESTORE && c != OPT_GDB && c != OPT_GDB_WAIT && c != 'h' && c != 'V' && c != '?' && c != ':' && !machine_opt)
 			machine_opt = argv[optind - 1];
 		switch (c) {
 		case OPT_CONTROL:
@@ -310,6 +320,12 @@ static void parse_run(int argc, char **argv, struct options *o)
 		case OPT_NO_SANDBOX:
 			o->no_sandbox = true;
 			break;
+		case OPT_GDB:
+			o->gdb = optarg;
+			break;
+		case OPT_GDB_WAIT:
+			o->gdb_wait = true;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -321,6 +337,8 @@ static void parse_run(int argc, char **argv, struct options *o)
 			exit(ZHV_EXIT_USAGE);
 		}
 	}
+	if (o->gdb_wait && !o->gdb)
+		usage_error("--gdb-wait needs --gdb");
 	if (o->restore) {
 		if (machine_opt)
 			usage_error("--restore: the machine comes from the snapshot: no machine or "
@@ -527,6 +545,15 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "zhv: %s\n", err);
 		return ZHV_EXIT_FATAL;
 	}
+	struct gdb_server *gdb = NULL;
+	if (o.gdb) {
+		bool usage;
+		if (!(gdb = gdb_server_create(o.gdb, &usage, err, sizeof(err)))) {
+			fprintf(stderr, "zhv: %s\n", err);
+			control_stop(control);
+			return usage ? ZHV_EXIT_USAGE : ZHV_EXIT_FATAL;
+		}
+	}
 	struct stat st;
 	if (o.restore) {
 		/* no kernel */
@@ -567,6 +594,7 @@ static int cmd_run(int argc, char **argv)
 		board_destroy(&board);
 		snapshot_close(&img);
 		control_stop(control);
+		gdb_server_stop(gdb, status);
 		return status;
 	}
 	struct vm *vm = &board.vm;
@@ -578,6 +606,10 @@ static int cmd_run(int argc, char **argv)
 	if (o.restore)
 		vcpus_set_restore(g_vcpus, img.vcpu_blobs, img.vcpu_lens, &img.clock);
 	vm->on_exit = on_vm_exit;
+	if (gdb && gdb_server_attach(gdb, vm, g_vcpus, o.gdb_wait) < 0) {
+		fprintf(stderr, "zhv: out of memory\n");
+		return ZHV_EXIT_FATAL;
+	}
 
 	/* The terminal is the guest's console: COM1's (--serial stdio) or
 	 * the virtio console's (--console virtio). */
@@ -599,6 +631,12 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (control)
 		sandbox_allow_control();
+	if (gdb && (ret = gdb_server_start(gdb)) < 0) {
+		fprintf(stderr, "zhv: --gdb: %s\n", strerror(-ret));
+		vm_request_exit(vm, VM_EXIT_ERROR, ZHV_EXIT_FATAL);
+	}
+	if (gdb)
+		sandbox_allow_gdb();
 	/* Input after the vCPUs: the guest starts a little sooner, and
 	 * bytes typed meanwhile wait in the terminal or pipe. */
 	console_to_virtio(o.virtio_console);
@@ -624,6 +662,8 @@ static int cmd_run(int argc, char **argv)
 		}
 	}
 	control_stop(control); /* before the vCPUs go */
+	gdb_server_stop(gdb, atomic_load(&vm->exit_kind) == VM_EXIT_NONE ? ZHV_EXIT_FATAL
+	                                                                  : vm->exit_status);
 	vcpus_stop(g_vcpus);
 	g_vcpus = NULL;
 	console_stop();

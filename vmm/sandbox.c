@@ -164,6 +164,14 @@ void sandbox_allow_control(void)
 	control_allowed = true;
 }
 
+/* zhv run --gdb: sandbox_allow_gdb() */
+static bool gdb_allowed;
+
+void sandbox_allow_gdb(void)
+{
+	gdb_allowed = true;
+}
+
 /* Calls every thread may make, with any arguments. */
 static const int allowed[] = {
 	/* I/O on descriptors opened during set-up: disks, the TAP device, the
@@ -272,6 +280,24 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 		RULE(ctx, SCMP_ACT_ALLOW, seccomp, 1,
 		     SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
 	}
+	if (gdb_allowed) {
+		/* --gdb only (vmm/gdb/): a vCPU thread sets its debug
+		 * registers and stops (zhv_vcpu_set_debug) when the debugger
+		 * asks it to, after asking KVM whether it can
+		 * (KVM_CHECK_EXTENSION of KVM_CAP_SET_GUEST_DEBUG, a query);
+		 * the gdb thread accepts connections on its listening socket
+		 * (socket stays forbidden). Its reads, writes and polls, and
+		 * libzhv's guest-virtual memory accesses (guest RAM and the
+		 * ioctls above), need nothing new. */
+		RULE(ctx, SCMP_ACT_ALLOW, ioctl, 1,
+		     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffull, (scmp_datum_t)KVM_SET_GUEST_DEBUG));
+		RULE(ctx, SCMP_ACT_ALLOW, ioctl, 1,
+		     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffull, (scmp_datum_t)KVM_CHECK_EXTENSION));
+		if (kind == FILTER_VMM) {
+			RULE(ctx, SCMP_ACT_ALLOW, accept4, 0);
+			RULE(ctx, SCMP_ACT_ALLOW, accept, 0);
+		}
+	}
 	if (kind == FILTER_VMM && control_allowed) {
 		/* --control only (vmm/control.c, snapshot_dir.c), on the VMM
 		 * filter alone (vCPU threads keep theirs): the control thread
@@ -283,8 +309,10 @@ static scmp_filter_ctx build_filter(enum filter_kind kind, char *err, size_t err
 		 * removes the old one and syncs the parent; the socket's file
 		 * goes at the end. The guest's clock is read with the vCPUs
 		 * paused. */
-		RULE(ctx, SCMP_ACT_ALLOW, accept4, 0);
-		RULE(ctx, SCMP_ACT_ALLOW, accept, 0);
+		if (!gdb_allowed) { /* (above otherwise) */
+			RULE(ctx, SCMP_ACT_ALLOW, accept4, 0);
+			RULE(ctx, SCMP_ACT_ALLOW, accept, 0);
+		}
 		RULE(ctx, SCMP_ACT_ALLOW, open, 0);
 		RULE(ctx, SCMP_ACT_ALLOW, openat, 0);
 		RULE(ctx, SCMP_ACT_ALLOW, mkdir, 0);

@@ -45,6 +45,12 @@ int sandbox_enable(bool on, void (*on_violation)(void), char *err, size_t errlen
  * unlink, rmdir) plus KVM_GET_CLOCK (sandbox.c lists them with reasons). */
 void sandbox_allow_control(void);
 
+/* sandbox_allow_gdb: zhv run --gdb: before sandbox_enable. The gdb
+ * thread accepts connections on its listening socket (VMM filter; its
+ * replies go out with send, allowed already), and every vCPU thread sets
+ * its guest-debug state (KVM_SET_GUEST_DEBUG, both filters). */
+void sandbox_allow_gdb(void);
+
 /* sandbox_vcpu_enter: a vCPU thread, before it first enters the guest.
  * Waits for sandbox_enable, then adds the vCPU filter on this thread.
  * Returns false if the guest must not run (the sandbox could not be set up;

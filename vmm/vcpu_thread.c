@@ -39,6 +39,10 @@ struct vcpu_slot {
 	int save_ret;
 	const uint8_t *restore;     /* --restore: the state to start from */
 	size_t restore_len;
+	/* Guest debugging (vcpus_debug_*). */
+	atomic_bool dbg_hold;       /* park (until vcpus_debug_release) */
+	void (*dbg_fn)(zhv_vcpu_t *, void *); /* vcpus_debug_call's request */
+	void *dbg_arg;
 };
 
 struct vcpus {
@@ -51,6 +55,8 @@ struct vcpus {
 	atomic_bool pause_req;      /* vcpus_pause: every vCPU parks */
 	unsigned nparked;           /* threads in vcpu_park (under lock) */
 	const zhv_guest_clock_t *restore_clock; /* --restore: set before any enter */
+	vcpus_debug_fn on_debug;    /* ZHV_PKT_TYPE_GUEST_DEBUG packets (--gdb) */
+	void *debug_ctx;
 	struct vcpu_slot slots[];
 };
 
@@ -76,6 +82,7 @@ struct vcpus *vcpus_create(struct vm *vm)
 		v->slots[i].owner = v;
 		v->slots[i].index = i;
 		atomic_init(&v->slots[i].vcpu, NULL);
+		atomic_init(&v->slots[i].dbg_hold, false);
 	}
 	return v;
 }
@@ -269,7 +276,15 @@ static bool vcpu_sleep(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
  * vcpus_pause sets pause_req and kicks: each vCPU thread, back from enter
  * (no exit in flight: every packet was answered), parks here until
  * vcpus_resume or the end of the run. While parked it saves its vCPU when
- * vcpus_save asks (libzhv saves a vCPU on its own thread only). */
+ * vcpus_save asks (libzhv saves a vCPU on its own thread only). A debugger
+ * holds vCPUs the same way (dbg_hold, each vCPU on its own), and has its
+ * requests run here (vcpus_debug_call: libzhv's state and guest-virtual
+ * memory calls are the vCPU thread's). */
+
+static bool must_park(struct vcpu_slot *s)
+{
+	return atomic_load(&s->owner->pause_req) || atomic_load(&s->dbg_hold);
+}
 
 static void vcpu_park(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
 {
@@ -279,7 +294,13 @@ static void vcpu_park(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
 	s->parked = true;
 	v->nparked++;
 	pthread_cond_broadcast(&v->cond);
-	while (atomic_load(&v->pause_req) && atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
+	while (must_park(s) && atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
+		if (s->dbg_fn) {
+			s->dbg_fn(vcpu, s->dbg_arg);
+			s->dbg_fn = NULL;
+			pthread_cond_broadcast(&v->cond);
+			continue;
+		}
 		if (s->save_req) {
 			free(s->blob);
 			s->blob = NULL;
@@ -391,6 +412,77 @@ void vcpus_set_restore(struct vcpus *v, const uint8_t *const *blobs, const size_
 	v->restore_clock = clock;
 }
 
+/* ---- guest debugging -------------------------------------------------------------- */
+
+void vcpus_debug_init(struct vcpus *v, vcpus_debug_fn on_debug, void *ctx, bool hold)
+{
+	v->on_debug = on_debug;
+	v->debug_ctx = ctx;
+	for (unsigned i = 0; i < v->n; i++)
+		atomic_store(&v->slots[i].dbg_hold, hold);
+}
+
+void vcpus_debug_hold(struct vcpus *v)
+{
+	pthread_mutex_lock(&v->lock);
+	for (unsigned i = 0; i < v->n; i++)
+		atomic_store(&v->slots[i].dbg_hold, true);
+	pthread_mutex_unlock(&v->lock);
+	vcpus_kick_all(v);
+}
+
+int vcpus_debug_wait(struct vcpus *v, unsigned timeout_ms)
+{
+	struct vm *vm = v->vm;
+	struct timespec until = deadline_ms(timeout_ms);
+	int ret = 0;
+	pthread_mutex_lock(&v->lock);
+	for (unsigned i = 0; i < v->n && ret == 0; i++) {
+		struct vcpu_slot *s = &v->slots[i];
+		while (!s->parked && ret == 0) {
+			if (atomic_load(&vm->exit_kind) != VM_EXIT_NONE || v->start == START_ABORT)
+				ret = -ECANCELED;
+			else if (pthread_cond_timedwait(&v->cond, &v->lock, &until) == ETIMEDOUT)
+				ret = s->parked ? 0 : -ETIMEDOUT;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	return ret;
+}
+
+void vcpus_debug_release(struct vcpus *v, int only)
+{
+	pthread_mutex_lock(&v->lock);
+	for (unsigned i = 0; i < v->n; i++)
+		atomic_store(&v->slots[i].dbg_hold, only >= 0 && (unsigned)only != i);
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+int vcpus_debug_call(struct vcpus *v, unsigned index, void (*fn)(zhv_vcpu_t *, void *), void *arg)
+{
+	if (index >= v->n)
+		return -EINVAL;
+	struct vcpu_slot *s = &v->slots[index];
+	int ret = 0;
+	pthread_mutex_lock(&v->lock);
+	if (!s->parked || !atomic_load(&s->dbg_hold)) {
+		ret = -EAGAIN;
+	} else {
+		s->dbg_fn = fn;
+		s->dbg_arg = arg;
+		pthread_cond_broadcast(&v->cond);
+		while (s->dbg_fn && s->parked)
+			pthread_cond_wait(&v->cond, &v->lock);
+		if (s->dbg_fn) { /* it left the park: the run ended */
+			s->dbg_fn = NULL;
+			ret = -ECANCELED;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	return ret;
+}
+
 /* ---- the enter loop --------------------------------------------------------- */
 
 static int answer_io(struct vm *vm, zhv_vcpu_t *vcpu, const zhv_packet_t *pkt)
@@ -483,7 +575,7 @@ static void vcpu_run(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
 	while (atomic_load(&vm->exit_kind) == VM_EXIT_NONE) {
 		if (atomic_load(&vm->sleep_gen) != s->sleep_gen && !vcpu_sleep(s, vcpu))
 			break;
-		if (atomic_load(&s->owner->pause_req)) {
+		if (must_park(s)) {
 			vcpu_park(s, vcpu);
 			continue; /* the loop test sees an exit requested meanwhile */
 		}
@@ -497,6 +589,16 @@ static void vcpu_run(struct vcpu_slot *s, zhv_vcpu_t *vcpu)
 				break;
 			case ZHV_PKT_TYPE_GUEST_MEM:
 				ret = answer_mem(vm, vcpu, &pkt);
+				break;
+			case ZHV_PKT_TYPE_GUEST_DEBUG:
+				if (!s->owner->on_debug)
+					break; /* nobody asked for it */
+				/* The debugger's: this vCPU stops at once
+				 * (the debugger then stops the others). */
+				if (s->owner->on_debug(s->owner->debug_ctx, s->index, vcpu,
+				                       &pkt.guest_debug))
+					atomic_store(&s->dbg_hold, true);
+				ret = 0;
 				break;
 			case ZHV_PKT_TYPE_GUEST_EOI:
 				/* A local-APIC EOI of a level-triggered IOAPIC

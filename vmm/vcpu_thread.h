@@ -56,4 +56,30 @@ int vcpus_save(struct vcpus *v, uint8_t **blobs, size_t *lens);
 void vcpus_set_restore(struct vcpus *v, const uint8_t *const *blobs, const size_t *lens,
                        const zhv_guest_clock_t *clock);
 
+/* ---- guest debugging (zhv run --gdb, vmm/gdb/) ----------------------------
+ * A debugger holds vCPUs: a held vCPU parks outside the guest (as for
+ * vcpus_pause) until released, and runs the debugger's requests there. */
+
+/* The debugger's hook, on a vCPU thread, for its ZHV_PKT_TYPE_GUEST_DEBUG
+ * packet (index = vCPU id - 1): true holds this vCPU at once. */
+typedef bool (*vcpus_debug_fn)(void *ctx, unsigned index, zhv_vcpu_t *vcpu,
+                               const zhv_packet_guest_debug_t *d);
+/* vcpus_debug_init: before vcpus_start: set the hook; with (hold), every
+ * vCPU is held before the guest's first instruction (--gdb-wait). */
+void vcpus_debug_init(struct vcpus *v, vcpus_debug_fn on_debug, void *ctx, bool hold);
+/* vcpus_debug_hold: hold every vCPU (any thread; returns at once). */
+void vcpus_debug_hold(struct vcpus *v);
+/* vcpus_debug_wait: wait up to (timeout_ms) until every vCPU is parked.
+ * Returns 0, -ECANCELED (the run is ending) or -ETIMEDOUT (a vCPU asleep
+ * in ACPI S3 does not park). Not from a vCPU thread. */
+int vcpus_debug_wait(struct vcpus *v, unsigned timeout_ms);
+/* vcpus_debug_release: release every vCPU (only < 0), or vCPU index
+ * (only) alone, the others held. */
+void vcpus_debug_release(struct vcpus *v, int only);
+/* vcpus_debug_call: run fn(vcpu, arg) on the thread of held, parked vCPU
+ * (index) and wait for it. Returns 0, -EINVAL, -EAGAIN (not held and
+ * parked) or -ECANCELED (the run ended first). Not from a vCPU thread. */
+int vcpus_debug_call(struct vcpus *v, unsigned index, void (*fn)(zhv_vcpu_t *, void *),
+                     void *arg);
+
 #endif /* ZHV_VMM_VCPU_THREAD_H */

@@ -385,3 +385,23 @@ def virtio_section(nq, qs, config, ready_at=None):
 put("snapshot", "virtio-rng", bytes([14]) + virtio_section(1, 64, b""))
 put("snapshot", "virtio-rng-running", bytes([14]) + virtio_section(1, 64, b"", 0x100000))
 put("snapshot", "virtio-console", bytes([15]) + virtio_section(2, 64, bytes(12)) + le16(2) + b"hi")
+
+
+# gdb_rsp: byte 0 picks the session's mode (bit 0: 64-bit), then what a
+# GDB client sends.
+def rsp(payload):
+    return b"$" + payload + b"#" + b"%02x" % (sum(payload) & 0xFF)
+
+
+put("gdb_rsp", "handshake", b"\x00+" + rsp(b"qSupported:swbreak+;hwbreak+") +
+    rsp(b"qXfer:features:read:target.xml:0,7ff") + rsp(b"?") + rsp(b"qfThreadInfo") +
+    rsp(b"qsThreadInfo") + rsp(b"Hg2") + rsp(b"g") + rsp(b"p8") + rsp(b"D"))
+put("gdb_rsp", "handshake64", b"\x01" + rsp(b"qXfer:features:read:target.xml:100,200") +
+    rsp(b"g") + rsp(b"P10=0000100000000000") + rsp(b"qC"))
+put("gdb_rsp", "memory", b"\x00" + rsp(b"m100000,40") + rsp(b"M100010,2:abcd") +
+    rsp(b"X100020,3:a}\x03z") + rsp(b"m0,ffffffff") + rsp(b"X100020,0:"))
+put("gdb_rsp", "break-run", b"\x00" + rsp(b"Z0,100040,1") + rsp(b"vCont;c") +
+    rsp(b"vCont;s:1;c") + rsp(b"c") + b"\x03" + rsp(b"z0,100040,1") + rsp(b"Z2,100800,4") +
+    rsp(b"Z4,100808,8") + rsp(b"Z1,100010,1") + rsp(b"s") + rsp(b"k"))
+put("gdb_rsp", "hostile", b"\x00garbage$g#00$g#zz-" + rsp(b"G00") + rsp(b"vCont;s:ff") +
+    rsp(b"Hgzz") + rsp(b"m10000000000000000000,1") + rsp(b"qXfer:features:read:x:0,1"))
