@@ -350,11 +350,33 @@ static bool address_matches(const struct decoded *d, const struct decode_insn *c
 	       xlate_is(xlate, opaque, (c->ea + access_size) & mask, gpa);
 }
 
+bool decode_length(const uint8_t *bytes, size_t len, enum decode_mode mode, unsigned *length)
+{
+	struct decoded d;
+	struct decode_insn tmp;
+	if (!decode_core(bytes, len, mode, NULL, false, &d, &tmp))
+		return false;
+	if (length)
+		*length = tmp.length;
+	return true;
+}
+
 unsigned decode_backwards_write(const uint8_t *bytes, size_t len, enum decode_mode mode,
                                 const struct decode_regs *regs, uint64_t gpa,
                                 unsigned access_size, decode_xlate_fn xlate, void *opaque,
                                 struct decode_insn *out)
 {
+	return decode_backwards_write_fits(bytes, len, mode, regs, gpa, access_size, xlate, opaque,
+	                                   out, NULL);
+}
+
+unsigned decode_backwards_write_fits(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                                     const struct decode_regs *regs, uint64_t gpa,
+                                     unsigned access_size, decode_xlate_fn xlate, void *opaque,
+                                     struct decode_insn *out, unsigned *fits)
+{
+	if (fits)
+		*fits = 0;
 	if (out)
 		memset(out, 0, sizeof(*out));
 	if (!bytes || len == 0 || access_size == 0)
@@ -382,6 +404,8 @@ unsigned decode_backwards_write(const uint8_t *bytes, size_t len, enum decode_mo
 			continue;
 		if (c.length != avail || !c.mem_write || c.mem_size != access_size)
 			continue;
+		if (fits)
+			(*fits)++;
 		int score = address_matches(&d, &c, mode, gpa, access_size, xlate, opaque) ? 1 : 0;
 		/* Starts are tried longest first, so only a better score wins. */
 		if (score > best_score) {

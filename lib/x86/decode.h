@@ -74,6 +74,19 @@ unsigned decode_backwards_write(const uint8_t *bytes, size_t len, enum decode_mo
                                 const struct decode_regs *regs, uint64_t gpa,
                                 unsigned access_size, decode_xlate_fn xlate, void *opaque,
                                 struct decode_insn *out);
+/* decode_backwards_write_fits: the same, also counting in *fits (may be
+ * NULL) the candidates that end at RIP and write (access_size) bytes,
+ * before the address check. With exactly one, the result depends on the
+ * bytes, mode and size alone, not on the registers or (gpa). */
+unsigned decode_backwards_write_fits(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                                     const struct decode_regs *regs, uint64_t gpa,
+                                     unsigned access_size, decode_xlate_fn xlate, void *opaque,
+                                     struct decode_insn *out, unsigned *fits);
+
+/* decode_length: the length of the instruction at the start of (bytes)
+ * in (mode), without formatting its text or computing addresses (the
+ * cheap part of decode_one). Returns false if nothing valid decodes. */
+bool decode_length(const uint8_t *bytes, size_t len, enum decode_mode mode, unsigned *length);
 
 /* Guest page-table walk for 4-level long-mode paging (4 KiB, 2 MiB and
  * 1 GiB pages; 5-level when CR4.LA57), 32-bit PAE and non-PAE paging (4 MiB
