@@ -46,6 +46,11 @@ struct port_arena {
 	uint64_t key;
 	_Atomic uint64_t *bell_stat;
 	uint64_t owed;
+	/* An eventfd a failed registration left, reused by the next one:
+	 * closing it is left to the arena's destroyer, because
+	 * port_arena_add_doorbell runs on vCPU threads, which zhv run's
+	 * sandbox does not let close descriptors. */
+	int spare_fd;
 	struct port_arena *prev, *next; /* the port's arenas (port lock) */
 	/* The rest is guarded by the port's lock: a node moves between the
 	 * free list and the port's queue, so one lock covers both. */
@@ -423,6 +428,7 @@ struct port_arena *port_arena_create(zhv_port_t *port)
 	}
 	arena->port = port;
 	arena->vm_fd = -1;
+	arena->spare_fd = -1;
 	for (uint32_t i = 0; i < PORT_ARENA_PACKETS; i++) {
 		arena->nodes[i].arena = arena;
 		arena->nodes[i].next = i + 1 < PORT_ARENA_PACKETS ? &arena->nodes[i + 1] : NULL;
@@ -474,6 +480,8 @@ void port_arena_destroy(struct port_arena *arena)
 		arena->next->prev = arena->prev;
 	pthread_mutex_unlock(&port->lock);
 
+	if (arena->spare_fd >= 0)
+		close(arena->spare_fd);
 	pthread_cond_destroy(&arena->cond);
 	free(arena);
 }
@@ -555,6 +563,21 @@ static zhv_status_t ensure_epoll_locked(zhv_port_t *port)
 	return ZHV_OK;
 }
 
+/* Keep (fd) as the arena's spare, or close it if there is one already
+ * (only a thread that is not a vCPU's can get there: vCPU threads never
+ * hold two). */
+static void park_fd(struct port_arena *arena, int fd)
+{
+	pthread_mutex_lock(&arena->port->lock);
+	if (arena->spare_fd < 0) {
+		arena->spare_fd = fd;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&arena->port->lock);
+	if (fd >= 0)
+		close(fd);
+}
+
 zhv_status_t port_arena_add_doorbell(struct port_arena *arena, uint64_t addr)
 {
 	zhv_port_t *port = arena->port;
@@ -563,20 +586,27 @@ zhv_status_t port_arena_add_doorbell(struct port_arena *arena, uint64_t addr)
 		return ZHV_ERR_NO_MEMORY;
 	b->arena = arena;
 	b->addr = addr;
-	b->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int vm_fd;
+	pthread_mutex_lock(&port->lock);
+	vm_fd = arena->vm_fd;
+	b->fd = arena->spare_fd;
+	arena->spare_fd = -1;
+	pthread_mutex_unlock(&port->lock);
+	if (b->fd >= 0) {
+		uint64_t stale; /* writes counted while it was registered before */
+		(void)!read(b->fd, &stale, sizeof(stale));
+	} else {
+		b->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	}
 	if (b->fd < 0) {
 		free(b);
 		return ZHV_ERR_NO_RESOURCES;
 	}
 	/* Length 0: a write of any size at exactly (addr), no data match. */
 	struct kvm_ioeventfd io = {.addr = addr, .len = 0, .fd = b->fd};
-	int vm_fd;
-	pthread_mutex_lock(&port->lock);
-	vm_fd = arena->vm_fd;
-	pthread_mutex_unlock(&port->lock);
 	if (vm_fd < 0 || ioctl(vm_fd, KVM_IOEVENTFD, &io) < 0) {
 		int e = vm_fd < 0 ? EBADF : errno;
-		close(b->fd);
+		park_fd(arena, b->fd);
 		free(b);
 		return e == ENOSPC || e == ENOMEM ? ZHV_ERR_NO_RESOURCES
 		       : e == EEXIST              ? ZHV_ERR_ALREADY_EXISTS
@@ -597,7 +627,7 @@ zhv_status_t port_arena_add_doorbell(struct port_arena *arena, uint64_t addr)
 		pthread_mutex_unlock(&port->lock);
 		io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
 		(void)ioctl(vm_fd, KVM_IOEVENTFD, &io);
-		close(b->fd);
+		park_fd(arena, b->fd);
 		free(b);
 		return st;
 	}

@@ -14,6 +14,7 @@ static const struct zt_test *const suites[] = {
 	zt_contract_tests,
 	zt_insn_tests,
 	zt_snapshot_tests,
+	zt_bell_tests,
 };
 
 int main(int argc, char **argv)
