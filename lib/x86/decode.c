@@ -370,10 +370,42 @@ unsigned decode_backwards_write(const uint8_t *bytes, size_t len, enum decode_mo
 	                                   out, NULL);
 }
 
+/* Try the candidates of (mask) (bit L: the L bytes before RIP), longest
+ * first: the first whose address matches wins, else the longest. */
+static unsigned pick(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                     const struct decode_regs *regs, uint64_t gpa, unsigned access_size,
+                     decode_xlate_fn xlate, void *opaque, uint16_t mask, bool check_fit)
+{
+	unsigned best_len = 0;
+	for (unsigned l = (unsigned)len; l >= 1; l--) {
+		if (!(mask & (1u << l)))
+			continue;
+		size_t start = len - l;
+		struct decode_regs r;
+		const struct decode_regs *rp = NULL;
+		if (regs) {
+			r = *regs;
+			r.rip = regs->rip - l;
+			rp = &r;
+		}
+		struct decoded d;
+		struct decode_insn c;
+		if (!decode_core(bytes + start, l, mode, rp, false, &d, &c))
+			continue;
+		if (check_fit && (c.length != l || !c.mem_write || c.mem_size != access_size))
+			continue;
+		if (address_matches(&d, &c, mode, gpa, access_size, xlate, opaque))
+			return l;
+		if (!best_len)
+			best_len = l;
+	}
+	return best_len;
+}
+
 unsigned decode_backwards_write_fits(const uint8_t *bytes, size_t len, enum decode_mode mode,
                                      const struct decode_regs *regs, uint64_t gpa,
                                      unsigned access_size, decode_xlate_fn xlate, void *opaque,
-                                     struct decode_insn *out, unsigned *fits)
+                                     struct decode_insn *out, uint16_t *fits)
 {
 	if (fits)
 		*fits = 0;
@@ -386,36 +418,29 @@ unsigned decode_backwards_write_fits(const uint8_t *bytes, size_t len, enum deco
 		len = MAX_INSN_LEN;
 	}
 
-	size_t best_start = 0;
-	unsigned best_len = 0;
-	int best_score = -1;
+	/* Every start that decodes to a store of (access_size) bytes ending
+	 * exactly at RIP: a candidate (bytes alone decide this). */
+	uint16_t mask = 0;
 	for (size_t start = 0; start < len; start++) {
 		size_t avail = len - start;
-		struct decode_regs r;
-		const struct decode_regs *rp = NULL;
-		if (regs) {
-			r = *regs;
-			r.rip = regs->rip - avail;
-			rp = &r;
-		}
 		struct decoded d;
 		struct decode_insn c;
-		if (!decode_core(bytes + start, avail, mode, rp, false, &d, &c))
+		if (!decode_core(bytes + start, avail, mode, NULL, false, &d, &c))
 			continue;
 		if (c.length != avail || !c.mem_write || c.mem_size != access_size)
 			continue;
-		if (fits)
-			(*fits)++;
-		int score = address_matches(&d, &c, mode, gpa, access_size, xlate, opaque) ? 1 : 0;
-		/* Starts are tried longest first, so only a better score wins. */
-		if (score > best_score) {
-			best_score = score;
-			best_start = start;
-			best_len = (unsigned)avail;
-		}
+		mask |= (uint16_t)(1u << avail);
 	}
-	if (best_len == 0)
+	if (fits)
+		*fits = mask;
+	if (!mask)
 		return 0;
+	/* One candidate needs no address check; several are told apart by
+	 * the address each would write (registers after the instruction). */
+	unsigned best_len = (mask & (mask - 1)) == 0
+	                            ? (unsigned)__builtin_ctz(mask)
+	                            : pick(bytes, len, mode, regs, gpa, access_size, xlate,
+	                                   opaque, mask, false);
 
 	if (out) {
 		struct decode_regs r;
@@ -426,9 +451,21 @@ unsigned decode_backwards_write_fits(const uint8_t *bytes, size_t len, enum deco
 			r.rip = regs->rip - best_len;
 			rp = &r;
 		}
-		decode_core(bytes + best_start, best_len, mode, rp, true, &d, out);
+		decode_core(bytes + (len - best_len), best_len, mode, rp, true, &d, out);
 	}
 	return best_len;
+}
+
+unsigned decode_backwards_write_pick(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                                     const struct decode_regs *regs, uint64_t gpa,
+                                     unsigned access_size, decode_xlate_fn xlate, void *opaque,
+                                     uint16_t fits)
+{
+	if (!bytes || len == 0 || len > MAX_INSN_LEN || !fits)
+		return 0;
+	if ((fits & (fits - 1)) == 0)
+		return (unsigned)__builtin_ctz(fits) <= len ? (unsigned)__builtin_ctz(fits) : 0;
+	return pick(bytes, len, mode, regs, gpa, access_size, xlate, opaque, fits, false);
 }
 
 /* ---- page-table walks ---------------------------------------------------- */

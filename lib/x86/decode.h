@@ -74,14 +74,24 @@ unsigned decode_backwards_write(const uint8_t *bytes, size_t len, enum decode_mo
                                 const struct decode_regs *regs, uint64_t gpa,
                                 unsigned access_size, decode_xlate_fn xlate, void *opaque,
                                 struct decode_insn *out);
-/* decode_backwards_write_fits: the same, also counting in *fits (may be
- * NULL) the candidates that end at RIP and write (access_size) bytes,
- * before the address check. With exactly one, the result depends on the
- * bytes, mode and size alone, not on the registers or (gpa). */
+/* decode_backwards_write_fits: the same, also giving in *fits (may be
+ * NULL) the candidates: bit L set when the L bytes before RIP decode to a
+ * store of (access_size) bytes ending exactly at RIP. The bytes, the mode
+ * and the size alone decide this set; the registers and (gpa) only choose
+ * among several (decode_backwards_write_pick). */
 unsigned decode_backwards_write_fits(const uint8_t *bytes, size_t len, enum decode_mode mode,
                                      const struct decode_regs *regs, uint64_t gpa,
                                      unsigned access_size, decode_xlate_fn xlate, void *opaque,
-                                     struct decode_insn *out, unsigned *fits);
+                                     struct decode_insn *out, uint16_t *fits);
+
+/* decode_backwards_write_pick: decode_backwards_write's answer for the
+ * same bytes when their candidate set (fits) is already known: only those
+ * candidates are decoded (none when there is one). Returns 0 if (fits) is
+ * empty. */
+unsigned decode_backwards_write_pick(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                                     const struct decode_regs *regs, uint64_t gpa,
+                                     unsigned access_size, decode_xlate_fn xlate, void *opaque,
+                                     uint16_t fits);
 
 /* decode_length: the length of the instruction at the start of (bytes)
  * in (mode), without formatting its text or computing addresses (the

@@ -241,7 +241,7 @@ static void mem_packet_insn(zhv_vcpu_t *v, zhv_packet_guest_mem_t *m, bool write
 		                                 buf, n);
 		if (!len && n > 0 && decode_length(buf, n, c.mode, &len))
 			insn_cache_store(&v->icache, la, c.mode, false, m->access_size, buf, len,
-			                 len);
+			                 (uint16_t)len);
 		m->instruction_size = (uint8_t)len;
 		return;
 	}
@@ -249,16 +249,18 @@ static void mem_packet_insn(zhv_vcpu_t *v, zhv_packet_guest_mem_t *m, bool write
 	for (size_t k = sizeof(buf); k > 0; k--) {
 		if (end < k || pagewalk_read(&c.walk, end - k, buf, k) != k)
 			continue;
-		unsigned len = insn_cache_lookup(&v->icache, end, c.mode, true, m->access_size,
-		                                 buf, k);
-		if (!len) {
-			unsigned fits = 0;
+		uint16_t fits = insn_cache_lookup(&v->icache, end, c.mode, true, m->access_size,
+		                                  buf, k);
+		unsigned len;
+		if (fits) {
+			len = decode_backwards_write_pick(buf, k, c.mode, &c.dregs, m->addr,
+			                                  m->access_size, xlate, &c.walk, fits);
+		} else {
 			len = decode_backwards_write_fits(buf, k, c.mode, &c.dregs, m->addr,
 			                                  m->access_size, xlate, &c.walk, NULL,
 			                                  &fits);
-			if (len && fits == 1)
-				insn_cache_store(&v->icache, end, c.mode, true, m->access_size, buf,
-				                 k, len);
+			insn_cache_store(&v->icache, end, c.mode, true, m->access_size, buf, k,
+			                 fits);
 		}
 		if (len) {
 			m->instruction_size = (uint8_t)len;

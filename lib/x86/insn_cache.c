@@ -9,7 +9,7 @@ static struct insn_cache_entry *slot(struct insn_cache *c, uint64_t la, bool wri
 	return &c->e[h & (INSN_CACHE_SLOTS - 1)];
 }
 
-unsigned insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
+uint16_t insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
                            unsigned access_size, const uint8_t *bytes, size_t n)
 {
 	const struct insn_cache_entry *e = slot(c, la, write);
@@ -17,7 +17,7 @@ unsigned insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, boo
 	    e->access_size == access_size && n >= e->nbytes && (!write || n == e->nbytes) &&
 	    memcmp(e->bytes, bytes, e->nbytes) == 0) {
 		c->hits++;
-		return e->length;
+		return e->value;
 	}
 	c->misses++;
 	return 0;
@@ -25,9 +25,9 @@ unsigned insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, boo
 
 void insn_cache_store(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
                       unsigned access_size, const uint8_t *bytes, size_t nbytes,
-                      unsigned length)
+                      uint16_t value)
 {
-	if (nbytes == 0 || nbytes > INSN_CACHE_BYTES || length == 0 || length > 15 ||
+	if (nbytes == 0 || nbytes > INSN_CACHE_BYTES || value == 0 ||
 	    access_size > 255 || mode > 255)
 		return;
 	struct insn_cache_entry *e = slot(c, la, write);
@@ -37,6 +37,6 @@ void insn_cache_store(struct insn_cache *c, uint64_t la, unsigned mode, bool wri
 	e->write = write;
 	e->access_size = (uint8_t)access_size;
 	e->nbytes = (uint8_t)nbytes;
-	e->length = (uint8_t)length;
+	e->value = value;
 	memcpy(e->bytes, bytes, nbytes);
 }

@@ -11,9 +11,12 @@
  * the decoded length is a function of the bytes and the mode alone, so a
  * guest (or host) that rewrites its code, remaps it or switches page tables
  * gets a miss and a full decode, never a stale length. Nothing needs to be
- * invalidated. Writes are stored only when the bytes alone decide the
- * instruction (exactly one candidate ends at RIP with the right size; with
- * several, the registers decide, and those are not part of the key). */
+ * invalidated. For a read the memo is the instruction's length; for a
+ * write it is the set of candidate instructions that end at RIP with the
+ * access size (decode_backwards_write_fits), which the bytes alone decide:
+ * with one candidate that is the answer, with several the current
+ * registers and page tables choose among them exactly as the full decode
+ * would (decode_backwards_write_pick), decoding only those candidates. */
 #ifndef ZHV_X86_INSN_CACHE_H
 #define ZHV_X86_INSN_CACHE_H
 
@@ -28,7 +31,7 @@ struct insn_cache_entry {
 	uint64_t la;    /* read: linear RIP; write: linear end (RIP after it) */
 	uint8_t valid, mode, write, access_size;
 	uint8_t nbytes; /* bytes compared: the instruction (read) or window (write) */
-	uint8_t length; /* the answer */
+	uint16_t value; /* read: the length; write: the candidate set */
 	uint8_t bytes[INSN_CACHE_BYTES];
 };
 
@@ -37,17 +40,17 @@ struct insn_cache {
 	uint64_t hits, misses; /* for tests and diagnostics */
 };
 
-/* insn_cache_lookup: the length stored for (la, mode, write, access_size)
+/* insn_cache_lookup: the value stored for (la, mode, write, access_size)
  * if its bytes equal the first nbytes of (bytes) (n of them available; a
  * write entry also needs n == nbytes), else 0. Counts a hit or a miss. */
-unsigned insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
+uint16_t insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
                            unsigned access_size, const uint8_t *bytes, size_t n);
 
-/* insn_cache_store: remember (length) for that key and the first (nbytes)
- * of (bytes) (nbytes <= INSN_CACHE_BYTES, length 1..15; else nothing is
+/* insn_cache_store: remember (value) for that key and the first (nbytes)
+ * of (bytes) (nbytes 1..INSN_CACHE_BYTES, value not 0; else nothing is
  * stored). Replaces the slot's previous entry. */
 void insn_cache_store(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
                       unsigned access_size, const uint8_t *bytes, size_t nbytes,
-                      unsigned length);
+                      uint16_t value);
 
 #endif /* ZHV_X86_INSN_CACHE_H */

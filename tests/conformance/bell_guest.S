@@ -47,3 +47,17 @@ FUNCTION bell_forever
 1:	movl $1, (TRAP_ADDR)
 	jmp 1b
 END_FUNCTION bell_forever
+
+/* mem_rewrite (MEM packets, issue 11): a 4-byte store to TRAP_ADDR that
+ * ends at offset 11 and a 4-byte load from it at offset 11; the host
+ * rewrites both with instructions of other lengths at the same places
+ * (bell_test.c: test_mem_insn_rewritten). */
+FUNCTION mem_rewrite
+	.byte 0x90, 0x90, 0x90, 0x90
+	.byte 0x89, 0x04, 0x25          /* mov %eax, (TRAP_ADDR) */
+	.long TRAP_ADDR
+	.byte 0x8b, 0x04, 0x25          /* mov (TRAP_ADDR), %eax */
+	.long TRAP_ADDR
+	.byte 0x90
+	exit_test
+END_FUNCTION mem_rewrite

@@ -13,6 +13,7 @@ ZT_GUEST_CODE(bell_loop);
 ZT_GUEST_CODE(bell_once);
 ZT_GUEST_CODE(bell_spread);
 ZT_GUEST_CODE(bell_forever);
+ZT_GUEST_CODE(mem_rewrite);
 
 static zhv_time_t deadline_ms(int64_t ms)
 {
@@ -304,11 +305,63 @@ static void test_bell_guest_destroyed_while_ringing(void)
 	free(f);
 }
 
+/* MEM packets: libzhv remembers decoded instruction lengths per vCPU
+ * (lib/x86/insn_cache.h). The guest's code changes under the same RIP
+ * (and, for the store, the same end address and access size): each packet
+ * must describe the instruction that ran, never a remembered one. */
+static void expect_mem(struct zt_case *tc, bool write, uint64_t rip, uint8_t size)
+{
+	zhv_packet_t p;
+	memset(&p, 0, sizeof(p));
+	ZT_ASSERT_OK(zhv_vcpu_enter(tc->vcpu, &p));
+	ZT_EXPECT_EQ(p.type, ZHV_PKT_TYPE_GUEST_MEM);
+	ZT_EXPECT_EQ(p.key, TRAP_KEY);
+	ZT_EXPECT_EQ(p.guest_mem.addr, TRAP_ADDR);
+	ZT_EXPECT_EQ(p.guest_mem.write, write);
+	ZT_EXPECT_EQ(p.guest_mem.access_size, 4);
+	ZT_EXPECT_EQ(p.guest_mem.rip, rip);
+	ZT_EXPECT_EQ(p.guest_mem.instruction_size, size);
+}
+
+static void test_mem_insn_rewritten(void)
+{
+	struct zt_case tc;
+	zt_setup_guest(&tc, mem_rewrite_start, mem_rewrite_end);
+	ZT_ASSERT_OK(zhv_guest_set_trap(tc.guest, ZHV_TRAP_MEM, TRAP_ADDR, ZHV_PAGE_SIZE, NULL,
+	                                TRAP_KEY));
+	for (int round = 0; round < 2; round++) { /* the second round hits memos */
+		expect_mem(&tc, true, GUEST_ENTRY + 4, 7);
+		expect_mem(&tc, false, GUEST_ENTRY + 11, 7);
+		zt_enter_and_clean_exit(&tc);
+		zhv_vcpu_regs_t r = zt_read_regs(tc.vcpu);
+		r.rip = GUEST_ENTRY;
+		ZT_ASSERT_OK(zhv_vcpu_write_state(tc.vcpu, ZHV_VCPU_REGS, &r, sizeof(r)));
+	}
+	/* movl $0x12345678, (TRAP_ADDR): 11 bytes, also ending at offset 11;
+	 * ds: mov (TRAP_ADDR), %eax: 8 bytes at offset 11. */
+	static const uint8_t store[] = {0xc7, 0x04, 0x25, 0x00, 0xe0, 0xff, 0x00,
+	                                0x78, 0x56, 0x34, 0x12};
+	static const uint8_t load[] = {0x3e, 0x8b, 0x04, 0x25, 0x00, 0xe0, 0xff, 0x00};
+	_Static_assert(TRAP_ADDR == 0xFFE000, "the bytes above encode TRAP_ADDR");
+	memcpy(tc.mem + GUEST_ENTRY, store, sizeof(store));
+	memcpy(tc.mem + GUEST_ENTRY + 11, load, sizeof(load));
+	for (int round = 0; round < 2; round++) {
+		expect_mem(&tc, true, GUEST_ENTRY, 11);
+		expect_mem(&tc, false, GUEST_ENTRY + 11, 8);
+		zt_enter_and_clean_exit(&tc);
+		zhv_vcpu_regs_t r = zt_read_regs(tc.vcpu);
+		r.rip = GUEST_ENTRY;
+		ZT_ASSERT_OK(zhv_vcpu_write_state(tc.vcpu, ZHV_VCPU_REGS, &r, sizeof(r)));
+	}
+	zt_case_destroy(&tc);
+}
+
 const struct zt_test zt_bell_tests[] = {
 	{"bell_no_exit", test_bell_no_exit},
 	{"bell_many_in_order", test_bell_many_in_order},
 	{"bell_beyond_limit", test_bell_beyond_limit},
 	{"bell_port_destroyed", test_bell_port_destroyed},
 	{"bell_guest_destroyed_while_ringing", test_bell_guest_destroyed_while_ringing},
+	{"mem_insn_rewritten", test_mem_insn_rewritten},
 	{NULL, NULL},
 };
