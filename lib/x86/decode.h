@@ -93,6 +93,35 @@ unsigned decode_backwards_write_pick(const uint8_t *bytes, size_t len, enum deco
                                      unsigned access_size, decode_xlate_fn xlate, void *opaque,
                                      uint16_t fits);
 
+/* The address recipe of a store's memory operand, so that the address it
+ * wrote can be checked again without decoding: linear = (base + index *
+ * scale + disp) truncated to addr_bits, plus the segment's base (outside
+ * 64-bit mode truncated to 32 bits), as decode_one computes it. */
+#define DECODE_EA_NONE (-1)
+#define DECODE_EA_RIP  16 /* base is the instruction pointer (next instruction) */
+enum decode_seg { DECODE_SEG_NONE, DECODE_SEG_ES, DECODE_SEG_CS, DECODE_SEG_SS, DECODE_SEG_DS,
+                  DECODE_SEG_FS, DECODE_SEG_GS };
+struct decode_ea {
+	bool valid;
+	bool rdi_stepped;   /* string store through RDI: also accept rdi -/+ size */
+	int8_t base, index; /* 0..15 (rax..r15), DECODE_EA_RIP (base) or NONE */
+	uint8_t scale, addr_bits, seg, length;
+	int64_t disp;
+};
+
+/* decode_store_ea: the recipe of the written memory operand of the
+ * instruction that is exactly (bytes, len). False (and !out->valid) when
+ * there is no such operand or it has no single address. */
+bool decode_store_ea(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                     struct decode_ea *out);
+
+/* decode_ea_matches: the store of (ea), run with the registers (regs) (RIP
+ * just past it), wrote (gpa), as decode_backwards_write's address check
+ * decides it (string stores: rdi -/+ access_size too). */
+bool decode_ea_matches(const struct decode_ea *ea, enum decode_mode mode,
+                       const struct decode_regs *regs, uint64_t gpa, unsigned access_size,
+                       decode_xlate_fn xlate, void *opaque);
+
 /* decode_length: the length of the instruction at the start of (bytes)
  * in (mode), without formatting its text or computing addresses (the
  * cheap part of decode_one). Returns false if nothing valid decodes. */

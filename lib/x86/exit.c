@@ -237,8 +237,9 @@ static void mem_packet_insn(zhv_vcpu_t *v, zhv_packet_guest_mem_t *m, bool write
 		m->rip = c.regs.rip;
 		uint64_t la = linear_rip(&c);
 		size_t n = pagewalk_read(&c.walk, la, buf, sizeof(buf));
-		unsigned len = insn_cache_lookup(&v->icache, la, c.mode, false, m->access_size,
-		                                 buf, n);
+		const struct insn_cache_entry *e =
+			insn_cache_lookup(&v->icache, la, c.mode, false, m->access_size, buf, n);
+		unsigned len = e ? e->value : 0;
 		if (!len && n > 0 && decode_length(buf, n, c.mode, &len))
 			insn_cache_store(&v->icache, la, c.mode, false, m->access_size, buf, len,
 			                 (uint16_t)len);
@@ -249,18 +250,28 @@ static void mem_packet_insn(zhv_vcpu_t *v, zhv_packet_guest_mem_t *m, bool write
 	for (size_t k = sizeof(buf); k > 0; k--) {
 		if (end < k || pagewalk_read(&c.walk, end - k, buf, k) != k)
 			continue;
-		uint16_t fits = insn_cache_lookup(&v->icache, end, c.mode, true, m->access_size,
-		                                  buf, k);
+		const struct insn_cache_entry *e =
+			insn_cache_lookup(&v->icache, end, c.mode, true, m->access_size, buf, k);
 		unsigned len;
-		if (fits) {
+		if (e && (e->value & (e->value - 1)) == 0) {
+			len = (unsigned)__builtin_ctz(e->value); /* one candidate */
+		} else if (e && decode_ea_matches(&e->ea, c.mode, &c.dregs, m->addr, m->access_size,
+		                                  xlate, &c.walk)) {
+			len = e->ea.length; /* the longest, and its address matches */
+		} else if (e) {
 			len = decode_backwards_write_pick(buf, k, c.mode, &c.dregs, m->addr,
-			                                  m->access_size, xlate, &c.walk, fits);
+			                                  m->access_size, xlate, &c.walk, e->value);
 		} else {
+			uint16_t fits = 0;
 			len = decode_backwards_write_fits(buf, k, c.mode, &c.dregs, m->addr,
 			                                  m->access_size, xlate, &c.walk, NULL,
 			                                  &fits);
-			insn_cache_store(&v->icache, end, c.mode, true, m->access_size, buf, k,
-			                 fits);
+			struct insn_cache_entry *ne = insn_cache_store(
+				&v->icache, end, c.mode, true, m->access_size, buf, k, fits);
+			if (ne && (fits & (fits - 1))) {
+				unsigned longest = 31u - (unsigned)__builtin_clz(fits);
+				(void)decode_store_ea(buf + k - longest, longest, c.mode, &ne->ea);
+			}
 		}
 		if (len) {
 			m->instruction_size = (uint8_t)len;

@@ -9,7 +9,7 @@ static struct insn_cache_entry *slot(struct insn_cache *c, uint64_t la, bool wri
 	return &c->e[h & (INSN_CACHE_SLOTS - 1)];
 }
 
-uint16_t insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
+const struct insn_cache_entry *insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
                            unsigned access_size, const uint8_t *bytes, size_t n)
 {
 	const struct insn_cache_entry *e = slot(c, la, write);
@@ -17,19 +17,19 @@ uint16_t insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, boo
 	    e->access_size == access_size && n >= e->nbytes && (!write || n == e->nbytes) &&
 	    memcmp(e->bytes, bytes, e->nbytes) == 0) {
 		c->hits++;
-		return e->value;
+		return e;
 	}
 	c->misses++;
-	return 0;
+	return NULL;
 }
 
-void insn_cache_store(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
+struct insn_cache_entry *insn_cache_store(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
                       unsigned access_size, const uint8_t *bytes, size_t nbytes,
                       uint16_t value)
 {
 	if (nbytes == 0 || nbytes > INSN_CACHE_BYTES || value == 0 ||
 	    access_size > 255 || mode > 255)
-		return;
+		return NULL;
 	struct insn_cache_entry *e = slot(c, la, write);
 	e->valid = 1;
 	e->la = la;
@@ -39,4 +39,6 @@ void insn_cache_store(struct insn_cache *c, uint64_t la, unsigned mode, bool wri
 	e->nbytes = (uint8_t)nbytes;
 	e->value = value;
 	memcpy(e->bytes, bytes, nbytes);
+	memset(&e->ea, 0, sizeof(e->ea));
+	return e;
 }

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "x86/decode.h"
+
 #define INSN_CACHE_SLOTS 16u /* direct-mapped, power of two */
 #define INSN_CACHE_BYTES 15u
 
@@ -32,6 +34,9 @@ struct insn_cache_entry {
 	uint8_t valid, mode, write, access_size;
 	uint8_t nbytes; /* bytes compared: the instruction (read) or window (write) */
 	uint16_t value; /* read: the length; write: the candidate set */
+	/* write with several candidates: the longest one's address recipe,
+	 * checked first (it is the answer whenever its address matches) */
+	struct decode_ea ea;
 	uint8_t bytes[INSN_CACHE_BYTES];
 };
 
@@ -40,16 +45,17 @@ struct insn_cache {
 	uint64_t hits, misses; /* for tests and diagnostics */
 };
 
-/* insn_cache_lookup: the value stored for (la, mode, write, access_size)
- * if its bytes equal the first nbytes of (bytes) (n of them available; a
- * write entry also needs n == nbytes), else 0. Counts a hit or a miss. */
-uint16_t insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
+/* insn_cache_lookup: the entry for (la, mode, write, access_size) if its
+ * bytes equal the first nbytes of (bytes) (n of them available; a write
+ * entry also needs n == nbytes), else NULL. Counts a hit or a miss. */
+const struct insn_cache_entry *insn_cache_lookup(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
                            unsigned access_size, const uint8_t *bytes, size_t n);
 
 /* insn_cache_store: remember (value) for that key and the first (nbytes)
  * of (bytes) (nbytes 1..INSN_CACHE_BYTES, value not 0; else nothing is
- * stored). Replaces the slot's previous entry. */
-void insn_cache_store(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
+ * stored: NULL). Replaces the slot's previous entry; its ea is cleared
+ * (invalid) for the caller to fill. */
+struct insn_cache_entry *insn_cache_store(struct insn_cache *c, uint64_t la, unsigned mode, bool write,
                       unsigned access_size, const uint8_t *bytes, size_t nbytes,
                       uint16_t value);
 
