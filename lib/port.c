@@ -32,6 +32,7 @@ struct port_doorbell {
 	struct port_arena *arena;
 	uint64_t addr;
 	uint64_t owed; /* writes read from the eventfd, packets not yet queued */
+	uint64_t id;   /* its epoll data: unique in the port, never reused */
 	int fd;        /* eventfd, registered with KVM and in the port's epoll set */
 };
 
@@ -75,6 +76,7 @@ struct zhv_port {
 	 * a packet while one polls writes (wakefd). */
 	int epfd, wakefd;
 	uint32_t nbells;
+	uint64_t next_bell_id; /* 0 is the wakefd's */
 	bool polling;
 	uint32_t cond_waiters;
 	/* The owner's reference plus one per trap that points here. Atomic so
@@ -215,6 +217,30 @@ static void arena_drop_doorbells_locked(struct port_arena *arena)
 	arena->owed = 0;
 }
 
+/* One ready descriptor of the port's epoll set, by its id: read its count
+ * into packets. The id, not a pointer, travels through epoll, so an event
+ * of a doorbell freed meanwhile (its id is never reused) is ignored. */
+static void handle_ready_locked(zhv_port_t *port, uint64_t id)
+{
+	uint64_t count;
+	if (id == 0) {
+		(void)!read(port->wakefd, &count, sizeof(count));
+		return;
+	}
+	for (struct port_arena *a = port->arenas; a; a = a->next) {
+		for (struct port_doorbell *b = a->bells; b; b = b->next) {
+			if (b->id != id)
+				continue;
+			if (read(b->fd, &count, sizeof(count)) == sizeof(count)) {
+				b->owed += count;
+				a->owed += count;
+				arena_fill_locked(a);
+			}
+			return;
+		}
+	}
+}
+
 /* Read every ready doorbell eventfd into packets (never blocks). */
 static void drain_locked(zhv_port_t *port)
 {
@@ -225,19 +251,8 @@ static void drain_locked(zhv_port_t *port)
 		return;
 	do {
 		n = epoll_wait(port->epfd, ev, 32, 0);
-		for (int i = 0; i < n; i++) {
-			struct port_doorbell *b = ev[i].data.ptr;
-			uint64_t count;
-			if (!b) {
-				(void)!read(port->wakefd, &count, sizeof(count));
-				continue;
-			}
-			if (read(b->fd, &count, sizeof(count)) != sizeof(count))
-				continue;
-			b->owed += count;
-			b->arena->owed += count;
-			arena_fill_locked(b->arena);
-		}
+		for (int i = 0; i < n; i++)
+			handle_ready_locked(port, ev[i].data.u64);
 	} while (n == 32);
 }
 
@@ -332,7 +347,8 @@ zhv_status_t zhv_port_queue(zhv_port_t *port, const zhv_packet_t *packet)
 }
 
 /* Sleep in epoll_wait on the port's doorbells and wakefd until one is
- * ready or (deadline) passes. Called and returns with the lock held. */
+ * ready or (deadline) passes, then turn what is ready into packets. Called
+ * and returns with the lock held. */
 static void poll_doorbells_locked(zhv_port_t *port, zhv_time_t deadline)
 {
 	int timeout = -1;
@@ -343,14 +359,16 @@ static void poll_doorbells_locked(zhv_port_t *port, zhv_time_t deadline)
 		zhv_time_t ms = (left + 999999) / 1000000;
 		timeout = ms > INT_MAX ? INT_MAX : (int)ms;
 	}
-	struct epoll_event ev;
+	struct epoll_event ev[32];
 	port->polling = true;
 	pthread_mutex_unlock(&port->lock);
-	/* The events are not used: the arena behind one could go away before
-	 * the lock is back. drain_locked asks again under the lock. */
-	(void)epoll_wait(port->epfd, &ev, 1, timeout);
+	int n = epoll_wait(port->epfd, ev, 32, timeout);
 	pthread_mutex_lock(&port->lock);
 	port->polling = false;
+	for (int i = 0; i < n; i++)
+		handle_ready_locked(port, ev[i].data.u64);
+	if (n == 32)
+		drain_locked(port);
 }
 
 zhv_status_t zhv_port_wait(zhv_port_t *port, zhv_time_t deadline, zhv_packet_t *packet)
@@ -367,23 +385,31 @@ zhv_status_t zhv_port_wait(zhv_port_t *port, zhv_time_t deadline, zhv_packet_t *
 
 	pthread_mutex_lock(&port->lock);
 	for (;;) {
-		/* Doorbell writes that KVM counted in eventfds become packets
-		 * now: a write done before this call is seen by it. */
-		if (!port->head)
-			drain_locked(port);
 		if (port->head)
 			break;
 		/* The queue is checked before the deadline, so a deadline in
 		 * the past (0 included) polls, and a waiter that timed out
 		 * just as a packet arrived still takes it. */
-		if (deadline <= 0 || (deadline != ZHV_TIME_INFINITE &&
-				      zhv_clock_monotonic() >= deadline)) {
-			pthread_mutex_unlock(&port->lock);
-			return ZHV_ERR_TIMED_OUT;
-		}
-		if (port->nbells && !port->polling) {
+		bool expired = deadline <= 0 || (deadline != ZHV_TIME_INFINITE &&
+		                                 zhv_clock_monotonic() >= deadline);
+		bool can_poll = port->nbells && !port->polling;
+		if (can_poll && !expired) {
+			/* Doorbell writes that KVM counted become packets here;
+			 * epoll_wait returns at once for any already counted, so
+			 * a write done before this call is seen by it. */
 			poll_doorbells_locked(port, deadline);
 			continue;
+		}
+		if (port->nbells) {
+			/* Polling, or another waiter sleeps in epoll_wait:
+			 * take what is counted already, without blocking. */
+			drain_locked(port);
+			if (port->head)
+				break;
+		}
+		if (expired) {
+			pthread_mutex_unlock(&port->lock);
+			return ZHV_ERR_TIMED_OUT;
 		}
 		port->cond_waiters++;
 		if (deadline == ZHV_TIME_INFINITE)
@@ -551,7 +577,7 @@ static zhv_status_t ensure_epoll_locked(zhv_port_t *port)
 	if (ep < 0)
 		return ZHV_ERR_NO_RESOURCES;
 	int wk = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
 	if (wk < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, wk, &ev) < 0) {
 		if (wk >= 0)
 			close(wk);
@@ -619,7 +645,8 @@ zhv_status_t port_arena_add_doorbell(struct port_arena *arena, uint64_t addr)
 	else
 		st = ensure_epoll_locked(port);
 	if (st == ZHV_OK) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = b};
+		b->id = ++port->next_bell_id;
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = b->id};
 		if (epoll_ctl(port->epfd, EPOLL_CTL_ADD, b->fd, &ev) < 0)
 			st = ZHV_ERR_NO_RESOURCES;
 	}
