@@ -33,8 +33,9 @@ LDLIBS   += -pthread
 # ---- libzhv ----------------------------------------------------------------
 LIB_SRCS := lib/status.c lib/log.c lib/time.c lib/id_alloc.c lib/irq_tracker.c \
             lib/trap_map.c lib/port.c lib/guest.c lib/memory.c lib/vcpu.c \
-            lib/x86/decode.c lib/x86/cpuid.c lib/x86/msr.c lib/x86/exit.c \
-            lib/x86/emulate.c lib/x86/debug.c lib/x86/vcpu_state.c lib/x86/vcpu_snapshot.c lib/vcpu_blob.c lib/snapshot.c \
+            lib/x86/decode.c lib/x86/insn_cache.c lib/x86/cpuid.c lib/x86/msr.c lib/x86/exit.c \
+            lib/x86/emulate.c lib/x86/debug.c lib/x86/vcpu_state.c lib/x86/vcpu_snapshot.c \
+            lib/vcpu_blob.c lib/snapshot.c \
             lib/host.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBZHV   := $(BUILD)/libzhv.a

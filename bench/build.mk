@@ -7,7 +7,7 @@
 # top Makefile means `make` to build `all`). Keep it `all`.
 
 
-BENCH_NAMES  := io_roundtrip kick_latency create_destroy snapshot_reset
+BENCH_NAMES  := io_roundtrip bell_roundtrip kick_latency create_destroy snapshot_reset
 BENCH_BINS   := $(BENCH_NAMES:%=$(BUILD)/bench/%)
 BENCH_COMMON := $(BUILD)/bench/stats.o $(BUILD)/bench/raw_kvm.o
 

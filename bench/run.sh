@@ -10,7 +10,7 @@
 # Environment: BUILD (build directory, default build), BENCH_NOPIN=1 (do
 # not pin threads to CPUs), IO_ARGS / KICK_ARGS / CD_ARGS / SNAP_ARGS
 # (arguments for io_roundtrip, kick_latency, create_destroy and
-# snapshot_reset).
+# snapshot_reset), BELL_ARGS (bell_roundtrip).
 # Exit status: 0 when every benchmark ran (a missed target is reported, not
 # an error: timings on a shared machine are noisy), 1 when one failed.
 set -eu
@@ -18,6 +18,7 @@ set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 IO_ARGS=${IO_ARGS:-30 2000}
+BELL_ARGS=${BELL_ARGS:-20 2000}
 KICK_ARGS=${KICK_ARGS:-400}
 CD_ARGS=${CD_ARGS:-150}
 SNAP_ARGS=${SNAP_ARGS:-300 2}
@@ -48,6 +49,8 @@ echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '
 echo
 # shellcheck disable=SC2086 # the *_ARGS are word lists on purpose
 run io_roundtrip $IO_ARGS
+# shellcheck disable=SC2086
+run bell_roundtrip $BELL_ARGS
 # shellcheck disable=SC2086
 run kick_latency $KICK_ARGS
 # shellcheck disable=SC2086

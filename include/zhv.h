@@ -459,8 +459,10 @@ ZHV_MUST_CHECK zhv_status_t zhv_port_queue(zhv_port_t *port, const zhv_packet_t 
 
 /* zhv_port_wait: dequeue the oldest packet into (packet), waiting until
  * (deadline) (absolute, see zhv_deadline_after(); 0 polls). Any thread.
- * A negative deadline polls like 0. Returns ZHV_OK, TIMED_OUT, or
- * INVALID_ARGS. */
+ * A negative deadline polls like 0. Doorbell writes of BELL traps on this
+ * port become packets here, in the waiting thread (zhv_guest_set_trap);
+ * such a port holds an epoll fd and one eventfd per doorbell. Returns
+ * ZHV_OK, TIMED_OUT, or INVALID_ARGS. */
 ZHV_MUST_CHECK zhv_status_t zhv_port_wait(zhv_port_t *port, zhv_time_t deadline,
                                           zhv_packet_t *packet);
 
@@ -572,6 +574,11 @@ ZHV_MUST_CHECK zhv_status_t zhv_guest_host_addr(zhv_guest_t *guest, uint64_t gpa
 #define ZHV_TRAP_IO   2u /* synchronous, x86 I/O ports */
 /* clang-format on */
 
+/* Per-guest limit of BELL addresses on KVM ioeventfds (see below). KVM
+ * allows about 1000 devices on a VM's MMIO bus; this leaves room for the
+ * rest. */
+#define ZHV_GUEST_MAX_DOORBELLS 256u
+
 /* zhv_guest_set_trap: trap guest accesses to [addr, addr + size).
  * Validation, in Zircon's order (spec 1.3):
  *  - MEM and IO take no port (port must be NULL), BELL needs one; unknown
@@ -585,10 +592,36 @@ ZHV_MUST_CHECK zhv_status_t zhv_guest_host_addr(zhv_guest_t *guest, uint64_t gpa
  *    IO has its own): ALREADY_EXISTS.
  * MEM and IO accesses stop zhv_vcpu_enter() with a packet whose key is
  * (key). A BELL write queues {key, ZHV_PKT_TYPE_GUEST_BELL, addr} on (port)
- * and the vCPU goes on running; each trap has 256 packets in flight at most
- * (a vCPU that needs a 257th waits until one is dequeued). A BELL read stops
- * enter with NOT_SUPPORTED. Traps stay until the guest is destroyed. Any
- * thread. Returns ZHV_OK or an error above; NO_MEMORY. */
+ * and the vCPU goes on running; each trap has 256 packets in flight at most.
+ * A BELL read stops enter with NOT_SUPPORTED. Traps stay until the guest is
+ * destroyed. Any thread. Returns ZHV_OK or an error above; NO_MEMORY.
+ *
+ * BELL doorbells without an exit: a BELL address is rung either through a
+ * vCPU exit (the write leaves KVM_RUN and libzhv queues the packet before
+ * the vCPU re-enters; a vCPU that needs a 257th packet of its trap waits
+ * until one is dequeued) or, once it is a "doorbell", inside the kernel
+ * (a KVM ioeventfd on exactly that address, any access size: the vCPU never
+ * leaves KVM_RUN and the write shows in no exit counter). The trap's first
+ * address becomes a doorbell when the trap is set, every other address at
+ * its first write (which exits once), up to ZHV_GUEST_MAX_DOORBELLS per
+ * guest; addresses beyond that, and every address when KVM lacks
+ * KVM_CAP_IOEVENTFD_ANY_LENGTH or the environment has ZHV_BELL_EVENTFD=0,
+ * keep the exit path. Doorbell writes become packets when a thread calls
+ * zhv_port_wait() on (port) (the waiter itself reads KVM's counters; there
+ * is no libzhv thread in between): one packet per write, with the same
+ * key, type and addr as on the exit path, and in write order for each
+ * address (the packets of one address are all alike). A doorbell write
+ * done before a zhv_port_wait() call starts is seen by it. The order of
+ * packets of different addresses, and against packets queued meanwhile,
+ * is the order in which waiters find them, not the guests' write order.
+ * The 256-in-flight limit holds for doorbells too, but it never stalls the
+ * guest: further writes stay counted in the kernel (a count, no memory per
+ * write) and become packets as the consumer dequeues. The data written is
+ * not kept (a BELL packet has none). zhv_port_destroy turns a port's
+ * doorbells back into exit-path addresses, so a later write fails enter
+ * with BAD_STATE as above; doorbell writes not yet turned into packets
+ * when the port is closed or the guest destroyed are dropped, as queued
+ * packets are. */
 ZHV_MUST_CHECK zhv_status_t zhv_guest_set_trap(zhv_guest_t *guest, uint32_t kind, uint64_t addr,
                                                uint64_t size, zhv_port_t *port, uint64_t key);
 
@@ -602,8 +635,8 @@ typedef struct {
 	uint64_t kicks;           /* enter calls that returned CANCELED */
 	uint64_t signal_exits;    /* KVM_RUN interrupted by a signal */
 	uint64_t io_exits;        /* port I/O */
-	uint64_t mmio_exits;      /* MEM/BELL traps and other MMIO */
-	uint64_t bell_packets;    /* BELL packets queued */
+	uint64_t mmio_exits;      /* MEM/BELL traps and other MMIO (not doorbell writes) */
+	uint64_t bell_packets;    /* BELL packets queued (exit path and doorbells) */
 	uint64_t rdmsr_exits;     /* MSR reads handled by libzhv's policy */
 	uint64_t wrmsr_exits;     /* MSR writes handled by libzhv's policy */
 	uint64_t msr_gp_injected; /* unhandled MSR accesses that got #GP */

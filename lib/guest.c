@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "port_priv.h"
 #include "zhv_priv.h"
 
 static zhv_status_t enable_cap(int vm_fd, uint32_t cap, uint64_t arg0, const char *name)
@@ -79,6 +80,7 @@ zhv_status_t zhv_guest_create(const zhv_guest_config_t *config, zhv_guest_t **ou
 	pthread_mutex_init(&g->vcpu_lock, NULL);
 	pthread_mutex_init(&g->route_lock, NULL);
 	pthread_mutex_init(&g->gate_lock, NULL);
+	pthread_mutex_init(&g->bell_lock, NULL);
 	pthread_cond_init(&g->gate_cond, NULL);
 	trap_map_init(&g->traps);
 
@@ -92,6 +94,16 @@ zhv_status_t zhv_guest_create(const zhv_guest_config_t *config, zhv_guest_t **ou
 	if (max <= 0)
 		max = 1;
 	g->max_vcpus = (uint32_t)max;
+	/* BELL doorbells on ioeventfds need wildcard-length matching: a
+	 * doorbell is rung by a write of any size. ZHV_BELL_EVENTFD=0 turns
+	 * them off (every BELL write exits, as before). */
+	const char *bell_env = getenv("ZHV_BELL_EVENTFD");
+	bool bell_fast =
+		zhv_ioctl(g->kvm_fd, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_IOEVENTFD) > 0 &&
+		zhv_ioctl(g->kvm_fd, KVM_CHECK_EXTENSION,
+		          (void *)(uintptr_t)KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0 &&
+		!(bell_env && strcmp(bell_env, "0") == 0);
+	atomic_init(&g->bell_fast, bell_fast);
 	if (config && config->max_vcpus && config->max_vcpus < g->max_vcpus)
 		g->max_vcpus = config->max_vcpus;
 
@@ -132,6 +144,7 @@ err:
 	trap_map_destroy(&g->traps);
 	pthread_cond_destroy(&g->gate_cond);
 	pthread_mutex_destroy(&g->gate_lock);
+	pthread_mutex_destroy(&g->bell_lock);
 	pthread_mutex_destroy(&g->route_lock);
 	pthread_mutex_destroy(&g->vcpu_lock);
 	free(g);
@@ -168,6 +181,7 @@ void guest_unref(zhv_guest_t *g)
 	free(g->cpuid);
 	pthread_cond_destroy(&g->gate_cond);
 	pthread_mutex_destroy(&g->gate_lock);
+	pthread_mutex_destroy(&g->bell_lock);
 	pthread_mutex_destroy(&g->route_lock);
 	pthread_mutex_destroy(&g->vcpu_lock);
 	free(g);
@@ -255,7 +269,42 @@ zhv_status_t zhv_guest_set_trap(zhv_guest_t *g, uint32_t kind, uint64_t addr, ui
 	st = trap_map_insert(&g->traps, kind, addr, size, port, key);
 	if (st == ZHV_OK && kind == ZHV_TRAP_MEM)
 		__atomic_store_n(&g->sync_regs, true, __ATOMIC_RELAXED);
+	if (st == ZHV_OK && kind == ZHV_TRAP_BELL) {
+		const struct trap *t = trap_map_find(&g->traps, ZHV_TRAP_MEM, addr);
+		port_arena_bind(t->arena, g->vm_fd, key, &g->stats.bell_packets);
+		/* The trap's first address rings without an exit from the
+		 * start; the others get theirs at their first write. */
+		guest_bell_attach(g, t, addr);
+	}
 	return st;
+}
+
+void guest_bell_attach(zhv_guest_t *g, const struct trap *t, uint64_t addr)
+{
+	if (!atomic_load_explicit(&g->bell_fast, memory_order_relaxed) ||
+	    atomic_load_explicit(&g->bell_count, memory_order_relaxed) >=
+	                             ZHV_GUEST_MAX_DOORBELLS)
+		return;
+	pthread_mutex_lock(&g->bell_lock);
+	uint32_t n = atomic_load_explicit(&g->bell_count, memory_order_relaxed);
+	bool known = false;
+	for (uint32_t i = 0; i < n && !known; i++)
+		known = g->bell_addrs[i] == addr;
+	if (atomic_load_explicit(&g->bell_fast, memory_order_relaxed) && !known && n < ZHV_GUEST_MAX_DOORBELLS) {
+		zhv_status_t st = port_arena_add_doorbell(t->arena, addr);
+		if (st == ZHV_OK) {
+			g->bell_addrs[n] = addr;
+			atomic_store_explicit(&g->bell_count, n + 1, memory_order_relaxed);
+		} else if (st != ZHV_ERR_BAD_STATE) {
+			/* KVM (or the process) is out of room: the exit path
+			 * serves every doorbell from now on. */
+			zhv_log(ZHV_LOG_WARN,
+			        "BELL doorbell %#llx: no ioeventfd (%s); BELL writes exit from now on",
+			        (unsigned long long)addr, zhv_status_string(st));
+			atomic_store_explicit(&g->bell_fast, false, memory_order_relaxed);
+		}
+	}
+	pthread_mutex_unlock(&g->bell_lock);
 }
 
 zhv_status_t zhv_guest_get_stats(zhv_guest_t *g, zhv_guest_stats_t *s)

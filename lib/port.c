@@ -1,8 +1,15 @@
 /* port.c: ports, FIFO queues of user and trap packets (Zircon's PortDispatcher). */
+#include <errno.h>
+#include <limits.h>
+#include <linux/kvm.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <pthread.h>
 
@@ -17,8 +24,34 @@ struct port_node {
 	zhv_packet_t packet;
 };
 
+/* A doorbell address of a BELL trap that KVM signals through an ioeventfd
+ * (port_arena_add_doorbell): the guest's write stays in the kernel, and
+ * the port turns the eventfd's count into packets when a waiter looks. */
+struct port_doorbell {
+	struct port_doorbell *next; /* the arena's doorbells */
+	struct port_arena *arena;
+	uint64_t addr;
+	uint64_t owed; /* writes read from the eventfd, packets not yet queued */
+	uint64_t id;   /* its epoll data: unique in the port, never reused */
+	int fd;        /* eventfd, registered with KVM and in the port's epoll set */
+};
+
 struct port_arena {
 	zhv_port_t *port;
+	/* Doorbells (all under the port's lock): the VM they are registered
+	 * with, the trap's key, the guest's bell_packets counter, and the
+	 * writes read from eventfds but waiting for a free node (sum of the
+	 * doorbells' owed). */
+	struct port_doorbell *bells;
+	int vm_fd;
+	uint64_t key;
+	_Atomic uint64_t *bell_stat;
+	uint64_t owed;
+	/* An eventfd a failed registration left, reused by the next one:
+	 * closing it is left to the arena's destroyer, because
+	 * port_arena_add_doorbell runs on vCPU threads, which zhv run's
+	 * sandbox does not let close descriptors. */
+	int spare_fd;
 	struct port_arena *prev, *next; /* the port's arenas (port lock) */
 	/* The rest is guarded by the port's lock: a node moves between the
 	 * free list and the port's queue, so one lock covers both. */
@@ -36,6 +69,16 @@ struct zhv_port {
 	uint32_t max_user, user_count;
 	bool closed;
 	struct port_arena *arenas;
+	/* Doorbells of every arena here (port_arena_add_doorbell): an epoll
+	 * set of their eventfds plus (wakefd), created with the first one. A
+	 * waiter drains ready eventfds into packets; one waiter at a time
+	 * (polling) sleeps in epoll_wait, the others on (cond); whoever queues
+	 * a packet while one polls writes (wakefd). */
+	int epfd, wakefd;
+	uint32_t nbells;
+	uint64_t next_bell_id; /* 0 is the wakefd's */
+	bool polling;
+	uint32_t cond_waiters;
 	/* The owner's reference plus one per trap that points here. Atomic so
 	 * that dropping one needs no lock that the last drop would free. */
 	atomic_uint refs;
@@ -56,6 +99,10 @@ static void port_free(zhv_port_t *port)
 			free(node);
 		node = next;
 	}
+	if (port->epfd >= 0)
+		close(port->epfd);
+	if (port->wakefd >= 0)
+		close(port->wakefd);
 	pthread_cond_destroy(&port->cond);
 	pthread_mutex_destroy(&port->lock);
 	free(port);
@@ -101,9 +148,34 @@ zhv_status_t zhv_port_create(uint32_t max_user_packets, zhv_port_t **port)
 	}
 	pthread_condattr_destroy(&attr);
 	p->max_user = max_user_packets ? max_user_packets : ZHV_PORT_DEFAULT_MAX_USER_PACKETS;
+	p->epfd = p->wakefd = -1;
 	atomic_init(&p->refs, 1);
 	*port = p;
 	return ZHV_OK;
+}
+
+static void enqueue_locked(zhv_port_t *port, struct port_node *node);
+
+/* Queue packets for the arena's doorbell writes already read from their
+ * eventfds, as long as it has free nodes (a trap's 256 in flight hold
+ * here too: the rest waits in (owed) until the consumer returns nodes). */
+static void arena_fill_locked(struct port_arena *arena)
+{
+	for (struct port_doorbell *b = arena->bells; b && arena->owed && arena->free; b = b->next) {
+		while (b->owed && arena->free) {
+			struct port_node *node = arena->free;
+			arena->free = node->next;
+			arena->in_flight++;
+			b->owed--;
+			arena->owed--;
+			node->packet = (zhv_packet_t){.key = arena->key,
+			                              .type = ZHV_PKT_TYPE_GUEST_BELL};
+			node->packet.guest_bell.addr = b->addr;
+			enqueue_locked(arena->port, node);
+			if (arena->bell_stat)
+				atomic_fetch_add_explicit(arena->bell_stat, 1, memory_order_relaxed);
+		}
+	}
 }
 
 /* Give an arena node back and wake one thread waiting for it. */
@@ -116,6 +188,72 @@ static void arena_put_locked(struct port_node *node)
 	arena->in_flight--;
 	if (arena->waiters)
 		pthread_cond_signal(&arena->cond);
+	else if (arena->owed && !arena->port->closed)
+		arena_fill_locked(arena);
+}
+
+/* Unregister a doorbell from KVM and the port's epoll set and free it.
+ * The VM is alive: its guest destroys its traps' arenas (which unlinks them
+ * from the port under the port's lock) before it closes the VM. */
+static void doorbell_free_locked(zhv_port_t *port, struct port_doorbell *b)
+{
+	struct kvm_ioeventfd io = {
+		.addr = b->addr, .len = 0, .fd = b->fd, .flags = KVM_IOEVENTFD_FLAG_DEASSIGN};
+	if (port->epfd >= 0)
+		(void)epoll_ctl(port->epfd, EPOLL_CTL_DEL, b->fd, NULL);
+	(void)ioctl(b->arena->vm_fd, KVM_IOEVENTFD, &io);
+	close(b->fd);
+	port->nbells--;
+	free(b);
+}
+
+static void arena_drop_doorbells_locked(struct port_arena *arena)
+{
+	while (arena->bells) {
+		struct port_doorbell *b = arena->bells;
+		arena->bells = b->next;
+		doorbell_free_locked(arena->port, b);
+	}
+	arena->owed = 0;
+}
+
+/* One ready descriptor of the port's epoll set, by its id: read its count
+ * into packets. The id, not a pointer, travels through epoll, so an event
+ * of a doorbell freed meanwhile (its id is never reused) is ignored. */
+static void handle_ready_locked(zhv_port_t *port, uint64_t id)
+{
+	uint64_t count;
+	if (id == 0) {
+		(void)!read(port->wakefd, &count, sizeof(count));
+		return;
+	}
+	for (struct port_arena *a = port->arenas; a; a = a->next) {
+		for (struct port_doorbell *b = a->bells; b; b = b->next) {
+			if (b->id != id)
+				continue;
+			if (read(b->fd, &count, sizeof(count)) == sizeof(count)) {
+				b->owed += count;
+				a->owed += count;
+				arena_fill_locked(a);
+			}
+			return;
+		}
+	}
+}
+
+/* Read every ready doorbell eventfd into packets (never blocks). */
+static void drain_locked(zhv_port_t *port)
+{
+	struct epoll_event ev[32];
+	int n;
+
+	if (!port->nbells || port->epfd < 0)
+		return;
+	do {
+		n = epoll_wait(port->epfd, ev, 32, 0);
+		for (int i = 0; i < n; i++)
+			handle_ready_locked(port, ev[i].data.u64);
+	} while (n == 32);
 }
 
 void zhv_port_destroy(zhv_port_t *port)
@@ -140,6 +278,12 @@ void zhv_port_destroy(zhv_port_t *port)
 	}
 	port->head = port->tail = NULL;
 	port->user_count = 0;
+	/* Doorbells go back to the exit path, so that the next write of one
+	 * fails its vCPU's enter with BAD_STATE, as a write of a BELL trap
+	 * whose port is closed does (zhv.h). Writes already counted are
+	 * dropped with the queue. */
+	for (struct port_arena *a = port->arenas; a; a = a->next)
+		arena_drop_doorbells_locked(a);
 	/* No one can dequeue from a closed port, so a vCPU blocked for an
 	 * arena slot must wake now and see BAD_STATE. Returning the nodes
 	 * above signalled one waiter per node; broadcast so that every
@@ -165,6 +309,10 @@ static void enqueue_locked(zhv_port_t *port, struct port_node *node)
 		port->head = node;
 	port->tail = node;
 	pthread_cond_signal(&port->cond);
+	if (port->polling) {
+		uint64_t one = 1;
+		(void)!write(port->wakefd, &one, sizeof(one));
+	}
 }
 
 zhv_status_t zhv_port_queue(zhv_port_t *port, const zhv_packet_t *packet)
@@ -198,6 +346,31 @@ zhv_status_t zhv_port_queue(zhv_port_t *port, const zhv_packet_t *packet)
 	return status;
 }
 
+/* Sleep in epoll_wait on the port's doorbells and wakefd until one is
+ * ready or (deadline) passes, then turn what is ready into packets. Called
+ * and returns with the lock held. */
+static void poll_doorbells_locked(zhv_port_t *port, zhv_time_t deadline)
+{
+	int timeout = -1;
+	if (deadline != ZHV_TIME_INFINITE) {
+		zhv_time_t left = deadline - zhv_clock_monotonic();
+		if (left <= 0)
+			return;
+		zhv_time_t ms = (left + 999999) / 1000000;
+		timeout = ms > INT_MAX ? INT_MAX : (int)ms;
+	}
+	struct epoll_event ev[32];
+	port->polling = true;
+	pthread_mutex_unlock(&port->lock);
+	int n = epoll_wait(port->epfd, ev, 32, timeout);
+	pthread_mutex_lock(&port->lock);
+	port->polling = false;
+	for (int i = 0; i < n; i++)
+		handle_ready_locked(port, ev[i].data.u64);
+	if (n == 32)
+		drain_locked(port);
+}
+
 zhv_status_t zhv_port_wait(zhv_port_t *port, zhv_time_t deadline, zhv_packet_t *packet)
 {
 	struct timespec ts;
@@ -211,19 +384,39 @@ zhv_status_t zhv_port_wait(zhv_port_t *port, zhv_time_t deadline, zhv_packet_t *
 	}
 
 	pthread_mutex_lock(&port->lock);
-	while (!port->head) {
+	for (;;) {
+		if (port->head)
+			break;
 		/* The queue is checked before the deadline, so a deadline in
 		 * the past (0 included) polls, and a waiter that timed out
 		 * just as a packet arrived still takes it. */
-		if (deadline <= 0 || (deadline != ZHV_TIME_INFINITE &&
-				      zhv_clock_monotonic() >= deadline)) {
+		bool expired = deadline <= 0 || (deadline != ZHV_TIME_INFINITE &&
+		                                 zhv_clock_monotonic() >= deadline);
+		bool can_poll = port->nbells && !port->polling;
+		if (can_poll && !expired) {
+			/* Doorbell writes that KVM counted become packets here;
+			 * epoll_wait returns at once for any already counted, so
+			 * a write done before this call is seen by it. */
+			poll_doorbells_locked(port, deadline);
+			continue;
+		}
+		if (port->nbells) {
+			/* Polling, or another waiter sleeps in epoll_wait:
+			 * take what is counted already, without blocking. */
+			drain_locked(port);
+			if (port->head)
+				break;
+		}
+		if (expired) {
 			pthread_mutex_unlock(&port->lock);
 			return ZHV_ERR_TIMED_OUT;
 		}
+		port->cond_waiters++;
 		if (deadline == ZHV_TIME_INFINITE)
 			pthread_cond_wait(&port->cond, &port->lock);
 		else
 			pthread_cond_timedwait(&port->cond, &port->lock, &ts);
+		port->cond_waiters--;
 	}
 	node = port->head;
 	port->head = node->next;
@@ -236,6 +429,10 @@ zhv_status_t zhv_port_wait(zhv_port_t *port, zhv_time_t deadline, zhv_packet_t *
 		port->user_count--;
 		to_free = node;
 	}
+	/* Someone must keep watching the doorbells: hand over to a waiter
+	 * sleeping on the condition variable. */
+	if (port->nbells && port->cond_waiters && !port->polling)
+		pthread_cond_signal(&port->cond);
 	pthread_mutex_unlock(&port->lock);
 	free(to_free);
 	return ZHV_OK;
@@ -256,6 +453,8 @@ struct port_arena *port_arena_create(zhv_port_t *port)
 		return NULL;
 	}
 	arena->port = port;
+	arena->vm_fd = -1;
+	arena->spare_fd = -1;
 	for (uint32_t i = 0; i < PORT_ARENA_PACKETS; i++) {
 		arena->nodes[i].arena = arena;
 		arena->nodes[i].next = i + 1 < PORT_ARENA_PACKETS ? &arena->nodes[i + 1] : NULL;
@@ -297,6 +496,7 @@ void port_arena_destroy(struct port_arena *arena)
 		}
 	}
 	port->tail = prev;
+	arena_drop_doorbells_locked(arena);
 
 	if (arena->prev)
 		arena->prev->next = arena->next;
@@ -306,6 +506,8 @@ void port_arena_destroy(struct port_arena *arena)
 		arena->next->prev = arena->prev;
 	pthread_mutex_unlock(&port->lock);
 
+	if (arena->spare_fd >= 0)
+		close(arena->spare_fd);
 	pthread_cond_destroy(&arena->cond);
 	free(arena);
 }
@@ -354,5 +556,127 @@ uint32_t port_arena_waiters(struct port_arena *arena)
 	pthread_mutex_lock(&arena->port->lock);
 	n = arena->waiters;
 	pthread_mutex_unlock(&arena->port->lock);
+	return n;
+}
+
+void port_arena_bind(struct port_arena *arena, int vm_fd, uint64_t key,
+                     _Atomic uint64_t *bell_stat)
+{
+	pthread_mutex_lock(&arena->port->lock);
+	arena->vm_fd = vm_fd;
+	arena->key = key;
+	arena->bell_stat = bell_stat;
+	pthread_mutex_unlock(&arena->port->lock);
+}
+
+static zhv_status_t ensure_epoll_locked(zhv_port_t *port)
+{
+	if (port->epfd >= 0)
+		return ZHV_OK;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return ZHV_ERR_NO_RESOURCES;
+	int wk = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
+	if (wk < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, wk, &ev) < 0) {
+		if (wk >= 0)
+			close(wk);
+		close(ep);
+		return ZHV_ERR_NO_RESOURCES;
+	}
+	port->epfd = ep;
+	port->wakefd = wk;
+	return ZHV_OK;
+}
+
+/* Keep (fd) as the arena's spare, or close it if there is one already
+ * (only a thread that is not a vCPU's can get there: vCPU threads never
+ * hold two). */
+static void park_fd(struct port_arena *arena, int fd)
+{
+	pthread_mutex_lock(&arena->port->lock);
+	if (arena->spare_fd < 0) {
+		arena->spare_fd = fd;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&arena->port->lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+zhv_status_t port_arena_add_doorbell(struct port_arena *arena, uint64_t addr)
+{
+	zhv_port_t *port = arena->port;
+	struct port_doorbell *b = calloc(1, sizeof(*b));
+	if (!b)
+		return ZHV_ERR_NO_MEMORY;
+	b->arena = arena;
+	b->addr = addr;
+	int vm_fd;
+	pthread_mutex_lock(&port->lock);
+	vm_fd = arena->vm_fd;
+	b->fd = arena->spare_fd;
+	arena->spare_fd = -1;
+	pthread_mutex_unlock(&port->lock);
+	if (b->fd >= 0) {
+		uint64_t stale; /* writes counted while it was registered before */
+		(void)!read(b->fd, &stale, sizeof(stale));
+	} else {
+		b->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	}
+	if (b->fd < 0) {
+		free(b);
+		return ZHV_ERR_NO_RESOURCES;
+	}
+	/* Length 0: a write of any size at exactly (addr), no data match. */
+	struct kvm_ioeventfd io = {.addr = addr, .len = 0, .fd = b->fd};
+	if (vm_fd < 0 || ioctl(vm_fd, KVM_IOEVENTFD, &io) < 0) {
+		int e = vm_fd < 0 ? EBADF : errno;
+		park_fd(arena, b->fd);
+		free(b);
+		return e == ENOSPC || e == ENOMEM ? ZHV_ERR_NO_RESOURCES
+		       : e == EEXIST              ? ZHV_ERR_ALREADY_EXISTS
+		                                  : ZHV_ERR_NOT_SUPPORTED;
+	}
+	zhv_status_t st = ZHV_OK;
+	pthread_mutex_lock(&port->lock);
+	if (port->closed)
+		st = ZHV_ERR_BAD_STATE;
+	else
+		st = ensure_epoll_locked(port);
+	if (st == ZHV_OK) {
+		b->id = ++port->next_bell_id;
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = b->id};
+		if (epoll_ctl(port->epfd, EPOLL_CTL_ADD, b->fd, &ev) < 0)
+			st = ZHV_ERR_NO_RESOURCES;
+	}
+	if (st != ZHV_OK) {
+		pthread_mutex_unlock(&port->lock);
+		io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
+		(void)ioctl(vm_fd, KVM_IOEVENTFD, &io);
+		park_fd(arena, b->fd);
+		free(b);
+		return st;
+	}
+	b->next = arena->bells;
+	arena->bells = b;
+	port->nbells++;
+	/* Waiters asleep on the condition variable start watching it. */
+	pthread_cond_broadcast(&port->cond);
+	if (port->polling) {
+		uint64_t one = 1;
+		(void)!write(port->wakefd, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&port->lock);
+	return ZHV_OK;
+}
+
+uint32_t port_doorbells(zhv_port_t *port)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&port->lock);
+	n = port->nbells;
+	pthread_mutex_unlock(&port->lock);
 	return n;
 }

@@ -13,6 +13,7 @@
 #include "irq_tracker.h"
 #include "trap_map.h"
 #include "x86/debug.h"
+#include "x86/insn_cache.h"
 #include "zhv.h"
 
 /* ---- logging (log.c) ---------------------------------------------------- */
@@ -143,6 +144,14 @@ struct zhv_guest {
 	pthread_cond_t gate_cond;
 	uint32_t gate_running, gate_hold;
 	bool sync_regs; /* MEM traps exist: have KVM_RUN return the registers */
+	/* BELL doorbells on KVM ioeventfds (guest_bell_attach): whether KVM
+	 * can (IOEVENTFD with ANY_LENGTH), and the addresses registered so
+	 * far, at most ZHV_GUEST_MAX_DOORBELLS (bell_lock; bell_count is also
+	 * read without it, as a hint). */
+	pthread_mutex_t bell_lock;
+	atomic_bool bell_fast;
+	_Atomic uint32_t bell_count;
+	uint64_t bell_addrs[ZHV_GUEST_MAX_DOORBELLS];
 	struct kvm_cpuid2 *cpuid;        /* the policy table (cpuid.c) */
 	uint64_t xcr0;                   /* initial XCR0 */
 	pthread_mutex_t route_lock;      /* routes, and KVM's table made of them */
@@ -150,6 +159,11 @@ struct zhv_guest {
 	struct guest_stats stats;
 	atomic_bool has_snapshot; /* zhv_snapshot_create: one at a time */
 };
+
+/* guest_bell_attach: give (addr) of BELL trap (t) a KVM ioeventfd, unless
+ * it has one, the guest has ZHV_GUEST_MAX_DOORBELLS already, or KVM cannot;
+ * then its writes keep taking the exit path. Any thread. */
+void guest_bell_attach(zhv_guest_t *guest, const struct trap *t, uint64_t addr);
 
 void guest_ref(zhv_guest_t *guest);
 void guest_unref(zhv_guest_t *guest);
@@ -188,6 +202,7 @@ struct zhv_vcpu {
 	 * caller holds now. */
 	uint32_t rep_index, rep_count;
 	uint64_t rep_key;
+	struct insn_cache icache; /* MEM packets' instruction lengths (vCPU thread) */
 	_Atomic uint32_t last_exit; /* read by zhv_vcpu_get_info on any thread */
 	_Atomic uint64_t last_exit_addr;
 	struct vcpu_debug dbg; /* guest debugging (x86/debug.c); vCPU thread only */

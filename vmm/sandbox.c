@@ -191,6 +191,11 @@ static const int allowed[] = {
 	/* signals: the kick signal, termination signals, SIGSYS's own return */
 	SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigtimedwait),
 	SCMP_SYS(restart_syscall),
+	/* libzhv's BELL doorbells (lib/port.c): an eventfd per doorbell,
+	 * registered by the vCPU that first rings it, and the port's epoll
+	 * set its waiters sleep in */
+	SCMP_SYS(eventfd2), SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_wait),
+	SCMP_SYS(epoll_pwait),
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
 
@@ -204,6 +209,8 @@ static const unsigned long allowed_ioctls[] = {
 	KVM_SET_CPUID2, KVM_GET_MSR_INDEX_LIST,
 	/* the VM: MSIs, IOAPIC routes, trap changes (a PCI BAR moved) */
 	KVM_SIGNAL_MSI, KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM_SET_USER_MEMORY_REGION,
+	/* BELL doorbells registered at their first write, or dropped */
+	KVM_IOEVENTFD,
 	/* the terminal: isatty, and restoring it at exit or on a crash */
 	TCGETS, TCSETS, TCSETSW, TCSETSF,
 };

@@ -350,11 +350,65 @@ static bool address_matches(const struct decoded *d, const struct decode_insn *c
 	       xlate_is(xlate, opaque, (c->ea + access_size) & mask, gpa);
 }
 
+bool decode_length(const uint8_t *bytes, size_t len, enum decode_mode mode, unsigned *length)
+{
+	struct decoded d;
+	struct decode_insn tmp;
+	if (!decode_core(bytes, len, mode, NULL, false, &d, &tmp))
+		return false;
+	if (length)
+		*length = tmp.length;
+	return true;
+}
+
 unsigned decode_backwards_write(const uint8_t *bytes, size_t len, enum decode_mode mode,
                                 const struct decode_regs *regs, uint64_t gpa,
                                 unsigned access_size, decode_xlate_fn xlate, void *opaque,
                                 struct decode_insn *out)
 {
+	return decode_backwards_write_fits(bytes, len, mode, regs, gpa, access_size, xlate, opaque,
+	                                   out, NULL);
+}
+
+/* Try the candidates of (mask) (bit L: the L bytes before RIP), longest
+ * first: the first whose address matches wins, else the longest. */
+static unsigned pick(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                     const struct decode_regs *regs, uint64_t gpa, unsigned access_size,
+                     decode_xlate_fn xlate, void *opaque, uint16_t mask, bool check_fit)
+{
+	unsigned best_len = 0;
+	for (unsigned l = (unsigned)len; l >= 1; l--) {
+		if (!(mask & (1u << l)))
+			continue;
+		size_t start = len - l;
+		struct decode_regs r;
+		const struct decode_regs *rp = NULL;
+		if (regs) {
+			r = *regs;
+			r.rip = regs->rip - l;
+			rp = &r;
+		}
+		struct decoded d;
+		struct decode_insn c;
+		if (!decode_core(bytes + start, l, mode, rp, false, &d, &c))
+			continue;
+		if (check_fit && (c.length != l || !c.mem_write || c.mem_size != access_size))
+			continue;
+		if (address_matches(&d, &c, mode, gpa, access_size, xlate, opaque))
+			return l;
+		if (!best_len)
+			best_len = l;
+	}
+	return best_len;
+}
+
+unsigned decode_backwards_write_fits(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                                     const struct decode_regs *regs, uint64_t gpa,
+                                     unsigned access_size, decode_xlate_fn xlate, void *opaque,
+                                     struct decode_insn *out, uint16_t *fits)
+{
+	if (fits)
+		*fits = 0;
 	if (out)
 		memset(out, 0, sizeof(*out));
 	if (!bytes || len == 0 || access_size == 0)
@@ -364,34 +418,29 @@ unsigned decode_backwards_write(const uint8_t *bytes, size_t len, enum decode_mo
 		len = MAX_INSN_LEN;
 	}
 
-	size_t best_start = 0;
-	unsigned best_len = 0;
-	int best_score = -1;
+	/* Every start that decodes to a store of (access_size) bytes ending
+	 * exactly at RIP: a candidate (bytes alone decide this). */
+	uint16_t mask = 0;
 	for (size_t start = 0; start < len; start++) {
 		size_t avail = len - start;
-		struct decode_regs r;
-		const struct decode_regs *rp = NULL;
-		if (regs) {
-			r = *regs;
-			r.rip = regs->rip - avail;
-			rp = &r;
-		}
 		struct decoded d;
 		struct decode_insn c;
-		if (!decode_core(bytes + start, avail, mode, rp, false, &d, &c))
+		if (!decode_core(bytes + start, avail, mode, NULL, false, &d, &c))
 			continue;
 		if (c.length != avail || !c.mem_write || c.mem_size != access_size)
 			continue;
-		int score = address_matches(&d, &c, mode, gpa, access_size, xlate, opaque) ? 1 : 0;
-		/* Starts are tried longest first, so only a better score wins. */
-		if (score > best_score) {
-			best_score = score;
-			best_start = start;
-			best_len = (unsigned)avail;
-		}
+		mask |= (uint16_t)(1u << avail);
 	}
-	if (best_len == 0)
+	if (fits)
+		*fits = mask;
+	if (!mask)
 		return 0;
+	/* One candidate needs no address check; several are told apart by
+	 * the address each would write (registers after the instruction). */
+	unsigned best_len = (mask & (mask - 1)) == 0
+	                            ? (unsigned)__builtin_ctz(mask)
+	                            : pick(bytes, len, mode, regs, gpa, access_size, xlate,
+	                                   opaque, mask, false);
 
 	if (out) {
 		struct decode_regs r;
@@ -402,9 +451,113 @@ unsigned decode_backwards_write(const uint8_t *bytes, size_t len, enum decode_mo
 			r.rip = regs->rip - best_len;
 			rp = &r;
 		}
-		decode_core(bytes + best_start, best_len, mode, rp, true, &d, out);
+		decode_core(bytes + (len - best_len), best_len, mode, rp, true, &d, out);
 	}
 	return best_len;
+}
+
+unsigned decode_backwards_write_pick(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                                     const struct decode_regs *regs, uint64_t gpa,
+                                     unsigned access_size, decode_xlate_fn xlate, void *opaque,
+                                     uint16_t fits)
+{
+	if (!bytes || len == 0 || len > MAX_INSN_LEN || !fits)
+		return 0;
+	if ((fits & (fits - 1)) == 0)
+		return (unsigned)__builtin_ctz(fits) <= len ? (unsigned)__builtin_ctz(fits) : 0;
+	return pick(bytes, len, mode, regs, gpa, access_size, xlate, opaque, fits, false);
+}
+
+static int recipe_reg(ZydisRegister reg)
+{
+	if (reg == ZYDIS_REGISTER_NONE)
+		return DECODE_EA_NONE;
+	if (ZydisRegisterGetClass(reg) == ZYDIS_REGCLASS_IP)
+		return DECODE_EA_RIP;
+	if (reg == ZYDIS_REGISTER_AL)
+		return -2; /* XLAT: not representable */
+	int id = gpr_index(reg);
+	return id >= 0 ? id : -2;
+}
+
+bool decode_store_ea(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                     struct decode_ea *out)
+{
+	struct decoded d;
+	struct decode_insn c;
+	memset(out, 0, sizeof(*out));
+	if (!decode_core(bytes, len, mode, NULL, false, &d, &c) || c.length != len ||
+	    !c.mem_write || !d.primary)
+		return false;
+	const ZydisDecodedOperand *op = d.primary;
+	if (op->mem.type != ZYDIS_MEMOP_TYPE_MEM || !(op->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE))
+		return false;
+	int base = recipe_reg(op->mem.base), index = recipe_reg(op->mem.index);
+	if (base == -2 || index == -2 || index == DECODE_EA_RIP)
+		return false;
+	uint8_t seg;
+	switch (op->mem.segment) {
+	case ZYDIS_REGISTER_ES: seg = DECODE_SEG_ES; break;
+	case ZYDIS_REGISTER_CS: seg = DECODE_SEG_CS; break;
+	case ZYDIS_REGISTER_SS: seg = DECODE_SEG_SS; break;
+	case ZYDIS_REGISTER_DS: seg = DECODE_SEG_DS; break;
+	case ZYDIS_REGISTER_FS: seg = DECODE_SEG_FS; break;
+	case ZYDIS_REGISTER_GS: seg = DECODE_SEG_GS; break;
+	default: seg = DECODE_SEG_NONE; break;
+	}
+	out->base = (int8_t)base;
+	out->index = (int8_t)index;
+	out->scale = op->mem.scale ? op->mem.scale : 1;
+	out->addr_bits = (uint8_t)d.insn.address_width;
+	out->seg = seg;
+	out->length = (uint8_t)len;
+	out->disp = op->mem.disp.has_displacement ? op->mem.disp.value : 0;
+	out->rdi_stepped = d.primary_rdi;
+	out->valid = true;
+	return true;
+}
+
+static uint64_t recipe_base(const struct decode_ea *ea, enum decode_mode mode,
+                            const struct decode_regs *r)
+{
+	switch (ea->seg) {
+	case DECODE_SEG_FS: return r->fs_base;
+	case DECODE_SEG_GS: return r->gs_base;
+	default: break;
+	}
+	if (mode == DECODE_MODE_LONG64)
+		return 0;
+	switch (ea->seg) {
+	case DECODE_SEG_ES: return r->es_base;
+	case DECODE_SEG_CS: return r->cs_base;
+	case DECODE_SEG_SS: return r->ss_base;
+	case DECODE_SEG_DS: return r->ds_base;
+	default: return 0;
+	}
+}
+
+bool decode_ea_matches(const struct decode_ea *ea, enum decode_mode mode,
+                       const struct decode_regs *regs, uint64_t gpa, unsigned access_size,
+                       decode_xlate_fn xlate, void *opaque)
+{
+	if (!ea || !ea->valid || !regs || !xlate)
+		return false;
+	/* regs->rip is past the instruction: the next instruction's address. */
+	uint64_t base = ea->base == DECODE_EA_NONE  ? 0
+	                : ea->base == DECODE_EA_RIP ? regs->rip
+	                                            : regs->gpr[ea->base];
+	uint64_t index = ea->index == DECODE_EA_NONE ? 0 : regs->gpr[ea->index];
+	uint64_t off = (base + index * ea->scale + (uint64_t)ea->disp) & width_mask(ea->addr_bits);
+	uint64_t la = off + recipe_base(ea, mode, regs);
+	if (mode != DECODE_MODE_LONG64)
+		la &= 0xffffffffull;
+	if (xlate_is(xlate, opaque, la, gpa))
+		return true;
+	if (!ea->rdi_stepped)
+		return false;
+	uint64_t mask = mode == DECODE_MODE_LONG64 ? ~0ull : 0xffffffffull;
+	return xlate_is(xlate, opaque, (la - access_size) & mask, gpa) ||
+	       xlate_is(xlate, opaque, (la + access_size) & mask, gpa);
 }
 
 /* ---- page-table walks ---------------------------------------------------- */

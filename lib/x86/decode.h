@@ -74,6 +74,58 @@ unsigned decode_backwards_write(const uint8_t *bytes, size_t len, enum decode_mo
                                 const struct decode_regs *regs, uint64_t gpa,
                                 unsigned access_size, decode_xlate_fn xlate, void *opaque,
                                 struct decode_insn *out);
+/* decode_backwards_write_fits: the same, also giving in *fits (may be
+ * NULL) the candidates: bit L set when the L bytes before RIP decode to a
+ * store of (access_size) bytes ending exactly at RIP. The bytes, the mode
+ * and the size alone decide this set; the registers and (gpa) only choose
+ * among several (decode_backwards_write_pick). */
+unsigned decode_backwards_write_fits(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                                     const struct decode_regs *regs, uint64_t gpa,
+                                     unsigned access_size, decode_xlate_fn xlate, void *opaque,
+                                     struct decode_insn *out, uint16_t *fits);
+
+/* decode_backwards_write_pick: decode_backwards_write's answer for the
+ * same bytes when their candidate set (fits) is already known: only those
+ * candidates are decoded (none when there is one). Returns 0 if (fits) is
+ * empty. */
+unsigned decode_backwards_write_pick(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                                     const struct decode_regs *regs, uint64_t gpa,
+                                     unsigned access_size, decode_xlate_fn xlate, void *opaque,
+                                     uint16_t fits);
+
+/* The address recipe of a store's memory operand, so that the address it
+ * wrote can be checked again without decoding: linear = (base + index *
+ * scale + disp) truncated to addr_bits, plus the segment's base (outside
+ * 64-bit mode truncated to 32 bits), as decode_one computes it. */
+#define DECODE_EA_NONE (-1)
+#define DECODE_EA_RIP  16 /* base is the instruction pointer (next instruction) */
+enum decode_seg { DECODE_SEG_NONE, DECODE_SEG_ES, DECODE_SEG_CS, DECODE_SEG_SS, DECODE_SEG_DS,
+                  DECODE_SEG_FS, DECODE_SEG_GS };
+struct decode_ea {
+	bool valid;
+	bool rdi_stepped;   /* string store through RDI: also accept rdi -/+ size */
+	int8_t base, index; /* 0..15 (rax..r15), DECODE_EA_RIP (base) or NONE */
+	uint8_t scale, addr_bits, seg, length;
+	int64_t disp;
+};
+
+/* decode_store_ea: the recipe of the written memory operand of the
+ * instruction that is exactly (bytes, len). False (and !out->valid) when
+ * there is no such operand or it has no single address. */
+bool decode_store_ea(const uint8_t *bytes, size_t len, enum decode_mode mode,
+                     struct decode_ea *out);
+
+/* decode_ea_matches: the store of (ea), run with the registers (regs) (RIP
+ * just past it), wrote (gpa), as decode_backwards_write's address check
+ * decides it (string stores: rdi -/+ access_size too). */
+bool decode_ea_matches(const struct decode_ea *ea, enum decode_mode mode,
+                       const struct decode_regs *regs, uint64_t gpa, unsigned access_size,
+                       decode_xlate_fn xlate, void *opaque);
+
+/* decode_length: the length of the instruction at the start of (bytes)
+ * in (mode), without formatting its text or computing addresses (the
+ * cheap part of decode_one). Returns false if nothing valid decodes. */
+bool decode_length(const uint8_t *bytes, size_t len, enum decode_mode mode, unsigned *length);
 
 /* Guest page-table walk for 4-level long-mode paging (4 KiB, 2 MiB and
  * 1 GiB pages; 5-level when CR4.LA57), 32-bit PAE and non-PAE paging (4 MiB

@@ -8,6 +8,7 @@
 
 #include "port_priv.h"
 #include "x86/decode.h"
+#include "x86/insn_cache.h"
 #include "zhv_priv.h"
 
 #define EFER_LMA (1ull << 10)
@@ -220,7 +221,9 @@ bool exit_io_next_element(zhv_vcpu_t *v, zhv_packet_t *pkt)
 
 /* Fill Zircon's fields of a MEM packet. KVM reports a read before the
  * instruction ran (RIP at it) and a write after (RIP past it), so a write's
- * instruction is found by decoding backwards from RIP. */
+ * instruction is found by decoding backwards from RIP. The bytes are read
+ * through a fresh page walk at every exit; the vCPU's insn_cache spares the
+ * decode when they are the bytes it decoded before (x86/insn_cache.h). */
 static void mem_packet_insn(zhv_vcpu_t *v, zhv_packet_guest_mem_t *m, bool write)
 {
 	struct insn_ctx c;
@@ -229,20 +232,47 @@ static void mem_packet_insn(zhv_vcpu_t *v, zhv_packet_guest_mem_t *m, bool write
 	const struct kvm_sregs *s = &c.sregs;
 	m->cr3 = s->cr3;
 	m->default_operand_size = ((s->efer & EFER_LMA) && s->cs.l) ? 4 : s->cs.db ? 4 : 2;
-	struct decode_insn insn;
+	uint8_t buf[15];
 	if (!write) {
 		m->rip = c.regs.rip;
-		if (decode_at_rip(&c, &insn, NULL, NULL))
-			m->instruction_size = insn.length;
+		uint64_t la = linear_rip(&c);
+		size_t n = pagewalk_read(&c.walk, la, buf, sizeof(buf));
+		const struct insn_cache_entry *e =
+			insn_cache_lookup(&v->icache, la, c.mode, false, m->access_size, buf, n);
+		unsigned len = e ? e->value : 0;
+		if (!len && n > 0 && decode_length(buf, n, c.mode, &len))
+			insn_cache_store(&v->icache, la, c.mode, false, m->access_size, buf, len,
+			                 (uint16_t)len);
+		m->instruction_size = (uint8_t)len;
 		return;
 	}
 	uint64_t end = linear_rip(&c);
-	uint8_t buf[15];
 	for (size_t k = sizeof(buf); k > 0; k--) {
 		if (end < k || pagewalk_read(&c.walk, end - k, buf, k) != k)
 			continue;
-		unsigned len = decode_backwards_write(buf, k, c.mode, &c.dregs, m->addr,
-		                                      m->access_size, xlate, &c.walk, &insn);
+		const struct insn_cache_entry *e =
+			insn_cache_lookup(&v->icache, end, c.mode, true, m->access_size, buf, k);
+		unsigned len;
+		if (e && (e->value & (e->value - 1)) == 0) {
+			len = (unsigned)__builtin_ctz(e->value); /* one candidate */
+		} else if (e && decode_ea_matches(&e->ea, c.mode, &c.dregs, m->addr, m->access_size,
+		                                  xlate, &c.walk)) {
+			len = e->ea.length; /* the longest, and its address matches */
+		} else if (e) {
+			len = decode_backwards_write_pick(buf, k, c.mode, &c.dregs, m->addr,
+			                                  m->access_size, xlate, &c.walk, e->value);
+		} else {
+			uint16_t fits = 0;
+			len = decode_backwards_write_fits(buf, k, c.mode, &c.dregs, m->addr,
+			                                  m->access_size, xlate, &c.walk, NULL,
+			                                  &fits);
+			struct insn_cache_entry *ne = insn_cache_store(
+				&v->icache, end, c.mode, true, m->access_size, buf, k, fits);
+			if (ne && (fits & (fits - 1))) {
+				unsigned longest = 31u - (unsigned)__builtin_clz(fits);
+				(void)decode_store_ea(buf + k - longest, longest, c.mode, &ne->ea);
+			}
+		}
 		if (len) {
 			m->instruction_size = (uint8_t)len;
 			m->rip = c.regs.rip - len;
@@ -285,6 +315,8 @@ static int handle_mmio(zhv_vcpu_t *v, zhv_packet_t *pkt)
 			return st;
 		}
 		STAT_INC(g, bell_packets);
+		/* The next writes of this address stay in the kernel. */
+		guest_bell_attach(g, t, gpa);
 		return EXIT_CONTINUE;
 	}
 	if (t) {

@@ -15,6 +15,7 @@ static const struct zt_test *const suites[] = {
 	zt_insn_tests,
 	zt_snapshot_tests,
 	zt_debug_tests,
+	zt_bell_tests,
 };
 
 int main(int argc, char **argv)

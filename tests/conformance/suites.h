@@ -14,5 +14,6 @@ extern const struct zt_test zt_contract_tests[]; /* contract_test.c: issue 6 */
 extern const struct zt_test zt_insn_tests[];   /* insn_test.c: libzhv's fallback emulator */
 extern const struct zt_test zt_snapshot_tests[]; /* snapshot_test.c: issue 9 */
 extern const struct zt_test zt_debug_tests[];  /* debug_test.c: issue 12 */
+extern const struct zt_test zt_bell_tests[];   /* bell_test.c: BELL doorbells, issue 11 */
 
 #endif /* ZT_SUITES_H */
