@@ -148,9 +148,11 @@ static int t_stop_all(void *t)
 	struct gdb_server *s = t;
 	vcpus_debug_hold(s->v);
 	int r = vcpus_debug_wait(s->v, STOP_TIMEOUT_MS);
-	if (r == -ETIMEDOUT)
-		fprintf(stderr, "zhv: gdb: the vCPUs did not stop within %d s (asleep in ACPI S3?)\n",
-		        STOP_TIMEOUT_MS / 1000);
+	if (r == -ETIMEDOUT) {
+		fprintf(stderr, "zhv: gdb: the vCPUs did not stop within %d s (asleep in ACPI S3?); "
+		        "they run on\n", STOP_TIMEOUT_MS / 1000);
+		vcpus_debug_release(s->v, -1); /* none stays held for a stop that failed */
+	}
 	return r;
 }
 
