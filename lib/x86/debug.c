@@ -257,7 +257,8 @@ zhv_status_t zhv_vcpu_set_debug(zhv_vcpu_t *v, const zhv_vcpu_debug_t *d)
 		return ZHV_ERR_BAD_STATE;
 	if (!d || !debug_settings_valid(d))
 		return ZHV_ERR_INVALID_ARGS;
-	if (zhv_ioctl(v->guest->kvm_fd, KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_SET_GUEST_DEBUG) <= 0)
+	void *cap = (void *)(uintptr_t)KVM_CAP_SET_GUEST_DEBUG;
+	if (zhv_ioctl(v->guest->kvm_fd, KVM_CHECK_EXTENSION, cap) <= 0)
 		return ZHV_ERR_NOT_SUPPORTED;
 	zhv_status_t st = kvm_set_debug(v, d);
 	if (st != ZHV_OK)

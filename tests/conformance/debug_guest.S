@@ -72,14 +72,7 @@ END_FUNCTION debug_virt
 FUNCTION debug_user
 	init_interrupt_handling debug_user_start
 	init_tss
-	xor %eax, %eax
-	mov $((USER_CODE_32_SELECTOR << 16) | CODE_64_SELECTOR), %edx
-	mov $X86_MSR_IA32_STAR, %ecx
-	wrmsr
-	pushfq
-	pop %r11
-	mov $ABS(debug_user_start, debug_user_ring3), %rcx
-	sysretq
+	sysret_to_ring3 debug_user_start, debug_user_ring3
 .global debug_user_ring3, debug_user_1, debug_user_2, debug_user_3, debug_user_bp
 .global debug_user_start_isr_1, debug_user_start_isr_2, debug_user_start_idt
 debug_user_ring3:

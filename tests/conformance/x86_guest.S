@@ -354,14 +354,7 @@ END_FUNCTION vcpu_vmcall_invalid_number
 FUNCTION vcpu_vmcall_invalid_cpl
 	init_interrupt_handling vcpu_vmcall_invalid_cpl_start
 	init_tss
-	xor %eax, %eax
-	mov $((USER_CODE_32_SELECTOR << 16) | CODE_64_SELECTOR), %edx
-	mov $X86_MSR_IA32_STAR, %ecx
-	wrmsr
-	pushfq
-	pop %r11
-	mov $ABS(vcpu_vmcall_invalid_cpl_start, vcpu_vmcall_invalid_cpl_ring3), %rcx
-	sysretq
+	sysret_to_ring3 vcpu_vmcall_invalid_cpl_start, vcpu_vmcall_invalid_cpl_ring3
 vcpu_vmcall_invalid_cpl_ring3:
 	mov $INVALID_HYPERCALL, %rax
 .global vcpu_vmcall_invalid_cpl_vmcall

@@ -129,6 +129,21 @@
 	ltr %ax
 .endm
 
+/* sysret_to_ring3: STAR for Zircon's selectors (SYSRET: CS 0x33, SS
+ * 0x2b; SYSCALL: CS 0x10, SS 0x18), then sysretq to (label) at CPL3 with
+ * the current RFLAGS. Relies on EFER.SCE (set initially). Clobbers RAX,
+ * RCX, RDX, R11. */
+.macro sysret_to_ring3 start, label
+	xor %eax, %eax
+	mov $((USER_CODE_32_SELECTOR << 16) | CODE_64_SELECTOR), %edx
+	mov $X86_MSR_IA32_STAR, %ecx
+	wrmsr
+	pushfq
+	pop %r11
+	mov $ABS(\start, \label), %rcx
+	sysretq
+.endm
+
 /* One handler of init_interrupt_handling: RAX = vector, then a clean exit
  * (so the harness sees instruction_size 12 and the test checks RAX). Ours,
  * for diagnostics only: RBX = error code (0 if the vector has none), RCX =
