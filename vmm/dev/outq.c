@@ -23,7 +23,8 @@
 #include "outq.h"
 
 #define OUTQ_CHUNK 4096u /* bytes per write(); PIPE_BUF on Linux */
-#define OUTQ_STALL_MS 50L /* outq_stop: no progress for this long: give up */
+#define OUTQ_STALL_MS 50L
+#define OUTQ_STACK_SIZE (256u << 10) /* outq_stop: no progress for this long: give up */
 
 /* How the writer's descriptor behaves. */
 enum outq_mode {
@@ -240,18 +241,24 @@ fail:
 static bool start_writer(struct outq *q)
 {
 	sigset_t block, old;
+	pthread_attr_t attr;
 	int e;
 
 	if (q->thread_started)
 		return true;
+	/* A small stack (it holds one chunk): the default 8 MiB could be
+	 * backed by a transparent huge page, 2 MiB of RSS. */
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, OUTQ_STACK_SIZE);
 	/* Termination signals are for other threads. */
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	e = pthread_create(&q->thread, NULL, outq_writer, q);
+	e = pthread_create(&q->thread, &attr, outq_writer, q);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	if (e)
 		return false;
 	q->thread_started = true;
