@@ -104,9 +104,12 @@ static int apply_relocs(struct solib *lib, const Elf64_Rela *r, size_t n,
 			continue;
 		if (!in_image(lib, r[i].r_offset, 8))
 			return fail(err, errlen, path, "relocation outside the image");
-		uint64_t *where = (uint64_t *)(void *)(lib->base + r[i].r_offset);
+		/* (A relocated field may be unaligned: packed tables.) */
+		uint8_t *where = lib->base + r[i].r_offset;
+		uint64_t value = 0;
 		if (type == R_X86_64_RELATIVE) {
-			*where = (uint64_t)(uintptr_t)lib->base + (uint64_t)r[i].r_addend;
+			value = (uint64_t)(uintptr_t)lib->base + (uint64_t)r[i].r_addend;
+			memcpy(where, &value, sizeof(value));
 			continue;
 		}
 		if (type != R_X86_64_64 && type != R_X86_64_GLOB_DAT && type != R_X86_64_JUMP_SLOT)
@@ -114,7 +117,6 @@ static int apply_relocs(struct solib *lib, const Elf64_Rela *r, size_t n,
 		if (symi >= lib->nsyms)
 			return fail(err, errlen, path, "relocation with a bad symbol index");
 		const Elf64_Sym *s = &lib->dynsym[symi];
-		uint64_t value = 0;
 		if (s->st_shndx != SHN_UNDEF) {
 			value = (uint64_t)(uintptr_t)lib->base + s->st_value;
 		} else {
@@ -130,7 +132,8 @@ static int apply_relocs(struct solib *lib, const Elf64_Rela *r, size_t n,
 				return -1;
 			}
 		}
-		*where = value + (type == R_X86_64_64 ? (uint64_t)r[i].r_addend : 0);
+		value += type == R_X86_64_64 ? (uint64_t)r[i].r_addend : 0;
+		memcpy(where, &value, sizeof(value));
 	}
 	return 0;
 }
@@ -230,10 +233,12 @@ static int load_fd(int fd, const char *path, const struct solib_import *imports,
 	 * unloaded: no finalizer runs). */
 	if (init)
 		((void (*)(void))(void *)(lib->base + init))();
-	const uint64_t *fns = (const uint64_t *)(const void *)(lib->base + init_array);
-	for (size_t i = 0; i < init_arraysz / sizeof(uint64_t); i++)
-		if (fns[i] && fns[i] != UINT64_MAX)
-			((void (*)(void))(uintptr_t)fns[i])();
+	for (size_t i = 0; i < init_arraysz / sizeof(uint64_t); i++) {
+		uint64_t fn;
+		memcpy(&fn, lib->base + init_array + i * sizeof(fn), sizeof(fn));
+		if (fn && fn != UINT64_MAX)
+			((void (*)(void))(uintptr_t)fn)();
+	}
 	return 0;
 }
 
