@@ -36,8 +36,13 @@ LIB_SRCS := lib/status.c lib/log.c lib/time.c lib/id_alloc.c lib/irq_tracker.c \
             lib/x86/decode.c lib/x86/insn_cache.c lib/x86/cpuid.c lib/x86/msr.c lib/x86/exit.c \
             lib/x86/emulate.c lib/x86/debug.c lib/x86/vcpu_state.c lib/x86/vcpu_snapshot.c \
             lib/vcpu_blob.c lib/snapshot.c \
-            lib/host.c
+            lib/host.c lib/solib.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# Where the compiler finds Zydis: libzhv looks there first (lib/x86/decode.c).
+ZYDIS_SO := $(shell $(CC) -print-file-name=libZydis.so.4.0)
+ifneq ($(filter /%,$(ZYDIS_SO)),)
+$(BUILD)/lib/x86/decode.o: CPPFLAGS += -DZHV_ZYDIS_DIR='"$(patsubst %/,%,$(dir $(ZYDIS_SO)))"'
+endif
 LIBZHV   := $(BUILD)/libzhv.a
 
 # ---- tests -----------------------------------------------------------------

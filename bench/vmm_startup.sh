@@ -19,8 +19,11 @@
 #              that writes the byte at once: the cost of posix_spawn+exec,
 #              and the harness's ru_maxrss floor (see first_byte_timer.c)
 #   raw        build/bench/raw_first_byte: a minimal VMM on raw KVM ioctls,
-#              dynamically linked like zhv: THE BASELINE
-#   raw-static the same, linked statically (diagnostic)
+#              dynamically linked (as a C program is by default): THE
+#              BASELINE
+#   raw-static the same, linked statically (diagnostic; zhv itself is
+#              linked statically, vmm/build.mk: zhv / raw-static is
+#              printed too)
 #   zhv        build/zhv run --memory 16M --serial stdio
 #   zhv-512M   build/zhv run with its default memory (diagnostic)
 #   qemu       qemu-system-x86_64 -M microvm (Debian's QEMU), options as in
@@ -40,7 +43,7 @@
 # see bench/create_destroy.c). libzhv's and QEMU's vCPUs have in-kernel
 # LAPICs and never pay it. VMMB_HOLD=0 turns the holder off.
 #
-# Targets (from the issue, on medians): zhv first byte <= 1.5 x raw; QEMU
+# Targets (from issue 11, on medians): zhv first byte <= 1.3 x raw; QEMU
 # >= 20 x zhv (the same ratios on p10 are printed too: on a shared
 # machine the medians move with the other tenants' load, the p10s much
 # less); zhv peak RSS <= 1.5 MiB + the guest RAM it touched. Peak RSS is the
@@ -194,14 +197,14 @@ END {
 	if (z > 0 && raw > 0) {
 		ratio = z / raw
 		ratio10 = z10 / raw10
-		pass = (ratio <= 1.5)
+		pass = (ratio <= 1.3)
 		if (!pass) missed = missed " startup-vs-raw"
-		printf "- zhv / raw first byte: %.2f on medians (target ≤ 1.5: %s), %.2f on p10 (%s); zhv − raw = %.2f ms (p10: %.2f ms); zhv / raw-static: %.2f (p10: %.2f)\n",
-		       ratio, pass ? "met" : "MISSED", ratio10, (ratio10 <= 1.5) ? "met" : "missed",
+		printf "- zhv / raw first byte: %.2f on medians (target ≤ 1.3: %s), %.2f on p10 (%s); zhv − raw = %.2f ms (p10: %.2f ms); zhv / raw-static: %.2f (p10: %.2f)\n",
+		       ratio, pass ? "met" : "MISSED", ratio10, (ratio10 <= 1.3) ? "met" : "missed",
 		       (z - raw) / 1000, (z10 - raw10) / 1000, z / r["raw-static", "first_us"],
 		       z10 / r["raw-static", "first_p10_us"]
-		printf "RESULT vmm_startup_vs_raw zhv_us=%.1f raw_us=%.1f ratio=%.3f target=1.5 pass=%d zhv_p10_us=%.1f raw_p10_us=%.1f ratio_p10=%.3f pass_p10=%d\n",
-		       z, raw, ratio, pass, z10, raw10, ratio10, (ratio10 <= 1.5)
+		printf "RESULT vmm_startup_vs_raw zhv_us=%.1f raw_us=%.1f ratio=%.3f target=1.3 pass=%d zhv_p10_us=%.1f raw_p10_us=%.1f ratio_p10=%.3f pass_p10=%d\n",
+		       z, raw, ratio, pass, z10, raw10, ratio10, (ratio10 <= 1.3)
 	}
 	if (q > 0 && z > 0) {
 		speed = q / z

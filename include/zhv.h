@@ -211,8 +211,10 @@ void zhv_set_log(zhv_log_fn fn, void *opaque, zhv_log_level_t max_level);
 /* Preloading.                                                               */
 
 /* zhv_preload: load now every shared library libzhv would otherwise load on
- * first use. Today that is Zydis (libZydis.so.4.0, else libZydis.so), the
- * instruction decoder, which libzhv dlopen()s the first time it decodes an
+ * first use. Today that is Zydis (libZydis.so.4.0, else libZydis.so, looked
+ * for where libzhv's build found it, then in the usual library
+ * directories), the instruction decoder, which libzhv maps itself (no
+ * dlopen: a static program can use it) the first time it decodes an
  * instruction: a MEM trap's access or a crash report. Call it before
  * anything that forbids opening files later, such as a seccomp filter
  * without open(); afterwards libzhv opens no file. Process-wide; any thread,

@@ -31,7 +31,7 @@ LIB_PIC_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
 
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ $<
+	$(CC) $(CPPFLAGS) -DZHV_ZYDIS_DLOPEN=1 $(CFLAGS) -fPIC -c -o $@ $<
 
 $(LIBZHV_SO): $(LIB_PIC_OBJS) lib/libzhv.map
 	@mkdir -p $(@D)
@@ -45,7 +45,7 @@ $(LIBZHV_SO): $(LIB_PIC_OBJS) lib/libzhv.map
 VMM_SHARED_BIN := $(BUILD)/shared/zhv
 $(VMM_SHARED_BIN): $(VMM_OBJS) $(LIBZHV_SO)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) -L$(BUILD) -lzhv -lseccomp $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) -L$(BUILD) -lzhv $(LDLIBS)
 
 # ---- pkg-config ------------------------------------------------------------
 # libzhv needs only the C library and threads; libZydis is opened with

@@ -7,8 +7,29 @@ VMM_SRCS := $(wildcard vmm/*.c vmm/dev/*.c vmm/loader/*.c vmm/gdb/*.c)
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 VMM_BIN  := $(BUILD)/zhv
 
+# zhv is linked statically: no dynamic loader, no shared C library to map
+# and relocate at each start (about a third of the start-up of a tiny
+# guest, issue 11; libzhv loads Zydis itself, lib/solib.h). Sanitizer
+# builds cannot link statically.
+VMM_STATIC := -static-pie
+ifneq ($(SAN),0)
+VMM_STATIC :=
+endif
 $(VMM_BIN): $(VMM_OBJS) $(LIBZHV) | $(BUILD)/guest/guest.elf
-	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) $(LIBZHV) -lseccomp $(LDLIBS)
+	$(CC) $(LDFLAGS) $(VMM_STATIC) -o $@ $(VMM_OBJS) $(LIBZHV) $(LDLIBS)
+
+# The sandbox's seccomp filters, compiled at build time by libseccomp
+# (vmm/gen/sandbox_gen.c) into a header of BPF programs: zhv loads them
+# as they are, without libseccomp.
+SANDBOX_GEN := $(BUILD)/vmm/gen/sandbox_gen
+SANDBOX_BPF := $(BUILD)/vmm/sandbox_bpf.h
+$(SANDBOX_GEN): vmm/gen/sandbox_gen.c vmm/sandbox_bpf_abi.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lseccomp $(LDLIBS)
+$(SANDBOX_BPF): $(SANDBOX_GEN)
+	$(SANDBOX_GEN) >$@.tmp && mv $@.tmp $@
+$(BUILD)/vmm/sandbox.o $(BUILD)/tests/unit/sandbox_test.o: $(SANDBOX_BPF)
+$(BUILD)/vmm/sandbox.o $(BUILD)/tests/unit/sandbox_test.o: CPPFLAGS += -I$(BUILD)/vmm
 
 # ---- guest code: freestanding 32-bit, no SSE/x87 --------------------------
 # Guest CPL0 code is emulated instruction by instruction on our KVM, and the
@@ -104,17 +125,15 @@ $(SOAK_LIB_BIN): $(BUILD)/tests/soak/soak_lib.o $(LIBZHV)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBZHV) $(LDLIBS)
 
 $(SOAK_BOARD_BIN): $(BUILD)/tests/soak/soak_board.o $(VMM_LIB_OBJS) $(LIBZHV)
-	$(CC) $(LDFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LIBZHV) -lseccomp $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LIBZHV) $(LDLIBS)
 
 VMM_TEST_BINS += $(SOAK_LIB_BIN) $(SOAK_BOARD_BIN)
-# The sandbox's unit test includes vmm/sandbox.c (tests/unit/sandbox_test.c).
-$(BUILD)/tests/unit/sandbox_test: LDLIBS += -lseccomp
 
 # What the sandbox's filters cost per system call (no KVM needed); built
 # with the tests so that it stays buildable. Run: $(BUILD)/bench/sandbox_cost
 SANDBOX_COST_BIN := $(BUILD)/bench/sandbox_cost
 $(SANDBOX_COST_BIN): $(BUILD)/bench/sandbox_cost.o $(BUILD)/vmm/sandbox.o $(BUILD)/bench/stats.o $(LIBZHV)
-	$(CC) $(LDFLAGS) -o $@ $^ -lseccomp $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 VMM_TEST_BINS += $(SANDBOX_COST_BIN)
 
 # What CPU the tests run on (tests/vmm/lib/host_cpu.c), for quirk gates in

@@ -3,17 +3,28 @@
 
 #include "zhv.h"
 
+#include <assert.h>
+#if ZHV_ZYDIS_DLOPEN
 #include <dlfcn.h>
+#endif
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <Zydis/Zydis.h>
+
+#include "solib.h"
+#include "zhv_priv.h"
 
 /* ---- Zydis, loaded on first use ----------------------------------------------
  * Most programs never decode an instruction (only MEM traps and crash
  * reports do), so libzhv loads Zydis the first time it needs it instead of
  * at process start: measured on zhv run, linking it costs 80-130 us of
- * start-up and about 170 KiB of resident memory. */
+ * start-up and about 170 KiB of resident memory. The shared libzhv loads
+ * it with the C library's dlopen(); the static libzhv.a, which statically
+ * linked programs such as zhv use (dlopen() would map a second C library
+ * there), with libzhv's own minimal loader (solib.h). */
 static struct {
 	__typeof__(ZydisDecoderInit) *DecoderInit;
 	__typeof__(ZydisDecoderDecodeFull) *DecoderDecodeFull;
@@ -26,17 +37,78 @@ static struct {
 static pthread_once_t zy_once = PTHREAD_ONCE_INIT;
 static bool zy_loaded;
 
+#if !ZHV_ZYDIS_DLOPEN
+void __stack_chk_fail(void); /* (the C library's; no header declares it) */
+
+/* What Zydis takes from the C library (nm -D --undefined-only). */
+static const struct solib_import zydis_imports[] = {
+	{"memcpy", (void *)memcpy},
+	{"memset", (void *)memset},
+	{"memmove", (void *)memmove},
+	{"memcmp", (void *)memcmp},
+	{"strlen", (void *)strlen},
+	{"__assert_fail", (void *)__assert_fail},
+	{"__stack_chk_fail", (void *)__stack_chk_fail},
+	{NULL, NULL},
+};
+
+/* Where Zydis is looked for: the directory the build's compiler found it
+ * in (ZHV_ZYDIS_DIR), then the usual library directories; in each,
+ * libZydis.so.4.0 (the ABI libzhv was built against), else libZydis.so. */
+#ifndef ZHV_ZYDIS_DIR
+#define ZHV_ZYDIS_DIR "/usr/lib/x86_64-linux-gnu"
+#endif
+static const char *const zydis_dirs[] = {
+	ZHV_ZYDIS_DIR, "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64",
+	"/usr/local/lib", "/usr/lib",
+};
+#endif
+static const char *const zydis_names[] = {"libZydis.so.4.0", "libZydis.so"};
+
+#if ZHV_ZYDIS_DLOPEN
+/* The shared libzhv (always in a dynamically linked program): the C
+ * library's loader. */
+static void *zydis_open(void)
+{
+	void *dl = NULL;
+	for (size_t n = 0; n < sizeof(zydis_names) / sizeof(zydis_names[0]) && !dl; n++)
+		dl = dlopen(zydis_names[n], RTLD_NOW | RTLD_LOCAL);
+	if (!dl)
+		zhv_log(ZHV_LOG_WARN, "cannot load Zydis: %s", dlerror());
+	return dl;
+}
+#define ZY_LOOKUP(name) dlsym(h, name)
+#else
+/* The static libzhv.a, which statically linked programs (zhv) use, where
+ * dlopen() would map a second C library: libzhv's own loader. */
+static struct solib *zydis_open(void)
+{
+	static struct solib lib;
+	char err[256];
+	for (size_t n = 0; n < sizeof(zydis_names) / sizeof(zydis_names[0]); n++)
+		for (size_t d = 0; d < sizeof(zydis_dirs) / sizeof(zydis_dirs[0]); d++) {
+			char path[512];
+			snprintf(path, sizeof(path), "%s/%s", zydis_dirs[d], zydis_names[n]);
+			if (access(path, R_OK) != 0)
+				continue;
+			if (solib_load(path, zydis_imports, &lib, err, sizeof(err)) == 0)
+				return &lib;
+			zhv_log(ZHV_LOG_WARN, "cannot load Zydis: %s", err);
+		}
+	return NULL;
+}
+#define ZY_LOOKUP(name) solib_sym(h, name)
+#endif
+
 static void zydis_load(void)
 {
-	void *h = dlopen("libZydis.so.4.0", RTLD_NOW | RTLD_LOCAL);
-	if (!h)
-		h = dlopen("libZydis.so", RTLD_NOW | RTLD_LOCAL);
+	__typeof__(zydis_open()) h = zydis_open();
 	if (!h)
 		return;
-	/* POSIX's way to store a function pointer that dlsym returns. */
+	/* POSIX's way to store a function pointer from a void pointer. */
 #define ZY_SYM(f)                                                  \
 	do {                                                       \
-		*(void **)&zy.f = dlsym(h, "Zydis" #f);            \
+		*(void **)&zy.f = ZY_LOOKUP("Zydis" #f);          \
 		if (!zy.f)                                         \
 			return;                                    \
 	} while (0)

@@ -100,6 +100,21 @@ static int child(const char *c)
 		fprintf(stderr, "open returned %d\n", fd);
 		if (fd >= 0)
 			close(fd);
+	} else if (!strcmp(c, "tgkill-other")) {
+		/* Signals stay within zhv: the filter compares the pid that
+		 * sandbox_enable patched into it. */
+		pid_t parent = getppid();
+		sandbox_on();
+		fprintf(stderr, "tgkill returned %ld\n", syscall(SYS_tgkill, parent, parent, 0));
+	} else if (!strcmp(c, "control-open")) {
+		/* --control's wider VMM filter: the control thread writes
+		 * snapshots (open and friends), on the VMM filter only. */
+		sandbox_allow_control();
+		sandbox_on();
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return 95;
+		close(fd);
 	} else if (!strcmp(c, "socket")) {
 		sandbox_on();
 		fprintf(stderr, "socket returned %d\n", socket(AF_UNIX, SOCK_STREAM, 0));
@@ -285,6 +300,22 @@ static void test_socket_stopped(void **state)
 	expect_stopped("socket", "socket");
 }
 
+/* tgkill to another process; sanitizer builds allow any tgkill. */
+static void test_tgkill_other_stopped(void **state)
+{
+	(void)state;
+	if (SANDBOX_SANITIZER)
+		expect_ok("tgkill-other");
+	else
+		expect_stopped("tgkill-other", "tgkill");
+}
+
+static void test_control_allows_open(void **state)
+{
+	(void)state;
+	expect_ok("control-open");
+}
+
 static void test_execve_stopped(void **state)
 {
 	(void)state;
@@ -406,6 +437,8 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_socket_stopped),
 		cmocka_unit_test(test_execve_stopped),
+		cmocka_unit_test(test_tgkill_other_stopped),
+		cmocka_unit_test(test_control_allows_open),
 		cmocka_unit_test(test_fork_stopped),
 		cmocka_unit_test(test_ptrace_stopped),
 		cmocka_unit_test(test_open_stopped),

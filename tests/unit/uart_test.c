@@ -373,6 +373,51 @@ static void test_output_drained(void **state)
 	close(p[0]);
 }
 
+/* The output's writer thread starts only when a write cannot go out at
+ * once: bytes a pipe takes are written by the producer itself (no thread),
+ * and once the pipe is full the rest queues for a writer, which delivers
+ * everything, in order, when the reader catches up. */
+static void test_outq_writer_started_when_needed(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	FILE *f = fdopen(p[1], "w");
+	assert_non_null(f);
+	struct outq *q = outq_create(f, 1u << 20);
+	assert_non_null(q);
+	assert_false(q->thread_started);
+	assert_int_equal(outq_write(q, "abc", 3), 3);
+	assert_false(q->thread_started);
+	char buf[4096];
+	assert_int_equal(read(p[0], buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "abc", 3);
+
+	/* More than the pipe holds (64 KiB by default, at most 1 MiB). */
+	int pipe_size = fcntl(p[1], F_GETPIPE_SZ);
+	assert_true(pipe_size > 0);
+	size_t total = (size_t)pipe_size + 8192, sent = 0;
+	while (sent < total) {
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = (char)((sent + i) % 251);
+		assert_int_equal(outq_write(q, buf, sizeof(buf)), sizeof(buf));
+		sent += sizeof(buf);
+	}
+	assert_true(q->thread_started);
+	size_t got = 0;
+	while (got < sent) {
+		ssize_t r = read(p[0], buf, sizeof(buf));
+		assert_true(r > 0);
+		for (ssize_t i = 0; i < r; i++)
+			assert_int_equal((uint8_t)buf[i], (got + (size_t)i) % 251);
+		got += (size_t)r;
+	}
+	assert_int_equal(outq_stop(q, 5000), 0);
+	outq_destroy(q);
+	fclose(f);
+	close(p[0]);
+}
+
 /* Output on a closed descriptor (zhv started with stdout closed): the
  * UART still works, its bytes go nowhere, none counts as an overrun. */
 static void test_output_closed(void **state)
@@ -507,6 +552,7 @@ int main(void)
 		cmocka_unit_test(test_loopback),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_stalled_output),
+		cmocka_unit_test(test_outq_writer_started_when_needed),
 		cmocka_unit_test(test_output_drained),
 		cmocka_unit_test(test_output_closed),
 		cmocka_unit_test(test_snapshot),

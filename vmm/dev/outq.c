@@ -1,4 +1,11 @@
-/* outq.c: bounded console output ring and its writer thread (see outq.h). */
+/* outq.c: bounded console output ring and its writer thread (see outq.h).
+ *
+ * The writer thread starts on the first write that cannot go out at once:
+ * while the ring is empty, a non-blocking descriptor (a pipe, FIFO or
+ * terminal opened again with O_NONBLOCK, or a socket) is written directly
+ * by the producer, which then never waits and keeps the bytes' order (an
+ * empty ring means the writer has nothing in flight). A run whose output
+ * is never held up starts no thread at all. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,7 +23,8 @@
 #include "outq.h"
 
 #define OUTQ_CHUNK 4096u /* bytes per write(); PIPE_BUF on Linux */
-#define OUTQ_STALL_MS 50L /* outq_stop: no progress for this long: give up */
+#define OUTQ_STALL_MS 50L
+#define OUTQ_STACK_SIZE (256u << 10) /* outq_stop: no progress for this long: give up */
 
 /* How the writer's descriptor behaves. */
 enum outq_mode {
@@ -101,6 +109,9 @@ static void *outq_writer(void *arg)
 	struct outq *q = arg;
 	uint8_t chunk[OUTQ_CHUNK];
 
+	/* Named by itself: naming another thread opens a /proc file, which
+	 * the sandbox forbids once the guest runs. */
+	pthread_setname_np(pthread_self(), "console-out");
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		size_t n, done;
@@ -181,7 +192,6 @@ struct outq *outq_create(FILE *out, size_t size)
 {
 	struct outq *q;
 	pthread_condattr_t ca;
-	sigset_t block, old;
 	int fd, e;
 
 	if (!out || size == 0) {
@@ -215,23 +225,10 @@ struct outq *outq_create(FILE *out, size_t size)
 		q->dead = true; /* a closed stdout: the output goes nowhere */
 		return q;
 	}
+	/* (The stop pipe now: the sandbox allows no pipe later.) */
 	if (q->fd < 0 || pipe2(q->stop_pipe, O_CLOEXEC) < 0)
 		goto fail;
-	/* Termination signals are for other threads. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	e = pthread_create(&q->thread, NULL, outq_writer, q);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e) {
-		errno = e;
-		goto fail;
-	}
-	pthread_setname_np(q->thread, "console-out");
-	q->thread_started = true;
-	return q;
+	return q; /* the writer starts when first needed (start_writer) */
 
 fail:
 	e = errno;
@@ -240,10 +237,67 @@ fail:
 	return NULL;
 }
 
+/* Start the writer thread (q->lock held). Returns false if it cannot be. */
+static bool start_writer(struct outq *q)
+{
+	sigset_t block, old;
+	pthread_attr_t attr;
+	int e;
+
+	if (q->thread_started)
+		return true;
+	/* A small stack (it holds one chunk): the default 8 MiB could be
+	 * backed by a transparent huge page, 2 MiB of RSS. */
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, OUTQ_STACK_SIZE);
+	/* Termination signals are for other threads. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	e = pthread_create(&q->thread, &attr, outq_writer, q);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (e)
+		return false;
+	q->thread_started = true;
+	return true;
+}
+
+/* Write what goes out at once on a non-blocking descriptor while nothing
+ * is queued (q->lock held). Returns the bytes written. */
+static size_t write_direct(struct outq *q, const uint8_t *p, size_t len)
+{
+	size_t done = 0;
+
+	if (q->count || q->stopped || (q->mode != OUTQ_NONBLOCK && q->mode != OUTQ_SOCKET))
+		return 0;
+	while (done < len) {
+		ssize_t r;
+
+		if (q->mode == OUTQ_SOCKET)
+			r = send(q->fd, p + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			r = write(q->fd, p + done, len - done);
+		if (r > 0) {
+			done += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break; /* the rest waits for the writer */
+		q->dead = true; /* closed reader, ...: output ends, as in the writer */
+		return len;
+	}
+	return done;
+}
+
 size_t outq_write(struct outq *q, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	size_t n, first;
+	size_t n, first, direct;
 
 	if (!q || !len)
 		return 0;
@@ -258,9 +312,18 @@ size_t outq_write(struct outq *q, const void *buf, size_t len)
 		pthread_mutex_unlock(&q->lock);
 		return 0;
 	}
+	direct = write_direct(q, p, len);
+	if (direct == len) {
+		pthread_mutex_unlock(&q->lock);
+		return len;
+	}
+	p += direct;
+	len -= direct;
 	n = q->stopped ? 0 : q->size - q->count;
 	if (n > len)
 		n = len;
+	if (n && !start_writer(q))
+		n = 0; /* no thread to write them: the bytes are lost */
 	q->dropped += len - n;
 	if (n) {
 		size_t tail = (q->head + q->count) % q->size;
@@ -273,7 +336,7 @@ size_t outq_write(struct outq *q, const void *buf, size_t len)
 		q->count += n;
 	}
 	pthread_mutex_unlock(&q->lock);
-	return n;
+	return direct + n;
 }
 
 uint64_t outq_dropped(struct outq *q)

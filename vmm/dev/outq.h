@@ -1,5 +1,6 @@
 /* outq.h: console output that never blocks its producer: a bounded ring
- * drained into a file descriptor by a writer thread of its own. */
+ * drained into a file descriptor by a writer thread of its own, started
+ * the first time a write cannot go out at once. */
 #ifndef ZHV_VMM_OUTQ_H
 #define ZHV_VMM_OUTQ_H
 
@@ -11,8 +12,12 @@
 
 struct outq;
 
-/* outq_create: a ring of (size) bytes written to (out) by a new thread.
- * The writer works on its own descriptor: for a pipe, FIFO or terminal a
+/* outq_create: a ring of (size) bytes written to (out). While the ring is
+ * empty, a write to a non-blocking descriptor (below) goes out at once on
+ * the caller's thread as far as the descriptor takes it; the rest, and
+ * every write to a regular file, block device or shared blocking
+ * descriptor, goes through the ring to a writer thread, started on the
+ * first such write. The writer works on its own descriptor: for a pipe, FIFO or terminal a
  * fresh non-blocking open of the same object (the O_NONBLOCK flag then
  * is not shared with other users of (out), a shell for instance), else a
  * dup. A stream without a descriptor (a memory stream) is written at

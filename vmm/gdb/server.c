@@ -4,7 +4,7 @@
  * thread, as libzhv wants). */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -206,7 +206,7 @@ struct gdb_server *gdb_server_create(const char *spec, bool *usage, char *err, s
 		snprintf(err, errlen, "--gdb '%s': expected tcp:HOST:PORT", spec);
 		return NULL;
 	}
-	char host[64] = "127.0.0.1", port[16];
+	char host[64] = "127.0.0.1";
 	const char *rest = spec + 4, *colon = strrchr(rest, ':');
 	const char *p = colon ? colon + 1 : rest;
 	if (colon) {
@@ -227,51 +227,70 @@ struct gdb_server *gdb_server_create(const char *spec, bool *usage, char *err, s
 	char *end;
 	errno = 0;
 	unsigned long pn = strtoul(p, &end, 10);
-	if (!*p || *end || errno || pn > 65535 || strlen(p) >= sizeof(port)) {
+	if (!*p || *end || errno || pn > 65535 || strlen(p) > 5) {
 		snprintf(err, errlen, "--gdb '%s': expected a port number 0..65535", spec);
 		return NULL;
 	}
-	snprintf(port, sizeof(port), "%lu", pn);
-	*usage = false;
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	struct addrinfo *ai = NULL;
-	int e = getaddrinfo(host, port, &hints, &ai);
-	if (e != 0) {
-		snprintf(err, errlen, "--gdb %s: %s", spec, gai_strerror(e));
+	/* A numeric address (or "localhost"): zhv is linked statically, and a
+	 * name service would load shared libraries of the C library. */
+	struct sockaddr_storage bind_sa;
+	memset(&bind_sa, 0, sizeof(bind_sa));
+	socklen_t bind_len;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&bind_sa;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&bind_sa;
+	if (!strcmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)pn);
+		bind_len = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)pn);
+		bind_len = sizeof(*in6);
+	} else {
+		snprintf(err, errlen, "--gdb '%s': HOST must be a numeric IPv4 or IPv6 address "
+		         "(or localhost)", spec);
 		return NULL;
 	}
+	*usage = false;
 	struct gdb_server *s = calloc(1, sizeof(*s));
 	if (!s) {
-		freeaddrinfo(ai);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	s->listen_fd = -1;
 	s->stop_pipe[0] = s->stop_pipe[1] = -1;
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(bind_sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    /* accepted connections inherit it: packets go out at once */
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1) < 0) {
+	    bind(fd, (struct sockaddr *)&bind_sa, bind_len) < 0 || listen(fd, 1) < 0) {
 		snprintf(err, errlen, "--gdb %s: %s", spec, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		freeaddrinfo(ai);
 		free(s);
 		return NULL;
 	}
-	freeaddrinfo(ai);
 	s->listen_fd = fd;
 	struct sockaddr_storage sa;
 	socklen_t sl = sizeof(sa);
-	char h[64] = "?", sv[16] = "?";
-	if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-		getnameinfo((struct sockaddr *)&sa, sl, h, sizeof(h), sv, sizeof(sv),
-		            NI_NUMERICHOST | NI_NUMERICSERV);
-	snprintf(s->where, sizeof(s->where), sa.ss_family == AF_INET6 ? "tcp:[%s]:%s" : "tcp:%s:%s",
-	         h, sv);
+	char h[INET6_ADDRSTRLEN] = "?";
+	unsigned lport = 0;
+	if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0) {
+		if (sa.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&sa;
+			inet_ntop(AF_INET6, &a->sin6_addr, h, sizeof(h));
+			lport = ntohs(a->sin6_port);
+		} else {
+			const struct sockaddr_in *a = (const struct sockaddr_in *)&sa;
+			inet_ntop(AF_INET, &a->sin_addr, h, sizeof(h));
+			lport = ntohs(a->sin_port);
+		}
+	}
+	snprintf(s->where, sizeof(s->where), sa.ss_family == AF_INET6 ? "tcp:[%s]:%u" : "tcp:%s:%u",
+	         h, lport);
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "--gdb: pipe: %s", strerror(errno));
 		close(fd);
