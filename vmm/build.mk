@@ -8,7 +8,7 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 VMM_BIN  := $(BUILD)/zhv
 
 $(VMM_BIN): $(VMM_OBJS) $(LIBZHV) | $(BUILD)/guest/guest.elf
-	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) $(LIBZHV) -lseccomp $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) $(LIBZHV) -lseccomp -luring $(LDLIBS)
 
 # ---- guest code: freestanding 32-bit, no SSE/x87 --------------------------
 # Guest CPL0 code is emulated instruction by instruction on our KVM, and the
@@ -100,11 +100,13 @@ $(SOAK_LIB_BIN): $(BUILD)/tests/soak/soak_lib.o $(LIBZHV)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBZHV) $(LDLIBS)
 
 $(SOAK_BOARD_BIN): $(BUILD)/tests/soak/soak_board.o $(VMM_LIB_OBJS) $(LIBZHV)
-	$(CC) $(LDFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LIBZHV) -lseccomp $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LIBZHV) -lseccomp -luring $(LDLIBS)
 
 VMM_TEST_BINS += $(SOAK_LIB_BIN) $(SOAK_BOARD_BIN)
 # The sandbox's unit test includes vmm/sandbox.c (tests/unit/sandbox_test.c).
 $(BUILD)/tests/unit/sandbox_test: LDLIBS += -lseccomp
+# virtio-blk submits through io_uring (tests/unit/virtio_blk_test.c includes vmm/dev/virtio_blk.c).
+$(BUILD)/tests/unit/virtio_blk_test: LDLIBS += -luring
 
 # What the sandbox's filters cost per system call (no KVM needed); built
 # with the tests so that it stays buildable. Run: $(BUILD)/bench/sandbox_cost
