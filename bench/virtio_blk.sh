@@ -42,7 +42,7 @@ parse() {
 	grep -F 'bench_blk qd=' "$1" | tr -d '\r' | awk '{
 		split($2, q, "="); split($3, n, "="); split($4, t, "=");
 		if (t[2] > 0) printf "%s %.0f\n", q[2], n[2] * 3579545 / t[2] }'
-	grep -qx 'PASS' <(tr -d '\r' <"$1") || { echo "virtio_blk.sh: $2 run failed:" >&2; cat "$1" >&2; exit 1; }
+	tr -d '\r' <"$1" | grep -qx 'PASS' || { echo "virtio_blk.sh: $2 run failed:" >&2; cat "$1" >&2; exit 1; }
 }
 
 run_zhv() {
@@ -75,5 +75,5 @@ done
 for q in 1 32; do
 	z=$(awk -v q=$q '$1 == q { print $2 }' "$T/zhv.all" | median)
 	m=$(awk -v q=$q '$1 == q { print $2 }' "$T/qemu.all" | median)
-	echo "RESULT virtio_blk qd=$q zhv_iops=$z qemu_iops=$m ratio=$(awk -v a="$z" -v b="$m" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')"
+	echo "RESULT virtio_blk qd=$q zhv_iops=$z qemu_iops=$m ratio=$(awk -v a="$z" -v b="$m" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
 done
