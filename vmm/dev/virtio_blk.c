@@ -55,6 +55,7 @@
  * (a kernel without it, or a container that forbids it) the device thread
  * does the same operations itself with preadv/pwritev/fdatasync. */
 #define BLK_CHUNK (1u << 20)
+#define BLK_NOWAIT_BUDGET (256u << 10)
 #define BLK_SLOTS BLK_QUEUE_SIZE
 #define BLK_STOP_KEY UINT64_MAX
 
@@ -92,6 +93,8 @@ struct virtio_blk {
 	/* Under vp.lock (the ring's submission and completion sides too). */
 	struct io_uring ring;
 	bool ring_ok;
+	bool nowait_ok;           /* the image answers RWF_NOWAIT reads */
+	uint64_t nowait_budget;   /* bytes this doorbell may still copy at once */
 	struct blk_slot *slots;
 	uint16_t free_slots[BLK_SLOTS];
 	unsigned nfree;
@@ -102,7 +105,7 @@ struct virtio_blk {
 	pthread_t cq_thread;
 	bool cq_started;
 	/* --debug-io statistics. */
-	uint64_t requests, requests_elsewhere;
+	uint64_t requests, requests_elsewhere, nowait_ops;
 	unsigned max_inflight;
 };
 
@@ -240,6 +243,24 @@ static long long blk_sync_op(struct virtio_blk *b, struct blk_slot *s)
 	return r < 0 ? -errno : r;
 }
 
+/* Read what the page cache holds of the operation of (s) without
+ * blocking (preadv2 RWF_NOWAIT). Returns the bytes read, or <= 0: nothing
+ * (not cached, or a file system without RWF_NOWAIT, which then is not
+ * asked again). */
+static long long blk_nowait_read(struct virtio_blk *b, struct blk_slot *s)
+{
+	const struct blk_req *q = &s->req;
+	ssize_t r;
+
+	do
+		r = preadv2(b->fd, s->seg, (int)s->nseg, (off_t)(q->sector * BLK_SECTOR + q->done),
+		            RWF_NOWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && errno != EAGAIN)
+		b->nowait_ok = false;
+	return r < 0 ? -errno : r;
+}
+
 /* Queue the operation of slot (i) on the ring. Returns false if the ring
  * has no room (never: it holds a submission per slot). */
 static bool blk_queue_op(struct virtio_blk *b, unsigned i)
@@ -294,6 +315,21 @@ static bool blk_advance(struct virtio_blk *b, unsigned i, struct vq *vq, bool *q
 
 	while (live && blk_more(s)) {
 		blk_prepare(s);
+		if (b->ring_ok && b->nowait_ok && !s->req.flush && !s->req.write && s->chunk &&
+		    s->req.done == 0 && s->req.len <= b->nowait_budget) {
+			/* A small read the page cache holds is copied at once,
+			 * here, as io_uring would at submission, without
+			 * waking the completion thread; a doorbell copies at
+			 * most BLK_NOWAIT_BUDGET so, the rest goes to the
+			 * ring. */
+			b->nowait_budget -= s->req.len;
+			long long r = blk_nowait_read(b, s);
+			if (r > 0) {
+				b->nowait_ops++;
+				blk_result(s, r);
+				continue;
+			}
+		}
 		if (b->ring_ok) {
 			if (blk_queue_op(b, i)) {
 				*queued = true;
@@ -332,6 +368,7 @@ static void blk_queue_notify(struct virtio_pci *vp, unsigned qi)
 
 	if (qi != 0 || !vq)
 		return;
+	b->nowait_budget = BLK_NOWAIT_BUDGET;
 	while (b->nfree > 0) {
 		unsigned i = b->free_slots[b->nfree - 1];
 		struct blk_slot *s = &b->slots[i];
@@ -358,6 +395,7 @@ static void blk_queue_notify(struct virtio_pci *vp, unsigned qi)
 		s->gen = b->gen;
 		pushed |= blk_advance(b, i, vq, &queued);
 	}
+	b->nowait_budget = 0;
 	blk_submit(b, queued);
 	if (pushed)
 		virtio_pci_queue_interrupt(vp, 0);
@@ -615,6 +653,7 @@ int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct vi
 		fprintf(stderr, "zhv: warning: disk %s: io_uring unavailable (%s): requests are "
 		        "served one at a time by the device thread\n", path, strerror(-r));
 	b->ring_ok = r == 0;
+	b->nowait_ok = true;
 	r = virtio_pci_init(&b->vp, vm, &info);
 	if (r < 0)
 		goto err_cond;
@@ -665,9 +704,10 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	virtio_pci_stop(&b->vp);
 	if (b->vp.vm && b->vp.vm->debug_io)
 		fprintf(stderr, "zhv: virtio-blk: %llu requests, %llu started outside the device "
-		        "thread, at most %u in flight (%s)\n", (unsigned long long)b->requests,
+		        "thread, at most %u in flight (%s; %llu reads from the page cache at "
+		        "once)\n", (unsigned long long)b->requests,
 		        (unsigned long long)b->requests_elsewhere, b->max_inflight,
-		        b->ring_ok ? "io_uring" : "synchronous");
+		        b->ring_ok ? "io_uring" : "synchronous", (unsigned long long)b->nowait_ops);
 	if (b->cq_started) {
 		pthread_mutex_lock(&b->vp.lock);
 		b->stop = true;
