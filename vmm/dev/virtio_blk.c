@@ -54,7 +54,7 @@
  * request, whatever the driver queued. Where io_uring cannot be set up
  * (a kernel without it, or a container that forbids it) the device thread
  * does the same operations itself with preadv/pwritev/fdatasync. */
-#define BLK_CHUNK (1u << 20)
+#define BLK_CHUNK (256u << 10)
 #define BLK_NOWAIT_BUDGET (256u << 10)
 #define BLK_SLOTS BLK_QUEUE_SIZE
 #define BLK_STOP_KEY UINT64_MAX
