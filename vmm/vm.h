@@ -69,6 +69,11 @@ struct vm {
 	struct pic *pic;
 	struct pci_host *pci; /* dev/pci.c: bus 0 (set by pci_init) */
 	bool debug_io;        /* log unclaimed port I/O and MMIO */
+	/* Set before devices are created by a harness that drives them
+	 * directly (fuzz/): virtio devices start no thread and set no
+	 * doorbell trap, disks do their I/O synchronously; the harness serves
+	 * the queues with virtio_pci_serve_pending. */
+	bool no_device_threads;
 
 	pthread_mutex_t irq_lock;
 	uint32_t irq_sources[VM_IOAPIC_PINS]; /* bit s: source s drives the pin high */

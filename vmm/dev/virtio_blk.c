@@ -339,6 +339,8 @@ static bool blk_advance(struct virtio_blk *b, unsigned i, struct vq *vq, bool *q
 			break;
 		}
 		blk_result(s, blk_sync_op(b, s));
+		/* A stop ends a synchronous request after the chunk. */
+		live = !b->stop && atomic_load(&b->vp.vm->exit_kind) == VM_EXIT_NONE;
 	}
 	blk_finish(b, i, live ? vq : NULL);
 	return live;
@@ -648,8 +650,8 @@ int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct vi
 	if (r < 0)
 		goto err_free;
 	/* One submission per slot, and one for the stop. */
-	r = io_uring_queue_init(BLK_SLOTS * 2, &b->ring, 0);
-	if (r < 0)
+	r = vm->no_device_threads ? -ENOTSUP : io_uring_queue_init(BLK_SLOTS * 2, &b->ring, 0);
+	if (r < 0 && !vm->no_device_threads)
 		fprintf(stderr, "zhv: warning: disk %s: io_uring unavailable (%s): requests are "
 		        "served one at a time by the device thread\n", path, strerror(-r));
 	b->ring_ok = r == 0;

@@ -476,9 +476,11 @@ void virtio_pci_notify_thread(struct virtio_pci *vp, uint32_t mask)
 	bool idle = vp->notify_pending == 0;
 
 	mask &= (1u << vp->num_queues) - 1;
-	if (!mask || !vp->port || vp->stopping)
+	if (!mask || vp->stopping)
 		return;
 	vp->notify_pending |= mask;
+	if (!vp->port)
+		return; /* no device thread: virtio_pci_serve_pending */
 	/* One packet stands for every notification until the thread takes
 	 * them: the port's user-packet limit is never reached. */
 	if (idle && zhv_port_queue(vp->port, &p) != ZHV_OK && !vp->error_logged) {
@@ -841,6 +843,25 @@ static int bell_queue(struct virtio_pci *vp, uint64_t addr)
 	return (int)(off / VIRTIO_PCI_NOTIFY_MULT);
 }
 
+/* Call queue_notify for the queues in (mask) that can take buffers. */
+static void serve(struct virtio_pci *vp, uint32_t mask)
+{
+	for (unsigned q = 0; q < vp->num_queues; q++) {
+		if ((mask & (1u << q)) && virtio_pci_queue(vp, q)) {
+			vp->notifies++;
+			vp->ops->queue_notify(vp, q);
+		}
+	}
+}
+
+void virtio_pci_serve_pending(struct virtio_pci *vp)
+{
+	uint32_t mask = vp->notify_pending;
+
+	vp->notify_pending = 0;
+	serve(vp, mask);
+}
+
 /* The device thread: waits on the port for doorbells (BELL packets) and
  * the VMM's notifications, and serves the queues. While a snapshot is
  * being taken (vm_devices_quiesce) it waits before serving. */
@@ -867,12 +888,7 @@ static void *virtio_pci_thread(void *arg)
 			mask = vp->notify_pending;
 			vp->notify_pending = 0;
 		}
-		for (unsigned q = 0; q < vp->num_queues; q++) {
-			if ((mask & (1u << q)) && virtio_pci_queue(vp, q)) {
-				vp->notifies++;
-				vp->ops->queue_notify(vp, q);
-			}
-		}
+		serve(vp, mask);
 		pthread_mutex_unlock(&vp->lock);
 		vm_device_work_end(vp->vm);
 	}
@@ -906,8 +922,11 @@ void virtio_pci_stop(struct virtio_pci *vp)
 static int virtio_pci_start(struct virtio_pci *vp, struct vm *vm)
 {
 	sigset_t block, old;
-	zhv_status_t st = zhv_port_create(0, &vp->port);
+	zhv_status_t st;
 
+	if (vm->no_device_threads)
+		return 0;
+	st = zhv_port_create(0, &vp->port);
 	if (st != ZHV_OK)
 		return -ENOMEM;
 	vp->bell_gpa = vp->pci.bar_addr[VIRTIO_PCI_NOTIFY_BAR];

@@ -192,6 +192,9 @@ struct vq *virtio_pci_queue(struct virtio_pci *vp, unsigned q);
  * each queue in (mask) (bit q: queue q), as a doorbell would: after a
  * restore, or a doorbell reaching the device through the MEM trap. */
 void virtio_pci_notify_thread(struct virtio_pci *vp, uint32_t mask);
+/* virtio_pci_serve_pending: serve, on this thread, the notifications
+ * recorded for the device thread (vm.no_device_threads: a harness). */
+void virtio_pci_serve_pending(struct virtio_pci *vp);
 /* virtio_pci_on_device_thread: whether the caller is (vp)'s device thread. */
 bool virtio_pci_on_device_thread(const struct virtio_pci *vp);
 /* virtio_pci_has_feature: feature (bit) offered and accepted. */
