@@ -21,6 +21,8 @@ CFLAGS   += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=al
 endif
 
 $(FUZZ_LIBZHV:%=$(BUILD)/fuzz/%): $(LIBZHV)
+# virtio_blk.c refers to liburing (unused there: no_device_threads).
+$(BUILD)/fuzz/virtio_blk: LDLIBS += -luring
 .SECONDARY: $(FUZZ_BINS:%=%.o)
 
 $(BUILD)/fuzz/%: $(BUILD)/fuzz/%.o

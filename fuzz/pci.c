@@ -18,6 +18,7 @@
 #undef PCI_INTERRUPT_PIN
 #include "../vmm/dev/virtqueue.c"
 #include "../vmm/dev/virtio_pci.c"
+#include "virtio_stubs.h"
 #include "../vmm/dev/virtio_rng.c"
 #include "../vmm/dev/outq.c"
 #include "../vmm/dev/virtio_console.c"
@@ -77,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		rewind(null_out);
 	memset(&fuzz_vm, 0, sizeof(fuzz_vm));
+	fuzz_vm.no_device_threads = true;
 	fuzz_vm.io_bus.kind = ZHV_TRAP_IO;
 	fuzz_vm.mmio_bus.kind = ZHV_TRAP_MEM;
 	if (pci_init(&fuzz_vm) < 0 || virtio_rng_create(&fuzz_vm) < 0 ||

@@ -27,6 +27,7 @@
 #undef PCI_INTERRUPT_PIN
 #include "../vmm/dev/virtqueue.c"
 #include "../vmm/dev/virtio_pci.c"
+#include "virtio_stubs.h"
 #include "../vmm/dev/virtio_rng.c"
 #include "../vmm/dev/virtio_console.c"
 
@@ -111,6 +112,7 @@ static void snap_machine(void)
 {
 	struct vm *vm = &snap_vm;
 
+	vm->no_device_threads = true;
 	vm->io_bus.kind = ZHV_TRAP_IO;
 	vm->mmio_bus.kind = ZHV_TRAP_MEM;
 	vm->ncpus = 2;

@@ -1,31 +1,17 @@
 /* virtio_blk.c: libFuzzer target of the virtio block device's request
  * parser (vmm/dev/virtio_blk.c) behind the virtio PCI transport, over a
  * 16 KiB image (fuzz/virtio_dev.h describes the input; a device event
- * runs one pass of the device's worker). Flags bit 0: the disk is
- * read-only. */
+ * looks at the queue as a restored device does). Flags bit 0: the disk is
+ * read-only. No device thread and no io_uring (vm.no_device_threads): the
+ * requests run synchronously on this thread, so that every input is
+ * deterministic and cheap. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "virtio_dev.h"
 
-/* The device's worker thread (which finishes what one notify may not) is
- * not started here: a device event runs one of its passes on this thread
- * instead, so that every input is deterministic and cheap. */
-static int fake_thread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *),
-                              void *arg)
-{
-	(void)a, (void)fn, (void)arg;
-	memset(t, 0, sizeof(*t));
-	return 0;
-}
-#define pthread_create fake_thread_create
-#define pthread_join(t, r) ((void)(t), (void)(r), 0)
-#define pthread_setname_np(t, n) ((void)(t), (void)(n), 0)
 #include "../vmm/dev/virtio_blk.c"
-#undef pthread_create
-#undef pthread_join
-#undef pthread_setname_np
 
 #define IMAGE_SIZE (32 * BLK_SECTOR)
 
@@ -55,12 +41,11 @@ static int fuzz_dev_create(uint8_t flags)
 static void fuzz_dev_event(uint8_t size, uint16_t offset, uint32_t value)
 {
 	struct virtio_pci *vp = fuzz_dev->opaque;
-	struct virtio_blk *b = vp->opaque;
 
 	(void)size, (void)offset, (void)value;
-	/* One pass of the worker, as its thread would run it. */
+	/* A doorbell of the device's own, as after a restore. */
 	pthread_mutex_lock(&vp->lock);
-	if (b->pending)
-		b->pending = blk_pass(b);
+	virtio_pci_notify_thread(vp, 1);
+	virtio_pci_serve_pending(vp);
 	pthread_mutex_unlock(&vp->lock);
 }

@@ -45,7 +45,7 @@ $(LIBZHV_SO): $(LIB_PIC_OBJS) lib/libzhv.map
 VMM_SHARED_BIN := $(BUILD)/shared/zhv
 $(VMM_SHARED_BIN): $(VMM_OBJS) $(LIBZHV_SO)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) -L$(BUILD) -lzhv $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(VMM_OBJS) -L$(BUILD) -lzhv -luring $(LDLIBS)
 
 # ---- pkg-config ------------------------------------------------------------
 # libzhv needs only the C library and threads; libZydis is opened with

@@ -5,7 +5,7 @@
 # installed (build-essential brings make). `make deps` runs it.
 set -eu
 
-PKGS="build-essential libzydis-dev libseccomp-dev libcmocka-dev libtsan2
+PKGS="build-essential libzydis-dev libseccomp-dev liburing-dev libcmocka-dev libtsan2
 clang libclang-rt-dev qemu-system-x86 pkg-config debhelper lintian gdb"
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -265,6 +265,8 @@ int board_create(struct board *b, const struct board_config *cfg, char *err, siz
 	pthread_mutex_init(&vm->sleep_lock, NULL);
 	pthread_cond_init(&vm->sleep_cond, NULL);
 	pthread_mutex_init(&vm->pm_lock, NULL);
+	pthread_mutex_init(&vm->dev_lock, NULL);
+	pthread_cond_init(&vm->dev_cond, NULL);
 	atomic_init(&vm->sleep_gen, 0);
 	atomic_init(&vm->exit_kind, VM_EXIT_NONE);
 	vm->ncpus = cfg->ncpus;

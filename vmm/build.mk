@@ -16,7 +16,7 @@ ifneq ($(SAN),0)
 VMM_STATIC :=
 endif
 $(VMM_BIN): $(VMM_OBJS) $(LIBZHV) | $(BUILD)/guest/guest.elf
-	$(CC) $(LDFLAGS) $(VMM_STATIC) -o $@ $(VMM_OBJS) $(LIBZHV) $(LDLIBS)
+	$(CC) $(LDFLAGS) $(VMM_STATIC) -o $@ $(VMM_OBJS) $(LIBZHV) -luring $(LDLIBS)
 
 # The sandbox's seccomp filters, compiled at build time by libseccomp
 # (vmm/gen/sandbox_gen.c) into a header of BPF programs: zhv loads them
@@ -125,9 +125,11 @@ $(SOAK_LIB_BIN): $(BUILD)/tests/soak/soak_lib.o $(LIBZHV)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBZHV) $(LDLIBS)
 
 $(SOAK_BOARD_BIN): $(BUILD)/tests/soak/soak_board.o $(VMM_LIB_OBJS) $(LIBZHV)
-	$(CC) $(LDFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LIBZHV) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LIBZHV) -luring $(LDLIBS)
 
 VMM_TEST_BINS += $(SOAK_LIB_BIN) $(SOAK_BOARD_BIN)
+# virtio-blk submits through io_uring (tests/unit/virtio_blk_test.c includes vmm/dev/virtio_blk.c).
+$(BUILD)/tests/unit/virtio_blk_test: LDLIBS += -luring
 
 # What the sandbox's filters cost per system call (no KVM needed); built
 # with the tests so that it stays buildable. Run: $(BUILD)/bench/sandbox_cost

@@ -348,6 +348,9 @@ int snapshot_take(const char *dir, struct vm *vm, struct vcpus *v,
 	int ret = manifest ? 0 : -ENOMEM;
 	if (ret < 0)
 		fail(err, errlen, "out of memory");
+	/* Device threads finish what is in flight and take no new work
+	 * until the memory is written: state and memory then agree. */
+	vm_devices_quiesce(vm);
 	if (ret == 0)
 		ret = build_state(vm, v, &w, err, errlen);
 	if (ret == 0) {
@@ -368,6 +371,7 @@ int snapshot_take(const char *dir, struct vm *vm, struct vcpus *v,
 	uint64_t mem_hash = 0;
 	if (ret == 0 && (ret = write_memory(dfd, vm, &mem_hash)) < 0)
 		fail(err, errlen, "snapshot: writing %s/" MEMORY ": %s", tmp, strerror(-ret));
+	vm_devices_resume(vm);
 	/* The guest may run on while the files are synced and renamed. */
 	if (!was_paused && !stay_paused)
 		vcpus_resume(v);

@@ -41,6 +41,46 @@ void vm_irq_set(struct vm *vm, unsigned gsi, int level)
 	vm_irq_set_shared(vm, gsi, 0, level);
 }
 
+void vm_device_work_begin(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->dev_lock);
+	while (vm->dev_quiesced)
+		pthread_cond_wait(&vm->dev_cond, &vm->dev_lock);
+	vm->dev_busy++;
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+void vm_device_io_add(struct vm *vm, int n)
+{
+	pthread_mutex_lock(&vm->dev_lock);
+	vm->dev_busy = (unsigned)((int)vm->dev_busy + n);
+	if (vm->dev_busy == 0)
+		pthread_cond_broadcast(&vm->dev_cond);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+void vm_device_work_end(struct vm *vm)
+{
+	vm_device_io_add(vm, -1);
+}
+
+void vm_devices_quiesce(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->dev_lock);
+	vm->dev_quiesced = true;
+	while (vm->dev_busy)
+		pthread_cond_wait(&vm->dev_cond, &vm->dev_lock);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+void vm_devices_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->dev_lock);
+	vm->dev_quiesced = false;
+	pthread_cond_broadcast(&vm->dev_cond);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
 void vm_irq_pulse(struct vm *vm, unsigned gsi)
 {
 	vm_irq_set(vm, gsi, 1);
@@ -162,5 +202,7 @@ void vm_destroy(struct vm *vm)
 	pthread_mutex_destroy(&vm->sleep_lock);
 	pthread_cond_destroy(&vm->sleep_cond);
 	pthread_mutex_destroy(&vm->pm_lock);
+	pthread_mutex_destroy(&vm->dev_lock);
+	pthread_cond_destroy(&vm->dev_cond);
 	memset(vm, 0, sizeof(*vm));
 }

@@ -69,6 +69,11 @@ struct vm {
 	struct pic *pic;
 	struct pci_host *pci; /* dev/pci.c: bus 0 (set by pci_init) */
 	bool debug_io;        /* log unclaimed port I/O and MMIO */
+	/* Set before devices are created by a harness that drives them
+	 * directly (fuzz/): virtio devices start no thread and set no
+	 * doorbell trap, disks do their I/O synchronously; the harness serves
+	 * the queues with virtio_pci_serve_pending. */
+	bool no_device_threads;
 
 	pthread_mutex_t irq_lock;
 	uint32_t irq_sources[VM_IOAPIC_PINS]; /* bit s: source s drives the pin high */
@@ -92,6 +97,13 @@ struct vm {
 	 * reaches it through acpi_rtc_alarm() under pm_lock. */
 	pthread_mutex_t pm_lock;
 	struct acpi_pm *acpi;
+
+	/* Device threads and snapshots (vm_devices_quiesce): dev_lock guards
+	 * dev_quiesced and dev_busy (device work running or I/O in flight). */
+	pthread_mutex_t dev_lock;
+	pthread_cond_t dev_cond;
+	bool dev_quiesced;
+	unsigned dev_busy;
 
 	/* Destroy paths of the devices created so far, in creation order
 	 * (vm_add_teardown); vm_destroy runs them last to first. */
@@ -117,6 +129,19 @@ void vm_irq_set(struct vm *vm, unsigned gsi, int level);
  * hide another's. (source) is 1..31 and unique per device on the line;
  * vm_irq_set() is source 0. Any thread. */
 void vm_irq_set_shared(struct vm *vm, unsigned gsi, unsigned source, int level);
+/* Device threads (virtio's, vmm/dev/virtio_pci.c) against snapshots:
+ * vm_device_work_begin before serving guest work (waits while the devices
+ * are quiesced) and vm_device_work_end after; vm_device_io_add(n) counts
+ * (n) requests put in flight (n < 0: completed) by work begun. Each device
+ * finishes its requests in flight on its own. vm_devices_quiesce waits
+ * until no device work runs and nothing is in flight, and holds new work
+ * back until vm_devices_resume: a snapshot then sees devices and guest
+ * memory at rest. Any thread but a device's. */
+void vm_device_work_begin(struct vm *vm);
+void vm_device_work_end(struct vm *vm);
+void vm_device_io_add(struct vm *vm, int n);
+void vm_devices_quiesce(struct vm *vm);
+void vm_devices_resume(struct vm *vm);
 /* vm_irq_pulse: raise then lower (gsi): an edge-triggered event. */
 void vm_irq_pulse(struct vm *vm, unsigned gsi);
 

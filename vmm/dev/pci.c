@@ -67,6 +67,7 @@ struct pci_host {
 	uint32_t address;
 	uint8_t rcr;
 	uint64_t mmio_next; /* next free address in the BAR window */
+	uint64_t bell_next; /* next free page of the doorbell window */
 	uint64_t io_next;   /* next free port in the I/O BAR window */
 	bool io_window;     /* the I/O BAR window is registered (at the first I/O BAR) */
 	struct pci_device bridge;
@@ -400,6 +401,7 @@ int pci_init(struct vm *vm)
 	pthread_mutex_init(&h->lock, NULL);
 	h->vm = vm;
 	h->mmio_next = VM_PCI_MMIO_BASE;
+	h->bell_next = VM_PCI_MMIO_BASE + VM_PCI_MMIO_SIZE - PCI_BELL_WINDOW_SIZE;
 	h->io_next = VM_PCI_IO_BASE;
 	pci_bridge_init(&h->bridge, vm);
 	h->slots[0] = &h->bridge;
@@ -414,8 +416,9 @@ int pci_init(struct vm *vm)
 	ret = bus_register(&vm->io_bus, vm->guest, PCI_CONF_PORT, PCI_CONF_LEN, pci_conf_access, h,
 	                   "pci-conf");
 	if (ret == 0)
-		ret = bus_register(&vm->mmio_bus, vm->guest, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE,
-		                   pci_mmio_access, h, "pci-mmio");
+		ret = bus_register(&vm->mmio_bus, vm->guest, VM_PCI_MMIO_BASE,
+		                   VM_PCI_MMIO_SIZE - PCI_BELL_WINDOW_SIZE, pci_mmio_access, h,
+		                   "pci-mmio");
 	if (ret == 0)
 		ret = vm_add_snapshot(vm, "pci", 1, pci_snap_save, pci_snap_load, h);
 	if (ret == 0)
@@ -430,7 +433,8 @@ int pci_add(struct vm *vm, struct pci_device *dev)
 	struct pci_host *h = vm->pci;
 	if (!h)
 		return -ENODEV;
-	const uint64_t window_end = VM_PCI_MMIO_BASE + VM_PCI_MMIO_SIZE;
+	const uint64_t window_end = VM_PCI_MMIO_BASE + VM_PCI_MMIO_SIZE - PCI_BELL_WINDOW_SIZE;
+	const uint64_t bell_end = VM_PCI_MMIO_BASE + VM_PCI_MMIO_SIZE;
 	uint64_t addr[PCI_BARS] = {0};
 	int ret = 0;
 	pthread_mutex_lock(&h->lock);
@@ -442,7 +446,7 @@ int pci_add(struct vm *vm, struct pci_device *dev)
 		goto out;
 	}
 	/* Validate and place every BAR before changing anything. */
-	uint64_t next = h->mmio_next, io_next = h->io_next;
+	uint64_t next = h->mmio_next, io_next = h->io_next, bell_next = h->bell_next;
 	bool has_io = false;
 	for (unsigned b = 0; b < PCI_BARS; b++) {
 		uint32_t size = dev->bar_size[b];
@@ -451,12 +455,14 @@ int pci_add(struct vm *vm, struct pci_device *dev)
 		bool io = pci_bar_is_io(dev, b), is64 = pci_bar_is64(dev, b);
 		uint32_t min = io ? PCI_IO_BAR_MIN : 4096;
 		if (size < min || (size & (size - 1)) || (io && size > PCI_IO_BAR_MAX) ||
-		    (is64 && (b == PCI_BARS - 1 || dev->bar_size[b + 1]))) {
+		    (is64 && (b == PCI_BARS - 1 || dev->bar_size[b + 1])) ||
+		    ((dev->bar_bell & (1u << b)) && (io || is64 || size != 4096))) {
 			ret = -EINVAL;
 			goto out;
 		}
-		uint64_t *cursor = io ? &io_next : &next;
-		uint64_t end = io ? VM_PCI_IO_BASE + VM_PCI_IO_SIZE : window_end;
+		bool bell = dev->bar_bell & (1u << b);
+		uint64_t *cursor = io ? &io_next : bell ? &bell_next : &next;
+		uint64_t end = io ? VM_PCI_IO_BASE + VM_PCI_IO_SIZE : bell ? bell_end : window_end;
 		uint64_t a = (*cursor + size - 1) & ~((uint64_t)size - 1);
 		if (a + size > end) {
 			ret = -ENOSPC;
@@ -477,6 +483,7 @@ int pci_add(struct vm *vm, struct pci_device *dev)
 	}
 	h->mmio_next = next;
 	h->io_next = io_next;
+	h->bell_next = bell_next;
 	for (unsigned b = 0; b < PCI_BARS; b++) {
 		if (!dev->bar_size[b])
 			continue;

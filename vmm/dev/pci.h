@@ -41,7 +41,17 @@ struct pci_device {
 	void *opaque;
 	struct vm *vm;
 	unsigned slot;
+	uint8_t bar_bell;              /* bit b: BAR b (4 KiB, memory) holds only doorbells */
 };
+
+/* Doorbell BARs (pci_device.bar_bell) are placed in the top
+ * PCI_BELL_WINDOW_SIZE bytes of the MMIO window, which the window's MEM
+ * trap does not cover: their device sets a libzhv BELL trap there (a
+ * guest write then queues a packet on the device's port, no vCPU exit to
+ * the VMM). A doorbell BAR the guest moves into the rest of the window is
+ * served through the MEM trap (bar_access) like any BAR; any BAR the guest
+ * moves into the doorbell window is unreachable there (unclaimed MMIO). */
+#define PCI_BELL_WINDOW_SIZE 0x100000ull
 
 /* pci_init: the host bridge at 00:00.0 and the config ports. Returns 0 or
  * -errno. */
@@ -51,6 +61,7 @@ int pci_init(struct vm *vm);
  * [VM_PCI_IO_BASE, +VM_PCI_IO_SIZE) (firmware-style, already enabled, so a
  * guest that never reprograms them works), routes them (the port window is
  * trapped at the first I/O BAR of the board) and sets interrupt line/pin.
+ * Doorbell BARs (bar_bell) go to the doorbell window, one page each.
  * Returns 0 or -errno. */
 int pci_add(struct vm *vm, struct pci_device *dev);
 

@@ -1,4 +1,4 @@
-/* virtio_blk.c: virtio block device (virtio 1.2 §5.2) over a raw image file: each notify serves a bounded amount on the notifying vCPU thread, a worker thread the rest. */
+/* virtio_blk.c: virtio block device (virtio 1.2 §5.2) over a raw image file: requests submitted by the device thread through io_uring, several in flight, completed by a completion thread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "../devices.h"
 #include "../vm.h"
@@ -42,25 +44,42 @@
 #define BLK_QUEUE_SIZE  256
 /* clang-format on */
 
-/* Work per pass: one notify on the vCPU thread, or one slice of the
- * worker thread, moves at most BLK_PASS_BYTES of data and takes at most
- * one ring's worth of chains. A request larger than that is served over
- * several passes; what a notify leaves undone the worker finishes, one
- * pass at a time with the device lock released in between, so that no
- * doorbell holds a vCPU, the device lock or shutdown for longer than one
- * pass (about a millisecond), whatever the driver queued. */
-#define BLK_PASS_BYTES (1u << 20)
+/* Requests go to the image through io_uring: the device thread decodes
+ * the chains a doorbell made available and submits their reads, writes
+ * and flushes, up to a ring's worth in flight; a completion thread reaps
+ * them, publishes the used elements and interrupts the guest (by MSI-X:
+ * no vCPU exit). A request moves at most BLK_CHUNK bytes per operation,
+ * the next chunk submitted when one completes, so that stopping the
+ * machine or resetting the device waits for at most one chunk per
+ * request, whatever the driver queued. Where io_uring cannot be set up
+ * (a kernel without it, or a container that forbids it) the device thread
+ * does the same operations itself with preadv/pwritev/fdatasync. */
+#define BLK_CHUNK (256u << 10)
+#define BLK_NOWAIT_BUDGET (256u << 10)
+#define BLK_SLOTS BLK_QUEUE_SIZE
+#define BLK_STOP_KEY UINT64_MAX
 
-/* The request being served (several passes for a large one). */
+/* The request being served. */
 struct blk_req {
-	bool active;
 	bool io;           /* a read or write (data to move) */
 	bool write;        /* data flows to the image */
+	bool flush;
 	uint8_t status;    /* VIRTIO_BLK_S_* once decided */
 	uint64_t sector;   /* where the data starts on the image */
 	uint64_t len;      /* data bytes to move */
 	uint64_t done;     /* data bytes moved so far */
 	uint64_t written;  /* bytes reported in the used element, status excluded */
+};
+
+/* One request in flight: its chain, its state and the segments of the
+ * operation in flight. */
+struct blk_slot {
+	struct vq_chain chain;
+	struct blk_req req;
+	struct iovec seg[VQ_MAX_CHAIN];
+	unsigned nseg;
+	size_t chunk;      /* bytes of the operation in flight */
+	unsigned gen;      /* b->gen when taken: a reset since drops it */
 };
 
 struct virtio_blk {
@@ -71,16 +90,23 @@ struct virtio_blk {
 	uint64_t size;     /* bytes of the image at creation */
 	uint64_t capacity; /* sectors */
 	char id[VIRTIO_BLK_ID_BYTES];
-	/* Under vp.lock: the request being served and its chain, scratch
-	 * segments, and the worker's state. */
-	struct blk_req req;
-	struct vq_chain chain;
-	struct iovec data[VQ_MAX_CHAIN];
-	pthread_t worker;
-	pthread_cond_t wake;   /* pending or stop became true */
-	bool worker_started;
-	bool pending;          /* work left over for the worker */
-	bool stop;             /* virtio_blk_destroy: the worker ends */
+	/* Under vp.lock (the ring's submission and completion sides too). */
+	struct io_uring ring;
+	bool ring_ok;
+	bool nowait_ok;           /* the image answers RWF_NOWAIT reads */
+	uint64_t nowait_budget;   /* bytes this doorbell may still copy at once */
+	struct blk_slot *slots;
+	uint16_t free_slots[BLK_SLOTS];
+	unsigned nfree;
+	unsigned inflight;        /* slots taken */
+	unsigned gen;             /* +1 at each device reset */
+	bool stop;                /* virtio_blk_destroy: the completion thread ends */
+	pthread_cond_t drained;   /* inflight became 0 */
+	pthread_t cq_thread;
+	bool cq_started;
+	/* --debug-io statistics. */
+	uint64_t requests, requests_elsewhere, nowait_ops;
+	unsigned max_inflight;
 };
 
 static uint64_t le_bytes(const uint8_t *p, unsigned n)
@@ -98,51 +124,13 @@ static void put_le(uint8_t *p, uint64_t v, unsigned n)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* Move (len) bytes between the image at byte (pos) and bytes [off, off +
- * len) of (iov) (len at most BLK_PASS_BYTES). Returns a VIRTIO_BLK_S_*
- * status. */
-static uint8_t blk_rw(struct virtio_blk *b, const struct iovec *iov, unsigned n, uint64_t off,
-                      size_t len, uint64_t pos, bool write)
+/* Decode the chain in (s): the header, and the status at once of what
+ * moves no data (or is refused). Returns 0, or -1 if the chain cannot
+ * hold a request. */
+static int blk_start(struct virtio_blk *b, struct blk_slot *s)
 {
-	struct iovec *v = b->data;
-	unsigned cnt;
-	size_t got;
-
-	cnt = vq_iov_slice(iov, n, off, len, v, VQ_MAX_CHAIN, &got);
-	if (got != len)
-		return VIRTIO_BLK_S_IOERR;
-	while (len) {
-		ssize_t r = write ? pwritev(b->fd, v, (int)cnt, (off_t)pos)
-		                  : preadv(b->fd, v, (int)cnt, (off_t)pos);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return VIRTIO_BLK_S_IOERR; /* error, or the image shrank */
-		len -= (size_t)r;
-		pos += (uint64_t)r;
-		while (r > 0 && cnt) {
-			if ((size_t)r < v->iov_len) {
-				v->iov_base = (uint8_t *)v->iov_base + r;
-				v->iov_len -= (size_t)r;
-				r = 0;
-			} else {
-				r -= (ssize_t)v->iov_len;
-				v++;
-				cnt--;
-			}
-		}
-	}
-	return VIRTIO_BLK_S_OK;
-}
-
-/* Start serving the chain in b->chain: decode the header, and finish at
- * once what moves no data (or is refused). Returns 0, or -1 if the chain
- * cannot hold a request. */
-static int blk_start(struct virtio_blk *b)
-{
-	const struct vq_chain *c = &b->chain;
-	struct blk_req *q = &b->req;
+	const struct vq_chain *c = &s->chain;
+	struct blk_req *q = &s->req;
 	uint8_t hdr[VIRTIO_BLK_HDR_LEN];
 	uint64_t data_in;
 
@@ -151,7 +139,6 @@ static int blk_start(struct virtio_blk *b)
 	if (vq_iov_read(c->iov, c->nr_out, 0, hdr, sizeof(hdr)) != sizeof(hdr) || c->in_len == 0)
 		return -1;
 	memset(q, 0, sizeof(*q));
-	q->active = true;
 	data_in = (uint64_t)c->in_len - 1;
 	q->sector = le_bytes(hdr + 8, 8);
 	switch (le_bytes(hdr, 4)) {
@@ -168,8 +155,7 @@ static int blk_start(struct virtio_blk *b)
 		q->len = (uint64_t)c->out_len - sizeof(hdr);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		if (!b->read_only && fdatasync(b->fd) < 0)
-			q->status = VIRTIO_BLK_S_IOERR;
+		q->flush = !b->read_only;
 		return 0;
 	case VIRTIO_BLK_T_GET_ID:
 		q->written = data_in < sizeof(b->id) ? data_in : sizeof(b->id);
@@ -188,136 +174,293 @@ static int blk_start(struct virtio_blk *b)
 	return 0;
 }
 
-/* Move up to (*budget) more bytes of the current request. Returns true
- * when the request is complete (its status decided). */
-static bool blk_step(struct virtio_blk *b, uint64_t *budget)
+/* Whether (s) has an operation to do: data left to move, or a flush. */
+static bool blk_more(const struct blk_slot *s)
 {
-	const struct vq_chain *c = &b->chain;
-	struct blk_req *q = &b->req;
+	const struct blk_req *q = &s->req;
 
-	while (q->status == VIRTIO_BLK_S_OK && q->done < q->len) {
-		uint64_t chunk = q->len - q->done;
+	return q->status == VIRTIO_BLK_S_OK && (q->flush || q->done < q->len);
+}
 
-		if (*budget == 0)
-			return false;
-		if (chunk > *budget)
-			chunk = *budget;
-		if (q->write)
-			q->status = blk_rw(b, c->iov, c->nr_out, VIRTIO_BLK_HDR_LEN + q->done,
-			                   (size_t)chunk, q->sector * BLK_SECTOR + q->done, true);
-		else
-			q->status = blk_rw(b, c->iov + c->nr_out, c->nr_in, q->done, (size_t)chunk,
-			                   q->sector * BLK_SECTOR + q->done, false);
-		q->done += chunk;
-		*budget -= chunk;
+/* Describe the next operation of (s) in s->seg. */
+static void blk_prepare(struct blk_slot *s)
+{
+	const struct vq_chain *c = &s->chain;
+	struct blk_req *q = &s->req;
+	uint64_t chunk = q->len - q->done;
+	size_t got;
+
+	s->nseg = 0;
+	s->chunk = 0;
+	if (q->flush)
+		return;
+	if (chunk > BLK_CHUNK)
+		chunk = BLK_CHUNK;
+	if (q->write)
+		s->nseg = vq_iov_slice(c->iov, c->nr_out, VIRTIO_BLK_HDR_LEN + q->done, (size_t)chunk,
+		                       s->seg, VQ_MAX_CHAIN, &got);
+	else
+		s->nseg = vq_iov_slice(c->iov + c->nr_out, c->nr_in, q->done, (size_t)chunk, s->seg,
+		                       VQ_MAX_CHAIN, &got);
+	s->chunk = got;
+}
+
+/* Account the result (res: bytes moved, 0 for a flush done, or -errno) of
+ * the operation of (s). */
+static void blk_result(struct blk_slot *s, long long res)
+{
+	struct blk_req *q = &s->req;
+
+	if (q->flush) {
+		q->flush = false;
+		if (res < 0)
+			q->status = VIRTIO_BLK_S_IOERR;
+		return;
 	}
-	if (q->io && !q->write && q->status == VIRTIO_BLK_S_OK)
-		q->written = q->len;
+	/* An error, or the image shrank under the guest (0 bytes at EOF). */
+	if (res <= 0 || s->chunk == 0) {
+		q->status = VIRTIO_BLK_S_IOERR;
+		return;
+	}
+	q->done += (uint64_t)res; /* a short transfer goes on from there */
+}
+
+/* Do the operation of (s) on this thread (no io_uring). */
+static long long blk_sync_op(struct virtio_blk *b, struct blk_slot *s)
+{
+	const struct blk_req *q = &s->req;
+	off_t pos = (off_t)(q->sector * BLK_SECTOR + q->done);
+	ssize_t r;
+
+	if (q->flush)
+		return fdatasync(b->fd) < 0 ? -errno : 0;
+	if (s->chunk == 0)
+		return -EIO;
+	do {
+		r = q->write ? pwritev(b->fd, s->seg, (int)s->nseg, pos)
+		             : preadv(b->fd, s->seg, (int)s->nseg, pos);
+	} while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+/* Read what the page cache holds of the operation of (s) without
+ * blocking (preadv2 RWF_NOWAIT). Returns the bytes read, or <= 0: nothing
+ * (not cached, or a file system without RWF_NOWAIT, which then is not
+ * asked again). */
+static long long blk_nowait_read(struct virtio_blk *b, struct blk_slot *s)
+{
+	const struct blk_req *q = &s->req;
+	ssize_t r;
+
+	do
+		r = preadv2(b->fd, s->seg, (int)s->nseg, (off_t)(q->sector * BLK_SECTOR + q->done),
+		            RWF_NOWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && errno != EAGAIN)
+		b->nowait_ok = false;
+	return r < 0 ? -errno : r;
+}
+
+/* Queue the operation of slot (i) on the ring. Returns false if the ring
+ * has no room (never: it holds a submission per slot). */
+static bool blk_queue_op(struct virtio_blk *b, unsigned i)
+{
+	struct blk_slot *s = &b->slots[i];
+	const struct blk_req *q = &s->req;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+
+	if (!sqe)
+		return false;
+	if (q->flush)
+		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+	else if (q->write)
+		io_uring_prep_writev(sqe, b->fd, s->seg, s->nseg, q->sector * BLK_SECTOR + q->done);
+	else
+		io_uring_prep_readv(sqe, b->fd, s->seg, s->nseg, q->sector * BLK_SECTOR + q->done);
+	io_uring_sqe_set_data64(sqe, i);
 	return true;
 }
 
-/* One pass over the queue (vp.lock held): continue the current request,
- * then take new chains, until the ring is empty, a ring's worth of chains
- * was taken or BLK_PASS_BYTES were moved. Returns true if work is left. */
-static bool blk_pass(struct virtio_blk *b)
+/* Publish slot (i)'s request and free the slot. */
+static void blk_finish(struct virtio_blk *b, unsigned i, struct vq *vq)
 {
-	struct virtio_pci *vp = &b->vp;
-	struct vq *vq = virtio_pci_queue(vp, 0);
-	uint64_t budget = BLK_PASS_BYTES;
-	unsigned chains = 0;
-	bool pushed = false, more = false;
+	struct blk_slot *s = &b->slots[i];
+	const struct vq_chain *c = &s->chain;
+	struct blk_req *q = &s->req;
 
-	if (!vq) {
-		b->req.active = false; /* not running: nothing may be served */
-		return false;
+	if (vq) {
+		if (q->io && !q->write && q->status == VIRTIO_BLK_S_OK)
+			q->written = q->len;
+		vq_iov_write(c->iov + c->nr_out, c->nr_in, c->in_len - 1, &q->status, 1);
+		vq_push(vq, c->head, q->written + 1);
 	}
-	for (;;) {
-		const struct vq_chain *c = &b->chain;
-
-		if (!b->req.active) {
-			int r;
-
-			if (chains == vq->size || budget == 0) {
-				more = vq_has_avail(vq);
-				break;
-			}
-			r = vq_pop(vq, &b->chain);
-			if (r == 0)
-				break;
-			if (r < 0) {
-				virtio_pci_device_error(vp, "bad descriptor chain");
-				break;
-			}
-			chains++;
-			if (blk_start(b) < 0) {
-				virtio_pci_device_error(vp, "malformed request");
-				break;
-			}
-		}
-		if (!blk_step(b, &budget)) {
-			more = true;
-			break;
-		}
-		vq_iov_write(c->iov + c->nr_out, c->nr_in, c->in_len - 1, &b->req.status, 1);
-		vq_push(vq, c->head, b->req.written + 1);
-		b->req.active = false;
-		pushed = true;
-	}
-	if (pushed)
-		virtio_pci_queue_interrupt(vp, 0);
-	return more;
+	b->free_slots[b->nfree++] = (uint16_t)i;
+	b->inflight--;
+	vm_device_io_add(b->vp.vm, -1);
+	if (b->inflight == 0)
+		pthread_cond_broadcast(&b->drained);
 }
 
-/* The worker: finishes what notifies left over, one pass at a time, the
- * device lock released between passes. It idles (no polling) until a
- * notify hands it work, and ends at virtio_blk_destroy. Once the run is
- * over (vm_request_exit) it drops the work: the guest is going away. */
-static void *blk_worker(void *arg)
+/* Move slot (i) on after an operation (or at its start): the next
+ * operation queued, or the request published. Returns true if it was
+ * published. Without io_uring the operations run here, one after the
+ * other. */
+static bool blk_advance(struct virtio_blk *b, unsigned i, struct vq *vq, bool *queued)
+{
+	struct blk_slot *s = &b->slots[i];
+	/* After a reset, or once the machine is stopping, the request is
+	 * dropped: nothing is published. */
+	bool live = vq && s->gen == b->gen && !b->stop &&
+	            atomic_load(&b->vp.vm->exit_kind) == VM_EXIT_NONE;
+
+	while (live && blk_more(s)) {
+		blk_prepare(s);
+		if (b->ring_ok && b->nowait_ok && !s->req.flush && !s->req.write && s->chunk &&
+		    s->req.done == 0 && s->req.len <= b->nowait_budget) {
+			/* A small read the page cache holds is copied at once,
+			 * here, as io_uring would at submission, without
+			 * waking the completion thread; a doorbell copies at
+			 * most BLK_NOWAIT_BUDGET so, the rest goes to the
+			 * ring. */
+			b->nowait_budget -= s->req.len;
+			long long r = blk_nowait_read(b, s);
+			if (r > 0) {
+				b->nowait_ops++;
+				blk_result(s, r);
+				continue;
+			}
+		}
+		if (b->ring_ok) {
+			if (blk_queue_op(b, i)) {
+				*queued = true;
+				return false;
+			}
+			s->req.status = VIRTIO_BLK_S_IOERR;
+			break;
+		}
+		blk_result(s, blk_sync_op(b, s));
+		/* A stop ends a synchronous request after the chunk. */
+		live = !b->stop && atomic_load(&b->vp.vm->exit_kind) == VM_EXIT_NONE;
+	}
+	blk_finish(b, i, live ? vq : NULL);
+	return live;
+}
+
+static void blk_submit(struct virtio_blk *b, bool queued)
+{
+	if (!queued)
+		return;
+	int r;
+	do
+		r = io_uring_submit(&b->ring);
+	while (r == -EINTR || r == -EAGAIN);
+	if (r < 0 && !b->vp.error_logged) {
+		b->vp.error_logged = true;
+		fprintf(stderr, "zhv: virtio-blk: io_uring_submit: %s\n", strerror(-r));
+	}
+}
+
+/* The doorbell, on the device thread (vp.lock held): take every available
+ * chain (at most one per free slot: a ring's worth) and start it. */
+static void blk_queue_notify(struct virtio_pci *vp, unsigned qi)
+{
+	struct virtio_blk *b = vp->opaque;
+	struct vq *vq = virtio_pci_queue(vp, 0);
+	bool pushed = false, queued = false;
+
+	if (qi != 0 || !vq)
+		return;
+	b->nowait_budget = BLK_NOWAIT_BUDGET;
+	while (b->nfree > 0) {
+		unsigned i = b->free_slots[b->nfree - 1];
+		struct blk_slot *s = &b->slots[i];
+		int r = vq_pop(vq, &s->chain);
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			virtio_pci_device_error(vp, "bad descriptor chain");
+			break;
+		}
+		if (blk_start(b, s) < 0) {
+			virtio_pci_device_error(vp, "malformed request");
+			break;
+		}
+		b->nfree--;
+		b->inflight++;
+		vm_device_io_add(vp->vm, 1);
+		if (b->inflight > b->max_inflight)
+			b->max_inflight = b->inflight;
+		b->requests++;
+		if (!virtio_pci_on_device_thread(vp))
+			b->requests_elsewhere++;
+		s->gen = b->gen;
+		pushed |= blk_advance(b, i, vq, &queued);
+	}
+	b->nowait_budget = 0;
+	blk_submit(b, queued);
+	if (pushed)
+		virtio_pci_queue_interrupt(vp, 0);
+}
+
+/* The completion thread: reaps the ring, publishes what completed and
+ * interrupts the guest. Ends once virtio_blk_destroy asked and nothing is
+ * in flight. */
+static void *blk_cq_thread(void *arg)
 {
 	struct virtio_blk *b = arg;
 	struct virtio_pci *vp = &b->vp;
+	bool stop_seen = false;
 
-	pthread_mutex_lock(&vp->lock);
 	for (;;) {
-		while (!b->stop && !b->pending)
-			pthread_cond_wait(&b->wake, &vp->lock);
-		if (b->stop)
+		struct io_uring_cqe *cqe;
+		int r = io_uring_wait_cqe(&b->ring, &cqe);
+
+		if (r < 0 && r != -EINTR && r != -EAGAIN) {
+			fprintf(stderr, "zhv: virtio-blk: io_uring_wait_cqe: %s\n", strerror(-r));
 			break;
-		if (atomic_load(&vp->vm->exit_kind) != VM_EXIT_NONE) {
-			b->pending = false;
-			continue;
 		}
-		b->pending = blk_pass(b);
-		if (b->pending) {
-			/* Let vCPUs waiting on the lock in (the mutex is not fair). */
-			pthread_mutex_unlock(&vp->lock);
-			sched_yield();
-			pthread_mutex_lock(&vp->lock);
+		pthread_mutex_lock(&vp->lock);
+		struct vq *vq = virtio_pci_queue(vp, 0);
+		bool pushed = false, queued = false;
+		unsigned head, n = 0;
+
+		io_uring_for_each_cqe(&b->ring, head, cqe) {
+			uint64_t i = io_uring_cqe_get_data64(cqe);
+
+			n++;
+			if (i == BLK_STOP_KEY) {
+				stop_seen = true;
+				continue;
+			}
+			if (i >= BLK_SLOTS)
+				continue;
+			blk_result(&b->slots[i], cqe->res);
+			pushed |= blk_advance(b, (unsigned)i, vq, &queued);
 		}
+		io_uring_cq_advance(&b->ring, n);
+		blk_submit(b, queued);
+		if (pushed)
+			virtio_pci_queue_interrupt(vp, 0);
+		bool done = stop_seen && b->inflight == 0;
+		pthread_mutex_unlock(&vp->lock);
+		if (done)
+			break;
 	}
-	pthread_mutex_unlock(&vp->lock);
 	return NULL;
-}
-
-static void blk_queue_notify(struct virtio_pci *vp, unsigned q)
-{
-	struct virtio_blk *b = vp->opaque;
-
-	if (q != 0 || b->pending)
-		return; /* the worker is on it and will see the new chains */
-	if (blk_pass(b)) {
-		b->pending = true;
-		pthread_cond_signal(&b->wake);
-	}
 }
 
 static void blk_reset(struct virtio_pci *vp)
 {
 	struct virtio_blk *b = vp->opaque;
 
-	/* §2.4: a reset forgets every request in flight. */
-	b->req.active = false;
-	b->pending = false;
+	/* §2.4: a reset forgets every request in flight: their operations
+	 * run out (a chunk each) without touching the rings, and the reset
+	 * completes once none is left, so none writes to guest memory the
+	 * driver may reuse. */
+	b->gen++;
+	while (b->inflight > 0)
+		pthread_cond_wait(&b->drained, &vp->lock);
 }
 
 /* Snapshot: the model's part of section "virtio-blk<n>" (virtio_pci.c has
@@ -325,15 +468,16 @@ static void blk_reset(struct virtio_pci *vp)
  * bytes (u64) and whether it is read-only (bool). A restore must have the
  * same image, by path, of the same size and mode: else it is refused (the
  * guest's view of the disk would change under it). Nothing is in flight in
- * a snapshot: while a request is being served (the worker has work left),
- * save answers -EBUSY, and the snapshot is taken once the worker has
- * finished (the vCPUs are paused, so that is soon). */
+ * a snapshot: while a request is in flight,
+ * save answers -EBUSY (vm_devices_quiesce waits for that before a snapshot).
+ * A doorbell rung just before the snapshot may not have been served: the
+ * restored device looks at its queue once on its own. */
 static int blk_snap_save(struct virtio_pci *vp, struct snap_writer *w)
 {
 	struct virtio_blk *b = vp->opaque;
 	size_t len = strlen(b->path);
 
-	if (b->pending || b->req.active)
+	if (b->inflight)
 		return -EBUSY;
 	if (len > UINT16_MAX) {
 		fprintf(stderr, "zhv: virtio-blk: disk path too long for a snapshot\n");
@@ -374,10 +518,8 @@ static int blk_snap_load(struct virtio_pci *vp, struct snap_reader *r, bool comm
 		        b->read_only ? ", read-only" : "");
 		return -EINVAL;
 	}
-	if (commit) {
-		b->req.active = false;
-		b->pending = false;
-	}
+	if (commit)
+		virtio_pci_notify_thread(vp, 1u);
 	return 0;
 }
 
@@ -496,20 +638,37 @@ int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct vi
 	if (read_only)
 		info.features |= 1ull << VIRTIO_BLK_F_RO;
 	info.opaque = b;
-	r = -pthread_cond_init(&b->wake, NULL);
+	b->slots = calloc(BLK_SLOTS, sizeof(*b->slots));
+	if (!b->slots) {
+		r = -ENOMEM;
+		goto err_free;
+	}
+	for (unsigned i = 0; i < BLK_SLOTS; i++)
+		b->free_slots[i] = (uint16_t)(BLK_SLOTS - 1 - i);
+	b->nfree = BLK_SLOTS;
+	r = -pthread_cond_init(&b->drained, NULL);
 	if (r < 0)
 		goto err_free;
+	/* One submission per slot, and one for the stop. */
+	r = vm->no_device_threads ? -ENOTSUP : io_uring_queue_init(BLK_SLOTS * 2, &b->ring, 0);
+	if (r < 0 && !vm->no_device_threads)
+		fprintf(stderr, "zhv: warning: disk %s: io_uring unavailable (%s): requests are "
+		        "served one at a time by the device thread\n", path, strerror(-r));
+	b->ring_ok = r == 0;
+	b->nowait_ok = true;
 	r = virtio_pci_init(&b->vp, vm, &info);
 	if (r < 0)
 		goto err_cond;
-	/* The worker starts now, before any vCPU runs (and before a sandbox
-	 * could forbid new threads); termination signals go elsewhere. */
+	if (!b->ring_ok)
+		goto done;
+	/* The completion thread starts now, before any vCPU runs (and before
+	 * the sandbox); termination signals go elsewhere. */
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	r = -pthread_create(&b->worker, NULL, blk_worker, b);
+	r = -pthread_create(&b->cq_thread, NULL, blk_cq_thread, b);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0) {
 		/* The device is on the PCI bus and registered with the
@@ -518,15 +677,19 @@ int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct vi
 		b->vp.status = VIRTIO_STATUS_FAILED | VIRTIO_STATUS_NEEDS_RESET;
 		return r;
 	}
-	pthread_setname_np(b->worker, "virtio-blk");
-	b->worker_started = true;
+	pthread_setname_np(b->cq_thread, "virtio-blk-cq");
+	b->cq_started = true;
+done:
 	if (out)
 		*out = b;
 	return 0;
 
 err_cond:
-	pthread_cond_destroy(&b->wake);
+	if (b->ring_ok)
+		io_uring_queue_exit(&b->ring);
+	pthread_cond_destroy(&b->drained);
 err_free:
+	free(b->slots);
 	free(b->path);
 	free(b);
 err_close:
@@ -538,17 +701,36 @@ void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)
 		return;
-	if (b->worker_started) {
-		/* The worker ends after at most the pass it is in. */
+	/* No doorbell is served any more; what is in flight runs out (at
+	 * most a chunk per request), then the completion thread ends. */
+	virtio_pci_stop(&b->vp);
+	if (b->vp.vm && b->vp.vm->debug_io)
+		fprintf(stderr, "zhv: virtio-blk: %llu requests, %llu started outside the device "
+		        "thread, at most %u in flight (%s; %llu reads from the page cache at "
+		        "once)\n", (unsigned long long)b->requests,
+		        (unsigned long long)b->requests_elsewhere, b->max_inflight,
+		        b->ring_ok ? "io_uring" : "synchronous", (unsigned long long)b->nowait_ops);
+	if (b->cq_started) {
 		pthread_mutex_lock(&b->vp.lock);
 		b->stop = true;
-		pthread_cond_signal(&b->wake);
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+		if (sqe) {
+			io_uring_prep_nop(sqe);
+			io_uring_sqe_set_data64(sqe, BLK_STOP_KEY);
+		}
+		blk_submit(b, sqe != NULL);
 		pthread_mutex_unlock(&b->vp.lock);
-		pthread_join(b->worker, NULL);
+		if (sqe)
+			pthread_join(b->cq_thread, NULL);
+		else
+			abort(); /* the ring keeps room for this one */
 	}
-	pthread_cond_destroy(&b->wake);
+	if (b->ring_ok)
+		io_uring_queue_exit(&b->ring);
+	pthread_cond_destroy(&b->drained);
 	close(b->fd);
 	virtio_pci_fini(&b->vp);
+	free(b->slots);
 	free(b->path);
 	free(b);
 }

@@ -1,5 +1,6 @@
 /* virtio_pci.c: virtio 1.x "modern" PCI transport (virtio 1.2 §4.1): config space, BAR0 registers, MSI-X and INTx. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,6 +78,11 @@ _Static_assert(VIRTIO_PCI_MAX_VECTORS <= 32, "PBA kept in one word");
 _Static_assert(VIRTIO_PCI_MAX_VECTORS * 16 <= VIRTIO_PCI_MSIX_PBA_OFF - VIRTIO_PCI_MSIX_TBL_OFF,
                "MSI-X table fits before the PBA");
 _Static_assert(VIRTIO_PCI_MAX_QUEUES * VIRTIO_PCI_NOTIFY_MULT <= 0x1000, "notify region");
+
+/* User packets on a device's port (BELL packets carry the trap's key). */
+#define VP_KEY_BELL   1u /* the BELL trap's key */
+#define VP_KEY_NOTIFY 2u /* serve the queues in notify_pending */
+#define VP_KEY_STOP   3u /* virtio_pci_stop: the thread ends */
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -268,9 +274,12 @@ static void status_write(struct virtio_pci *vp, uint8_t v)
 	v = (uint8_t)((v & ~VIRTIO_STATUS_NEEDS_RESET) | (old & VIRTIO_STATUS_NEEDS_RESET));
 	vp->status = v;
 	if (!(old & VIRTIO_STATUS_DRIVER_OK) && virtio_pci_running(vp)) {
+		uint32_t mask = 0;
+
 		for (unsigned q = 0; q < vp->num_queues; q++)
-			if (vp->queues[q].ready && virtio_pci_running(vp))
-				vp->ops->queue_notify(vp, q);
+			if (vp->queues[q].ready)
+				mask |= 1u << q;
+		virtio_pci_notify_thread(vp, mask);
 	}
 }
 
@@ -461,12 +470,34 @@ static void msix_table_write(struct virtio_pci *vp, uint64_t off, const uint8_t 
 
 /* ---- BAR0 and config space hooks ------------------------------------------ */
 
+void virtio_pci_notify_thread(struct virtio_pci *vp, uint32_t mask)
+{
+	zhv_packet_t p = { .key = VP_KEY_NOTIFY };
+	bool idle = vp->notify_pending == 0;
+
+	mask &= (1u << vp->num_queues) - 1;
+	if (!mask || vp->stopping)
+		return;
+	vp->notify_pending |= mask;
+	if (!vp->port)
+		return; /* no device thread: virtio_pci_serve_pending */
+	/* One packet stands for every notification until the thread takes
+	 * them: the port's user-packet limit is never reached. */
+	if (idle && zhv_port_queue(vp->port, &p) != ZHV_OK && !vp->error_logged) {
+		vp->error_logged = true;
+		fprintf(stderr, "zhv: virtio-%s: cannot wake the device thread\n", vp->name);
+	}
+}
+
+/* A doorbell write that came through the MEM trap: the guest moved the
+ * notify BAR out of the doorbell window. The device thread serves it all
+ * the same. */
 static void notify_write(struct virtio_pci *vp, uint64_t off)
 {
 	uint64_t q = off / VIRTIO_PCI_NOTIFY_MULT;
 
-	if (q < vp->num_queues && virtio_pci_queue(vp, (unsigned)q))
-		vp->ops->queue_notify(vp, (unsigned)q);
+	if (q < vp->num_queues)
+		virtio_pci_notify_thread(vp, 1u << q);
 }
 
 static bool in_region(uint64_t off, unsigned size, uint64_t base, uint64_t len,
@@ -488,6 +519,15 @@ static void bar_access(struct pci_device *dev, int bar, uint64_t offset, bool wr
 		return;
 	if (!write)
 		memset(data, 0, size);
+	if (bar == VIRTIO_PCI_NOTIFY_BAR) {
+		if (write && in_region(offset, size, VIRTIO_PCI_NOTIFY_OFF,
+		                       (uint64_t)vp->num_queues * VIRTIO_PCI_NOTIFY_MULT, &rel)) {
+			pthread_mutex_lock(&vp->lock);
+			notify_write(vp, rel);
+			pthread_mutex_unlock(&vp->lock);
+		}
+		return;
+	}
 	if (bar != VIRTIO_PCI_BAR)
 		return;
 	pthread_mutex_lock(&vp->lock);
@@ -507,10 +547,6 @@ static void bar_access(struct pci_device *dev, int bar, uint64_t offset, bool wr
 		/* Device config is read-only for every device we offer. */
 		if (!write)
 			read_image(vp->config, vp->config_len, rel, data, size);
-	} else if (in_region(offset, size, VIRTIO_PCI_NOTIFY_OFF,
-	                     (uint64_t)vp->num_queues * VIRTIO_PCI_NOTIFY_MULT, &rel)) {
-		if (write)
-			notify_write(vp, rel);
 	} else if (in_region(offset, size, VIRTIO_PCI_MSIX_TBL_OFF, 16ull * vp->nvectors, &rel)) {
 		if (write)
 			msix_table_write(vp, rel, data, size);
@@ -527,14 +563,14 @@ static void bar_access(struct pci_device *dev, int bar, uint64_t offset, bool wr
 }
 
 static void put_vendor_cap(uint8_t *cfg, unsigned at, unsigned next, uint8_t len,
-                           uint8_t type, uint32_t offset, uint32_t length)
+                           uint8_t type, uint8_t bar, uint32_t offset, uint32_t length)
 {
 	/* struct virtio_pci_cap (virtio 1.2 §4.1.4). */
 	cfg[at + 0] = PCI_CAP_ID_VNDR;
 	cfg[at + 1] = (uint8_t)next;
 	cfg[at + 2] = len;
 	cfg[at + 3] = type;
-	cfg[at + 4] = VIRTIO_PCI_BAR;
+	cfg[at + 4] = bar;
 	cfg[at + 5] = 0; /* id */
 	cfg[at + 6] = cfg[at + 7] = 0;
 	put32(cfg + at + 8, offset);
@@ -564,16 +600,18 @@ static void config_fill(struct virtio_pci *vp)
 	put16(cfg + PCI_SUBSYS_ID, (uint16_t)(0x40 + device_type));
 	cfg[PCI_CAP_PTR] = CAP_COMMON;
 
-	put_vendor_cap(cfg, CAP_COMMON, CAP_NOTIFY, 16, VIRTIO_PCI_CAP_COMMON_CFG,
+	put_vendor_cap(cfg, CAP_COMMON, CAP_NOTIFY, 16, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_BAR,
 	               VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_LEN);
 	/* struct virtio_pci_notify_cap (§4.1.4.4): queue q's doorbell is at
-	 * offset + queue_notify_off(q) * multiplier, queue_notify_off = q. */
+	 * offset + queue_notify_off(q) * multiplier, queue_notify_off = q, in
+	 * the doorbell BAR. */
 	put_vendor_cap(cfg, CAP_NOTIFY, CAP_ISR, 20, VIRTIO_PCI_CAP_NOTIFY_CFG,
-	               VIRTIO_PCI_NOTIFY_OFF, vp->num_queues * VIRTIO_PCI_NOTIFY_MULT);
+	               VIRTIO_PCI_NOTIFY_BAR, VIRTIO_PCI_NOTIFY_OFF,
+	               vp->num_queues * VIRTIO_PCI_NOTIFY_MULT);
 	put32(cfg + CAP_NOTIFY + 16, VIRTIO_PCI_NOTIFY_MULT);
-	put_vendor_cap(cfg, CAP_ISR, CAP_DEVICE, 16, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF,
-	               VIRTIO_PCI_ISR_LEN);
-	put_vendor_cap(cfg, CAP_DEVICE, CAP_MSIX, 16, VIRTIO_PCI_CAP_DEVICE_CFG,
+	put_vendor_cap(cfg, CAP_ISR, CAP_DEVICE, 16, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_BAR,
+	               VIRTIO_PCI_ISR_OFF, VIRTIO_PCI_ISR_LEN);
+	put_vendor_cap(cfg, CAP_DEVICE, CAP_MSIX, 16, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_BAR,
 	               VIRTIO_PCI_DEVICE_OFF, dev_len);
 
 	/* MSI-X capability (PCI Local Bus 3.0 §6.8.2): table and PBA in BAR0. */
@@ -787,7 +825,134 @@ static int virtio_pci_snap_load(void *opaque, struct snap_reader *r)
 static void virtio_pci_teardown(void *opaque)
 {
 	struct virtio_pci *vp = opaque;
+
+	virtio_pci_stop(vp);
 	vp->ops->destroy(vp);
+}
+
+/* A doorbell packet: which queue (-1: none, or the notify BAR is no
+ * longer decoded at the trap's address). Lock held. */
+static int bell_queue(struct virtio_pci *vp, uint64_t addr)
+{
+	uint64_t base = vp->pci.bar_addr[VIRTIO_PCI_NOTIFY_BAR] + VIRTIO_PCI_NOTIFY_OFF;
+	uint64_t off = addr - base;
+
+	if (base != vp->bell_gpa + VIRTIO_PCI_NOTIFY_OFF || !(vp->pci.cfg[0x04] & 0x02) ||
+	    addr < base || off / VIRTIO_PCI_NOTIFY_MULT >= vp->num_queues)
+		return -1;
+	return (int)(off / VIRTIO_PCI_NOTIFY_MULT);
+}
+
+/* Call queue_notify for the queues in (mask) that can take buffers. */
+static void serve(struct virtio_pci *vp, uint32_t mask)
+{
+	for (unsigned q = 0; q < vp->num_queues; q++) {
+		if ((mask & (1u << q)) && virtio_pci_queue(vp, q)) {
+			vp->notifies++;
+			vp->ops->queue_notify(vp, q);
+		}
+	}
+}
+
+void virtio_pci_serve_pending(struct virtio_pci *vp)
+{
+	uint32_t mask = vp->notify_pending;
+
+	vp->notify_pending = 0;
+	serve(vp, mask);
+}
+
+/* The device thread: waits on the port for doorbells (BELL packets) and
+ * the VMM's notifications, and serves the queues. While a snapshot is
+ * being taken (vm_devices_quiesce) it waits before serving. */
+static void *virtio_pci_thread(void *arg)
+{
+	struct virtio_pci *vp = arg;
+
+	for (;;) {
+		zhv_packet_t p;
+		uint32_t mask = 0;
+
+		if (zhv_port_wait(vp->port, ZHV_TIME_INFINITE, &p) != ZHV_OK)
+			continue;
+		if (p.type == ZHV_PKT_TYPE_USER && p.key == VP_KEY_STOP)
+			break;
+		vm_device_work_begin(vp->vm);
+		pthread_mutex_lock(&vp->lock);
+		if (p.type == ZHV_PKT_TYPE_GUEST_BELL && p.key == VP_KEY_BELL) {
+			int q = bell_queue(vp, p.guest_bell.addr);
+
+			if (q >= 0)
+				mask = 1u << q;
+		} else if (p.type == ZHV_PKT_TYPE_USER && p.key == VP_KEY_NOTIFY) {
+			mask = vp->notify_pending;
+			vp->notify_pending = 0;
+		}
+		serve(vp, mask);
+		pthread_mutex_unlock(&vp->lock);
+		vm_device_work_end(vp->vm);
+	}
+	return NULL;
+}
+
+bool virtio_pci_on_device_thread(const struct virtio_pci *vp)
+{
+	return vp->thread_started && pthread_equal(pthread_self(), vp->thread);
+}
+
+void virtio_pci_stop(struct virtio_pci *vp)
+{
+	zhv_packet_t p = { .key = VP_KEY_STOP };
+
+	pthread_mutex_lock(&vp->lock);
+	bool started = vp->thread_started;
+	vp->thread_started = false;
+	vp->stopping = true;
+	pthread_mutex_unlock(&vp->lock);
+	if (!started)
+		return;
+	/* The STOP packet is never refused: user packets on this port are
+	 * NOTIFY (at most one queued) and STOP. */
+	if (zhv_port_queue(vp->port, &p) != ZHV_OK)
+		abort();
+	pthread_join(vp->thread, NULL);
+}
+
+/* Doorbells: the port, the BELL trap on the notify BAR and the thread. */
+static int virtio_pci_start(struct virtio_pci *vp, struct vm *vm)
+{
+	sigset_t block, old;
+	zhv_status_t st;
+
+	if (vm->no_device_threads)
+		return 0;
+	st = zhv_port_create(0, &vp->port);
+	if (st != ZHV_OK)
+		return -ENOMEM;
+	vp->bell_gpa = vp->pci.bar_addr[VIRTIO_PCI_NOTIFY_BAR];
+	st = zhv_guest_set_trap(vm->guest, ZHV_TRAP_BELL, vp->bell_gpa, ZHV_PAGE_SIZE, vp->port,
+	                        VP_KEY_BELL);
+	if (st != ZHV_OK) {
+		fprintf(stderr, "zhv: virtio-%s: doorbell trap at %#llx: %s\n", vp->name,
+		        (unsigned long long)vp->bell_gpa, zhv_status_string(st));
+		return -EIO;
+	}
+	/* Started before any vCPU runs (and before the sandbox); termination
+	 * signals go elsewhere. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int r = -pthread_create(&vp->thread, NULL, virtio_pci_thread, vp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		return r;
+	char name[16];
+	snprintf(name, sizeof(name), "virtio-%s", vp->name);
+	pthread_setname_np(vp->thread, name);
+	vp->thread_started = true;
+	return 0;
 }
 
 int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pci_info *info)
@@ -828,6 +993,8 @@ int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pc
 	config_fill(vp);
 	vp->pci.cfg[PCI_INTERRUPT_PIN] = 1; /* INTA# */
 	vp->pci.bar_size[VIRTIO_PCI_BAR] = VIRTIO_PCI_BAR_SIZE;
+	vp->pci.bar_size[VIRTIO_PCI_NOTIFY_BAR] = ZHV_PAGE_SIZE;
+	vp->pci.bar_bell = 1u << VIRTIO_PCI_NOTIFY_BAR;
 	vp->pci.ops = &virtio_pci_ops;
 	vp->pci.opaque = vp;
 	vp->pci.vm = vm;
@@ -848,8 +1015,12 @@ int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pc
 		}
 	}
 	if (r == 0)
+		r = virtio_pci_start(vp, vm);
+	if (r == 0)
 		r = vm_add_teardown(vm, virtio_pci_teardown, vp);
 	if (r < 0) {
+		virtio_pci_stop(vp);
+		zhv_port_destroy(vp->port);
 		pthread_mutex_destroy(&vp->lock);
 		return r;
 	}
@@ -858,5 +1029,8 @@ int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pc
 
 void virtio_pci_fini(struct virtio_pci *vp)
 {
+	virtio_pci_stop(vp);
+	zhv_port_destroy(vp->port);
+	vp->port = NULL;
 	pthread_mutex_destroy(&vp->lock);
 }

@@ -9,6 +9,7 @@
 
 #include "pci.h"
 #include "virtqueue.h"
+#include "zhv.h"
 
 struct vm;
 struct snap_writer;
@@ -47,8 +48,11 @@ struct snap_reader;
 #define VIRTIO_PCI_ISR_OFF       0x0800u
 #define VIRTIO_PCI_ISR_LEN       0x0004u
 #define VIRTIO_PCI_DEVICE_OFF    0x1000u
-#define VIRTIO_PCI_NOTIFY_OFF    0x2000u
 #define VIRTIO_PCI_NOTIFY_MULT   4u
+/* The doorbells (notify region) have a BAR of their own, one page, that
+ * pci.c puts in its doorbell window: a libzhv BELL trap covers it. */
+#define VIRTIO_PCI_NOTIFY_BAR    2
+#define VIRTIO_PCI_NOTIFY_OFF    0x0000u
 #define VIRTIO_PCI_MSIX_TBL_OFF  0x3000u
 #define VIRTIO_PCI_MSIX_PBA_OFF  0x3800u
 /* clang-format on */
@@ -56,7 +60,13 @@ struct snap_reader;
 struct virtio_pci;
 
 /* What a device model plugs into the transport. Every hook runs with the
- * device's lock (virtio_pci.lock) held. */
+ * device's lock (virtio_pci.lock) held.
+ *
+ * Doorbells: the notify region is a BELL trap delivering to the device's
+ * port (virtio_pci.port); the device's own thread ("virtio-<name>") waits
+ * on that port and calls queue_notify, so the vCPU that rang goes on
+ * running the guest while the device serves the queue. queue_notify thus
+ * runs on the device thread, never on a vCPU thread. */
 struct virtio_dev_ops {
 	/* Buffers may be waiting on queue (q): the driver notified it, or
 	 * DRIVER_OK was just set (then every enabled queue gets a call). Only
@@ -142,6 +152,15 @@ struct virtio_pci {
 	bool msix_func_masked;
 	uint32_t msix_pending;        /* PBA bits */
 	struct virtio_msix_entry msix[VIRTIO_PCI_MAX_VECTORS];
+
+	/* The device thread and its doorbells. */
+	zhv_port_t *port;             /* BELL packets and the VMM's own notifications */
+	uint64_t bell_gpa;            /* where the BELL trap is (0: none) */
+	pthread_t thread;
+	bool thread_started;
+	bool stopping;                /* virtio_pci_stop: no more user packets */
+	uint32_t notify_pending;      /* queues to serve, sent as one user packet */
+	uint64_t notifies;            /* queue_notify calls made (on the device thread) */
 };
 
 /* virtio_pci_init: set up (vp) from (info) (config space with the virtio
@@ -151,6 +170,11 @@ struct virtio_pci {
  * destroy hook. Returns 0 or -errno (then the caller frees (vp); a device
  * already on the PCI bus stays there, unused, until vm_destroy()). */
 int virtio_pci_init(struct virtio_pci *vp, struct vm *vm, const struct virtio_pci_info *info);
+
+/* virtio_pci_stop: stop and join the device thread (no queue_notify call
+ * runs after it returns). vm_destroy's teardown calls it before the model's
+ * destroy hook; idempotent. Called without the lock. */
+void virtio_pci_stop(struct virtio_pci *vp);
 
 /* virtio_pci_fini: release the transport's own state (its lock); the
  * last step of a device model's destroy hook before it frees (vp). */
@@ -164,6 +188,15 @@ bool virtio_pci_running(const struct virtio_pci *vp);
 /* virtio_pci_queue: queue (q) if it is enabled and the device running,
  * else NULL. */
 struct vq *virtio_pci_queue(struct virtio_pci *vp, unsigned q);
+/* virtio_pci_notify_thread: have the device thread call queue_notify for
+ * each queue in (mask) (bit q: queue q), as a doorbell would: after a
+ * restore, or a doorbell reaching the device through the MEM trap. */
+void virtio_pci_notify_thread(struct virtio_pci *vp, uint32_t mask);
+/* virtio_pci_serve_pending: serve, on this thread, the notifications
+ * recorded for the device thread (vm.no_device_threads: a harness). */
+void virtio_pci_serve_pending(struct virtio_pci *vp);
+/* virtio_pci_on_device_thread: whether the caller is (vp)'s device thread. */
+bool virtio_pci_on_device_thread(const struct virtio_pci *vp);
 /* virtio_pci_has_feature: feature (bit) offered and accepted. */
 bool virtio_pci_has_feature(const struct virtio_pci *vp, unsigned bit);
 /* virtio_pci_queue_interrupt: send the used-buffer notification of queue
