@@ -29,23 +29,23 @@ static int fake_ioctl(int fd, unsigned long req, ...)
 	return 0;
 }
 
-static int fake_thread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *),
-                              void *arg)
+static int fake_thread_start(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg)
 {
-	(void)a, (void)fn, (void)arg;
+	(void)stack, (void)fn, (void)arg;
 	memset(t, 0, sizeof(*t));
 	return 0;
 }
 
 #define open(path, flags) fake_tap_open(path, flags)
 #define ioctl fake_ioctl
-#define pthread_create fake_thread_create
+#include "thread.h"
+#define vmm_thread_start fake_thread_start
 #define pthread_detach(t) ((void)(t), 0)
 #define pthread_join(t, r) ((void)(t), (void)(r), 0)
 #include "../vmm/dev/virtio_net.c"
 #undef open
 #undef ioctl
-#undef pthread_create
+#undef vmm_thread_start
 #undef pthread_detach
 #undef pthread_join
 

@@ -18,6 +18,7 @@
 #include "dev/virtio_pci.h"
 #include "devices.h"
 #include "vm.h"
+#include "thread.h"
 
 /* How long a message waits for a stalled stderr before it is dropped. */
 #define MESSAGE_WAIT_MS 100
@@ -226,18 +227,11 @@ int console_start(struct vm *vm, struct uart *com1)
 	input.com1 = com1;
 	if (pipe(input.stop_pipe) < 0)
 		return -errno;
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	int e = pthread_create(&input.thread, NULL, input_thread, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e != 0) {
+	int e = vmm_thread_start(&input.thread, 0, input_thread, NULL);
+	if (e < 0) {
 		close(input.stop_pipe[0]);
 		close(input.stop_pipe[1]);
-		return -e;
+		return e;
 	}
 	pthread_setname_np(input.thread, "console");
 	input.running = true;

@@ -16,6 +16,7 @@
 
 #include "control.h"
 #include "exit_status.h"
+#include "thread.h"
 
 #define REQ_MAX 4096
 #define CLIENT_TIMEOUT_MS 5000
@@ -223,16 +224,9 @@ int control_start(struct control *c, struct vm *vm, struct vcpus *v,
 	c->vm = vm;
 	c->v = v;
 	c->m = m;
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	int e = pthread_create(&c->thread, NULL, control_thread, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e != 0)
-		return -e;
+	int e = vmm_thread_start(&c->thread, 0, control_thread, c);
+	if (e < 0)
+		return e;
 	c->started = true;
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "sandbox.h"
 #include "vcpu_state.h"
 #include "vcpu_thread.h"
+#include "thread.h"
 
 enum start_state { START_WAIT, START_GO, START_ABORT };
 
@@ -682,28 +683,15 @@ static void release(struct vcpus *v, enum start_state state)
 int vcpus_start(struct vcpus *v, const struct boot_state *boot, char *err, size_t errlen)
 {
 	v->boot = boot;
-	/* vCPU threads leave termination signals to the main thread. */
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-
-	/* A stack well below 2 MiB: the default (RLIMIT_STACK, 8 MiB) can be
-	 * backed by a transparent huge page on first touch, 2 MiB of RSS for
-	 * a thread that uses a few KiB (issue 11). */
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, VCPU_STACK_SIZE);
 	int ret = 0;
 	for (unsigned i = 0; i < v->n && ret == 0; i++) {
 		struct vcpu_slot *s = &v->slots[i];
-		int e = pthread_create(&s->thread, &attr, vcpu_thread, s);
-		if (e != 0) {
+		/* Termination signals stay the main thread's. */
+		int e = vmm_thread_start(&s->thread, VCPU_STACK_SIZE, vcpu_thread, s);
+		if (e < 0) {
 			snprintf(err, errlen, "cannot start the thread of vCPU %u: %s", i + 1,
-			         strerror(e));
-			ret = -e;
+			         strerror(-e));
+			ret = e;
 			break;
 		}
 		s->thread_started = true;
@@ -717,8 +705,6 @@ int vcpus_start(struct vcpus *v, const struct boot_state *boot, char *err, size_
 		if (ret < 0)
 			snprintf(err, errlen, "%s", s->err);
 	}
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	/* A restored guest's clock goes on from the snapshot: set once every
 	 * vCPU holds its state, before any enters. */
 	if (ret == 0 && v->restore_clock) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "outq.h"
+#include "thread.h"
 
 #define OUTQ_CHUNK 4096u /* bytes per write(); PIPE_BUF on Linux */
 #define OUTQ_STALL_MS 50L
@@ -240,26 +241,10 @@ fail:
 /* Start the writer thread (q->lock held). Returns false if it cannot be. */
 static bool start_writer(struct outq *q)
 {
-	sigset_t block, old;
-	pthread_attr_t attr;
-	int e;
-
 	if (q->thread_started)
 		return true;
-	/* A small stack (it holds one chunk): the default 8 MiB could be
-	 * backed by a transparent huge page, 2 MiB of RSS. */
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, OUTQ_STACK_SIZE);
-	/* Termination signals are for other threads. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	e = pthread_create(&q->thread, &attr, outq_writer, q);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	if (e)
+	/* A small stack: it holds one chunk. */
+	if (vmm_thread_start(&q->thread, OUTQ_STACK_SIZE, outq_writer, q) < 0)
 		return false;
 	q->thread_started = true;
 	return true;

@@ -7,6 +7,7 @@
 
 #include "../devices.h"
 #include "../vm.h"
+#include "thread.h"
 
 /* clang-format off */
 #define PIT_BASE_PORT   0x40u /* counters 0-2 at 0x40-0x42, control word 0x43 */
@@ -141,7 +142,7 @@ static void pit_arm(struct pit *p, int64_t now)
 	struct pit_channel *c = &p->ch[0];
 	p->armed = c->counting;
 	if (p->armed && !p->thread_started) {
-		if (pthread_create(&p->thread, NULL, pit_thread, p) != 0) {
+		if (vmm_thread_start(&p->thread, 0, pit_thread, p) < 0) {
 			fprintf(stderr, "zhv: pit: cannot start the timer thread\n");
 			p->armed = false;
 			return;
@@ -497,7 +498,7 @@ static int pit_snap_load(void *opaque, struct snap_reader *r)
 	p->next_ns = now + (int64_t)left;
 	p->armed = armed;
 	if (armed && !p->thread_started) {
-		if (pthread_create(&p->thread, NULL, pit_thread, p) != 0) {
+		if (vmm_thread_start(&p->thread, 0, pit_thread, p) < 0) {
 			pthread_mutex_unlock(&p->lock);
 			fprintf(stderr, "zhv: pit: cannot start the timer thread\n");
 			return -ENOMEM;

@@ -7,6 +7,7 @@
 
 #include "../devices.h"
 #include "../vm.h"
+#include "thread.h"
 
 /* clang-format off */
 #define RTC_PORT     0x70u /* 0x70 index (bit 7: NMI mask), 0x71 data */
@@ -312,7 +313,7 @@ static void *rtc_thread(void *arg);
  * guest that only reads the clock costs no thread). Lock held. */
 static void rtc_start_thread(struct rtc *r)
 {
-	if (pthread_create(&r->thread, NULL, rtc_thread, r) != 0) {
+	if (vmm_thread_start(&r->thread, 0, rtc_thread, r) < 0) {
 		fprintf(stderr, "zhv: rtc: cannot start the interrupt thread\n");
 		return;
 	}

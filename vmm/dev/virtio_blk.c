@@ -15,6 +15,7 @@
 #include "../devices.h"
 #include "../vm.h"
 #include "virtio_pci.h"
+#include "thread.h"
 
 /* clang-format off */
 /* Feature bits (virtio 1.2 §5.2.3). */
@@ -600,7 +601,6 @@ int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct vi
 	};
 	struct virtio_blk *b;
 	const char *base;
-	sigset_t block, old;
 	off_t end;
 	int fd, r;
 
@@ -663,13 +663,7 @@ int virtio_blk_create(struct vm *vm, const char *path, bool read_only, struct vi
 		goto done;
 	/* The completion thread starts now, before any vCPU runs (and before
 	 * the sandbox); termination signals go elsewhere. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	r = -pthread_create(&b->cq_thread, NULL, blk_cq_thread, b);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = vmm_thread_start(&b->cq_thread, 0, blk_cq_thread, b);
 	if (r < 0) {
 		/* The device is on the PCI bus and registered with the
 		 * machine already: it stays, serving nothing, until

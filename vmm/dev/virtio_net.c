@@ -15,6 +15,7 @@
 
 #include "../devices.h"
 #include "virtio_pci.h"
+#include "thread.h"
 
 /* clang-format off */
 /* Feature bits (virtio 1.2 §5.1.3). No offloads, no control queue. */
@@ -400,9 +401,9 @@ int virtio_net_create(struct vm *vm, const char *tap_name)
 		goto err_cond;
 	/* From here the machine owns the device: vm_destroy frees it (also
 	 * when the thread cannot start). */
-	r = pthread_create(&n->rx_thread, NULL, rx_thread, n);
-	if (r)
-		return -r;
+	r = vmm_thread_start(&n->rx_thread, 0, rx_thread, n);
+	if (r < 0)
+		return r;
 	n->rx_started = true;
 	return 0;
 

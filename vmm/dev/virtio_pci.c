@@ -7,6 +7,7 @@
 #include "../vm.h"
 #include "pci.h"
 #include "virtio_pci.h"
+#include "thread.h"
 
 /* clang-format off */
 /* PCI configuration header (PCI Local Bus 3.0 §6.1). */
@@ -921,7 +922,6 @@ void virtio_pci_stop(struct virtio_pci *vp)
 /* Doorbells: the port, the BELL trap on the notify BAR and the thread. */
 static int virtio_pci_start(struct virtio_pci *vp, struct vm *vm)
 {
-	sigset_t block, old;
 	zhv_status_t st;
 
 	if (vm->no_device_threads)
@@ -939,13 +939,7 @@ static int virtio_pci_start(struct virtio_pci *vp, struct vm *vm)
 	}
 	/* Started before any vCPU runs (and before the sandbox); termination
 	 * signals go elsewhere. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	int r = -pthread_create(&vp->thread, NULL, virtio_pci_thread, vp);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int r = vmm_thread_start(&vp->thread, 0, virtio_pci_thread, vp);
 	if (r < 0)
 		return r;
 	char name[16];

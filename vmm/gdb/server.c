@@ -19,6 +19,7 @@
 
 #include "gdb/server.h"
 #include "gdb/stub.h"
+#include "thread.h"
 
 /* stop_all: how long the vCPUs get to leave the guest */
 #define STOP_TIMEOUT_MS 10000
@@ -341,17 +342,9 @@ int gdb_server_start(struct gdb_server *s)
 {
 	fprintf(stderr, "zhv: gdb: listening on %s%s\n", s->where,
 	        s->wait ? " (the guest waits for GDB to attach)" : "");
-	/* termination signals are the main thread's */
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	int e = pthread_create(&s->thread, NULL, server_thread, s);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e != 0)
-		return -e;
+	int e = vmm_thread_start(&s->thread, 0, server_thread, s);
+	if (e < 0)
+		return e;
 	s->started = true;
 	return 0;
 }
