@@ -253,18 +253,19 @@ static bool find_device(void)
 		if (id != (0x1041u << 16 | 0x1af4u))
 			continue;
 		dev.slot = slot;
-		uint32_t bar0 = pci_read32(slot, 0x10);
-		if (bar0 & 1)
-			rt_fail("virtio-net BAR0 is an I/O BAR (%x)", bar0);
-		uintptr_t base = bar0 & ~0xfu;
 		/* Walk the capability list for the virtio structures. */
 		unsigned cap = pci_read8(slot, 0x34), guard = 0;
 		while (cap && guard++ < 48) {
 			if (pci_read8(slot, cap) == 0x09) { /* vendor: struct virtio_pci_cap */
 				uint8_t type = pci_read8(slot, cap + 3), bar = pci_read8(slot, cap + 4);
 				uint32_t off = pci_read32(slot, cap + 8);
-				if (bar != 0)
-					rt_fail("virtio cap type %u in BAR %u: this driver wants BAR0", type, bar);
+				if (bar > 5)
+					rt_fail("virtio cap type %u in BAR %u", type, bar);
+				/* Memory BARs below 4 GiB: the low dword is the address. */
+				uint32_t bv = pci_read32(slot, 0x10 + 4u * bar);
+				if (bv & 1)
+					rt_fail("virtio-net BAR%u is an I/O BAR (%x)", bar, bv);
+				uintptr_t base = bv & ~0xfu;
 				if (type == 1)
 					dev.common = base + off;
 				else if (type == 2) {
