@@ -46,7 +46,7 @@ extern const char debug_user_ring3[], debug_user_1[], debug_user_2[], debug_user
 static void skip_int3_quirk(bool cpl3)
 {
 	if (cpl3 && zt_kvm_pvm())
-		zt_skip_quirk(ZT_QUIRK_ANY_VENDOR, "int3 at CPL3 goes to the guest",
+		zt_skip_quirk(ZT_VENDOR_AMD, "int3 at CPL3 goes to the guest",
 		              "kvm-on-this-machine.md section 3; the guest's #BP handler ran");
 	zt_skip_tcg_quirk(ZT_VENDOR_AMD, TCG_INT3_QUIRK,
 	                  "QEMU checks only the INTn intercept for INT3; the guest's #BP "
@@ -295,7 +295,7 @@ static void test_hw_breakpoints(void)
 	if (p.type == ZHV_PKT_TYPE_GUEST_MEM && p.guest_mem.addr == EXIT_TEST_ADDR &&
 	    zt_read_regs(tc.vcpu).rax == 2) {
 		if (zt_kvm_pvm())
-			zt_skip_quirk(ZT_QUIRK_ANY_VENDOR, "hardware breakpoints never trigger",
+			zt_skip_quirk(ZT_VENDOR_AMD, "hardware breakpoints never trigger",
 			              "kvm-on-this-machine.md section 3; the guest ran through 3 "
 			              "debug registers to its end");
 		zt_skip_tcg_quirk(ZT_VENDOR_AMD, TCG_DR7_QUIRK,
@@ -353,7 +353,7 @@ static void test_single_step_cpl3(void)
 	zhv_packet_guest_debug_t d = enter_stop(tc.vcpu);
 	uint64_t isr1 = USER_ADDR(debug_user_start_isr_1), isr2 = USER_ADDR(debug_user_start_isr_2);
 	if (d.reason == ZHV_DEBUG_STOP_STEP && d.rip > isr1 && d.rip < isr2)
-		zt_skip_quirk(ZT_QUIRK_ANY_VENDOR, "single-step at CPL3: the #DB goes to the guest",
+		zt_skip_quirk(ZT_VENDOR_AMD, "single-step at CPL3: the #DB goes to the guest",
 		              "kvm-on-this-machine.md section 3; the first step stopped in the "
 		              "guest's #DB handler at %#" PRIx64, d.rip);
 	/* The store's step (the MEM write is complete: RIP past it) first. */

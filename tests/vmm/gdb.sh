@@ -48,8 +48,9 @@ host_cpu=$("$BUILD/tests/vmm/host_cpu")
 host_vendor=${host_cpu%% *}
 hw_quirk=   # the named quirk of this host for hardware breakpoints, if any
 int3_quirk= # the same for int3
-if [ -d /sys/module/kvm_pvm ]; then
-	hw_quirk="kvm_pvm: hardware breakpoints and watchpoints never trigger (spec section 3)"
+if [ -d /sys/module/kvm_pvm ] && [ "$host_vendor" = AuthenticAMD ]; then
+	# measured on an AMD host only (spec section 3): elsewhere, a failure
+	hw_quirk="kvm_pvm (AMD): hardware breakpoints and watchpoints never trigger (spec section 3)"
 elif [ "${host_cpu#* }" = qemu-tcg ] && [ "$host_vendor" = AuthenticAMD ]; then
 	hw_quirk="QEMU TCG AMD: debug registers loaded by VMRUN never trigger"
 	int3_quirk="QEMU TCG AMD: int3 in a nested guest bypasses its #BP intercept"
