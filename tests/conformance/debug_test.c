@@ -202,6 +202,18 @@ static void test_sw_breakpoint(void)
 	zt_case_destroy(&tc);
 }
 
+/* The handler of (vector) in the guest's IDT (64-bit gates). */
+static uint64_t idt_handler(struct zt_case *tc, unsigned vector)
+{
+	const uint8_t *g = tc->mem + zt_read_sregs(tc->vcpu).idt.base + 16 * vector;
+	uint16_t lo, mid;
+	uint32_t hi;
+	memcpy(&lo, g, 2);
+	memcpy(&mid, g + 6, 2);
+	memcpy(&hi, g + 8, 4);
+	return (uint64_t)lo | (uint64_t)mid << 16 | (uint64_t)hi << 32;
+}
+
 /* Where KVM cannot emulate an instruction (kvm_pvm at CPL0: INT3, FWAIT),
  * libzhv's exit path decides: an int3 with SW_BREAKPOINTS stops as
  * SW_BREAKPOINT (no #BP injected), a single-step stops after an
@@ -265,7 +277,24 @@ static void test_emulated_instructions(void)
 	zt_enter_and_clean_exit(&tc);
 	zhv_vcpu_regs_t r = zt_read_regs(v);
 	ZT_EXPECT_EQ(r.rax, 3);
-	ZT_EXPECT_EQ(r.rcx, ZT_GUEST_ADDR(debug_emu_start, debug_emu_after));
+	const uint64_t after = ZT_GUEST_ADDR(debug_emu_start, debug_emu_after);
+	if (r.rcx != after && zt_qemu_tcg() && r.rcx == idt_handler(&tc, 3)) {
+		/* QEMU TCG quirk (README): the #BP reached the guest twice, the
+		 * second time at its own handler's entry. The first frame, where
+		 * the second one's saved RSP points, must still be libzhv's: its
+		 * return address is past the int3. Anywhere else this is a
+		 * failure. */
+		uint64_t first_frame, first_rip;
+		ZT_ASSERT(r.rsp + 32 <= GUEST_STACK_TOP);
+		memcpy(&first_frame, tc.mem + r.rsp + 24, sizeof(first_frame)); /* its RSP */
+		ZT_ASSERT(first_frame >= r.rsp && first_frame + 8 <= GUEST_STACK_TOP);
+		memcpy(&first_rip, tc.mem + first_frame, sizeof(first_rip));
+		zt_diag("QEMU TCG quirk (an injected event delivered twice): #BP at its handler "
+		        "%#" PRIx64 "; the frame under it returns to %#" PRIx64,
+		        r.rcx, first_rip);
+		r.rcx = first_rip;
+	}
+	ZT_EXPECT_EQ(r.rcx, after);
 	zt_case_destroy(&tc);
 }
 
