@@ -2,8 +2,9 @@
 # guest_code.sh: the bundled guest and the test kernels contain only
 # instructions KVM's CPL0 emulator runs on our machine: no x87, MMX, SSE or
 # AVX, popcnt/lzcnt, cmpxchg16b, xsave, movbe, rdtscp, int n, vmcall...
-# (shared/spec/kvm-on-this-machine.md, section 2). Needs no KVM.
-. "$(dirname "$0")/lib/common.sh"
+# (shared/spec/kvm-on-this-machine.md, section 2). Needs no KVM: it runs on
+# this machine (tests/run-tests.sh), never inside tools/kvm-in-qemu.sh.
+. "$(dirname "$0")/../vmm/lib/common.sh"
 need_binaries "$GUEST"
 
 bad='^(f[a-z0-9]+|popcnt|lzcnt|tzcnt|cmpxchg16b|xsave[a-z0-9]*|xrstor[a-z0-9]*|xgetbv|movbe|rdtscp|rdpid|crc32[a-z]*|vmcall|vmmcall|sysenter|monitor|mwait|endbr32|int|int3|into|rdpkru|andn|pdep|pext|mulx|adcx|adox|bzhi|sarx|shlx|shrx)$'
