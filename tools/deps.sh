@@ -6,7 +6,7 @@
 set -eu
 
 PKGS="build-essential libzydis-dev libseccomp-dev liburing-dev libcmocka-dev libtsan2
-clang libclang-rt-dev qemu-system-x86 pkg-config debhelper lintian gdb"
+clang libclang-rt-dev qemu-system-x86 pkg-config debhelper lintian gdb python3 iproute2"
 
 if [ "$(id -u)" -eq 0 ]; then
 	SUDO=""
