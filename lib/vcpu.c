@@ -27,9 +27,18 @@ struct thread_binding {
 	_Atomic pid_t tid;
 	atomic_int refs;
 	zhv_vcpu_t *_Atomic vcpu;
+	/* A kick signal was sent to the thread and not taken yet: pokes send
+	 * no other. The signal is a real-time one, and real-time signals
+	 * queue: without this, a thread kicking in a loop queued them faster
+	 * than the vCPU thread could take them, which kept that thread in
+	 * its drain loop, away from KVM_RUN, for as long as the kicks went on
+	 * (and filled the user's queue of pending signals). */
+	atomic_bool signaled;
 };
 
-static __thread struct thread_binding *tls_binding;
+/* initial-exec: the kick signal's handler reads it, and a first access to
+ * a dynamic TLS block may allocate (not async-signal-safe). */
+static __thread struct thread_binding *tls_binding __attribute__((tls_model("initial-exec")));
 static pthread_key_t binding_key;
 static pthread_once_t binding_once = PTHREAD_ONCE_INIT;
 static bool binding_key_ok;
@@ -64,6 +73,7 @@ static struct thread_binding *binding_for_current_thread(void)
 		return NULL;
 	atomic_init(&b->tid, (pid_t)syscall(SYS_gettid));
 	atomic_init(&b->refs, 1); /* the thread's reference */
+	atomic_init(&b->signaled, false);
 	if (pthread_setspecific(binding_key, b) != 0) {
 		free(b);
 		return NULL;
@@ -88,6 +98,11 @@ static pthread_mutex_t signal_lock = PTHREAD_MUTEX_INITIALIZER;
 static void kick_signal_handler(int sig)
 {
 	(void)sig;
+	/* Taken here, not by KVM_RUN (the application unblocked it): the
+	 * next poke signals again. */
+	struct thread_binding *b = tls_binding;
+	if (b)
+		atomic_store(&b->signaled, false);
 }
 
 /* Install the handler, unless the application has its own there. */
@@ -165,13 +180,18 @@ static zhv_status_t vcpu_sync_sigmask(zhv_vcpu_t *v)
 /* A kick that arrived while KVM_RUN ran stays pending once the thread's
  * mask blocks the signal again: take it, or the next KVM_RUN would return
  * EINTR at once, forever. The kick itself is in v->kicked. */
-static void drain_kick_signals(void)
+static void drain_kick_signals(zhv_vcpu_t *v)
 {
 	sigset_t s;
 	kick_signal_set(&s);
 	struct timespec zero = {0, 0};
 	while (sigtimedwait(&s, NULL, &zero) > 0)
 		;
+	/* Taken: the next poke signals again. (No poke sent one since the
+	 * flag was set; a poke from now on sets immediate_exit before it
+	 * looks at the flag, and the enter loop clears immediate_exit only
+	 * before it checks what pokes announce.) */
+	atomic_store(&v->binding->signaled, false);
 }
 
 zhv_status_t kvm_run_status(int err)
@@ -362,7 +382,11 @@ void vcpu_poke(zhv_vcpu_t *v)
 		return;
 	struct thread_binding *b = v->binding;
 	pid_t tid = b ? atomic_load(&b->tid) : 0;
-	if (tid > 0)
+	/* One signal in flight per thread: while one is, KVM_RUN ends by it
+	 * (it was sent after the vCPU last took its signals, so it is pending
+	 * or has already ended KVM_RUN), and outside KVM_RUN immediate_exit
+	 * does the work. */
+	if (tid > 0 && !atomic_exchange(&b->signaled, true))
 		(void)syscall(SYS_tgkill, (pid_t)getpid(), tid, ZHV_KICK_SIGNAL);
 }
 
@@ -544,7 +568,7 @@ zhv_status_t zhv_vcpu_enter(zhv_vcpu_t *v, zhv_packet_t *packet)
 				 * that just received its SIPI. */
 				STAT_INC(g, signal_exits);
 				if (e == EINTR)
-					drain_kick_signals();
+					drain_kick_signals(v);
 				continue;
 			}
 			zhv_log(ZHV_LOG_ERROR, "vcpu %u: KVM_RUN: %s", v->id, strerror(e));

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -367,10 +368,13 @@ static void test_kick_from_signal_handler(void)
 	pthread_t kt;
 	ZT_ASSERT_EQ(pthread_create(&kt, NULL, kicker_thread, &k), 0);
 	/* 2 s of signals, and on a slow host (nested under emulation,
-	 * loaded) on until 100 handlers have run, within 30 s. */
+	 * loaded) on until 100 handlers have run and a kick has ended one of
+	 * the vCPU's enters (its thread competes with two busy ones), within
+	 * 30 s. */
 	uint64_t t0 = zt_now_ms(), end = t0 + 2000, limit = t0 + 30000;
-	while ((zt_now_ms() < end || atomic_load(&signal_kicks) < 100) && zt_now_ms() < limit &&
-	       !atomic_load(&r.other)) {
+	while ((zt_now_ms() < end || atomic_load(&signal_kicks) < 100 ||
+	        atomic_load(&r.canceled) < 1) &&
+	       zt_now_ms() < limit && !atomic_load(&r.other)) {
 		pthread_kill(kt, SIGUSR2);
 		usleep(20);
 	}
@@ -382,6 +386,69 @@ static void test_kick_from_signal_handler(void)
 	runner_stop(&r);
 	ZT_EXPECT_EQ(atomic_load(&r.other), 0);
 	ZT_EXPECT_GE(atomic_load(&r.canceled), 2);
+	zt_case_destroy(&tc);
+}
+
+/* Queued signals: SigQ in /proc/self/status ("queued/limit", counted for
+ * the real user: this process's kick signals, and whatever the user's
+ * other processes have pending). -1 if unreadable. */
+static long queued_signals(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	if (!f)
+		return -1;
+	char line[256];
+	long q = -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigQ: %ld/", &q) == 1)
+			break;
+	fclose(f);
+	return q;
+}
+
+/* A thread kicking in a loop: the vCPU thread keeps entering and being
+ * canceled, and at most one kick signal waits for it at any time (the
+ * signal is a real-time one; queued without limit, a kick loop kept the
+ * vCPU thread in its drain, away from KVM_RUN, and filled the user's
+ * queue of pending signals). */
+static void test_kick_storm_bounded(void)
+{
+	struct zt_case tc;
+	zt_setup_guest_memory(&tc, contract_halt_start, contract_halt_end);
+	struct runner r;
+	runner_start(&r, &tc);
+	runner_go(&r);
+	atomic_store(&signal_kick_vcpu, tc.vcpu);
+	long base = queued_signals();
+	ZT_ASSERT(base >= 0);
+
+	struct kicker k;
+	memset(&k, 0, sizeof(k));
+	pthread_t kt;
+	ZT_ASSERT_EQ(pthread_create(&kt, NULL, kicker_thread, &k), 0);
+	/* 1 s of kicks, on until the vCPU has been canceled 10 times, within
+	 * 30 s; SigQ sampled meanwhile. */
+	long most = 0;
+	uint64_t t0 = zt_now_ms();
+	while ((zt_now_ms() < t0 + 1000 || atomic_load(&r.canceled) < 10) &&
+	       zt_now_ms() < t0 + 30000 && !atomic_load(&r.other)) {
+		long q = queued_signals() - base;
+		if (q > most)
+			most = q;
+		zt_sleep_ms(5);
+	}
+	atomic_store(&k.stop, true);
+	ZT_ASSERT(zt_wait_until_ms(kicker_done, &k, 20000));
+	pthread_join(kt, NULL);
+	int canceled = atomic_load(&r.canceled);
+	zt_diag("%lu kicks, %d canceled enters, at most %ld kick signals queued",
+	        atomic_load(&k.kicks), canceled, most);
+	ZT_EXPECT_GE(canceled, 10);
+	/* 1 for this vCPU thread; the margin is for the user's other
+	 * processes (SigQ is the user's count), e.g. another suite. */
+	ZT_EXPECT_LE(most, 8);
+	runner_stop(&r);
+	ZT_EXPECT_EQ(atomic_load(&r.other), 0);
 	zt_case_destroy(&tc);
 }
 
@@ -682,6 +749,7 @@ const struct zt_test zt_contract_tests[] = {
 	{"contract_map_unmap_while_running", test_map_unmap_while_running},
 	{"contract_destroy_races_kick", test_destroy_races_kick},
 	{"contract_kick_from_signal_handler", test_kick_from_signal_handler},
+	{"contract_kick_storm_bounded", test_kick_storm_bounded},
 	{"contract_kick_with_all_signals_blocked", test_kick_with_all_signals_blocked},
 	{"contract_kick_signal_blocked_outside_run", test_kick_signal_blocked_outside_run},
 	{"contract_kick_signal_foreign_handler", test_kick_signal_foreign_handler},
