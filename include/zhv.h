@@ -33,7 +33,10 @@
  *    outside KVM_RUN (zhv_vcpu_create() blocks it); KVM unblocks it only
  *    while the guest runs (KVM_SET_SIGNAL_MASK, the thread's current mask
  *    minus that signal), so kicks work whatever the program does with its
- *    signal mask and never interrupt the program's own system calls.
+ *    signal mask and never interrupt the program's own system calls. At
+ *    most one such signal is in flight per vCPU thread: kicks and
+ *    interrupts that come while one is send none (it, or immediate_exit,
+ *    ends KVM_RUN).
  */
 
 /* Deviations from Zircon.

@@ -32,6 +32,7 @@
 static const char usage_text[] =
 	"Usage: zhv run [options] KERNEL\n"
 	"       zhv run --restore DIR [--control SOCKET] [--serial MODE] [--no-sandbox]\n"
+	"                             [--gdb tcp:[HOST]:PORT [--gdb-wait]]\n"
 	"       zhv ctl SOCKET pause|resume|info|stop|snapshot [--paused] DIR\n"
 	"       zhv --help | --version\n"
 	"\n"

@@ -4,7 +4,8 @@
 # `gdb -batch` connects, breaks on a function by name, checks where it
 # stopped and a variable, single-steps, watches a global, and runs the
 # guest to its end (zhv's exit status checked); the same with 2 vCPUs
-# (two GDB threads, Ctrl-C while both run); then a hostile client
+# (two GDB threads, Ctrl-C while both run); a machine restored from a
+# snapshot (--restore with --gdb-wait); then a hostile client
 # (tests/vmm/lib/gdb_hostile.py) that zhv must survive.
 #
 # Each session is its own run of zhv. Quirks (as libzhv's conformance
@@ -214,6 +215,63 @@ gcheck "thread 2: the AP, in its spin loop" \
 	eval 'gdb_has "Switching to thread 2" && gdb_has "^(ap_spin|rt_atomic_inc|rt_pause)( \\+ [0-9]+)? in section"'
 gcheck "set var release = 1, continue: the guest ran to its end (65)" \
 	eval '[ "$zstatus" = 65 ] && gdb_has "exited with code 0101" && grep -q "counter 6 watched 5678 ap_ticks some" "$T/zout"'
+
+# ---- a restored machine: GDB attaches to it before its first instruction ----
+# Saved while the BSP holds in bsp_hold and the AP counts (zhv ctl snapshot
+# --paused, then stop), restored with --gdb --gdb-wait: both vCPUs are
+# where the snapshot left them, the saved memory is there, and the guest
+# runs on to its end once GDB releases the BSP.
+SOCK=$T/ctl.sock
+rm -rf "$T/snap"
+: >"$T/zout"
+timeout -k 5 "$GDB_TIMEOUT" "$ZHV" run --debug-exit --cpus 2 --control "$SOCK" \
+	--cmdline "cpus=2 hold=1" "$K" </dev/null >"$T/zout" 2>"$T/zerr" &
+zpid=$!
+for i in $(seq 1 600); do
+	grep -q "gdb_guest: holding" "$T/zout" && break
+	kill -0 "$zpid" 2>/dev/null || break
+	sleep 0.1
+done
+sleep 1 # the AP counts on meanwhile
+"$ZHV" ctl "$SOCK" snapshot --paused "$T/snap" >"$T/ctl.out" 2>&1
+snap_status=$?
+"$ZHV" ctl "$SOCK" stop >>"$T/ctl.out" 2>&1
+wait_zhv
+if [ "$snap_status" != 0 ] || [ "$zstatus" != 0 ]; then
+	not_ok "restored machine: snapshot of the held guest" "snapshot status $snap_status" \
+		"$(cat "$T/ctl.out")" "$(session)"
+else
+	ok "restored machine: the held guest saved (snapshot --paused, stop: status 0)"
+	: >"$T/zout"
+	: >"$T/zerr"
+	timeout -k 5 "$GDB_TIMEOUT" "$ZHV" run --gdb tcp::0 --gdb-wait --restore "$T/snap" \
+		</dev/null >"$T/zout" 2>"$T/zerr" &
+	zpid=$!
+	port=
+	for i in $(seq 1 600); do
+		port=$(sed -n 's/^zhv: gdb: listening on tcp:127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/zerr")
+		[ -n "$port" ] && break
+		kill -0 "$zpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$port" ]; then
+		not_ok "zhv run --restore --gdb tcp::0 --gdb-wait listens" "$(cat "$T/zerr")"
+	else
+		run_gdb "info threads" "thread 1" "bt" "print ap_ticks > 0" "print counter" \
+			"thread 2" "info symbol \$pc" "set var release = 1" "continue"
+		wait_zhv
+		gcheck "restored machine: two GDB threads" \
+			eval 'gdb_has "Thread 1 \\(vCPU 1\\)" && gdb_has "Thread 2 \\(vCPU 2\\)"'
+		gcheck "restored machine: the BSP held in bsp_hold, as saved" \
+			eval 'gdb_has "bsp_hold" && gdb_has "test_main"'
+		gcheck "restored machine: the saved memory (ap_ticks > 0, counter 0)" \
+			eval 'gdb_has "^\\\$1 = 1$" && gdb_has "^\\\$2 = 0$"'
+		gcheck "restored machine: thread 2, the AP in its spin loop" \
+			eval 'gdb_has "^(ap_spin|rt_atomic_inc|rt_pause)( \\+ [0-9]+)? in section"'
+		gcheck "restored machine: set var release = 1, continue: the guest ran to its end (65)" \
+			eval '[ "$zstatus" = 65 ] && gdb_has "exited with code 0101" && grep -q "counter 6 watched 5678 ap_ticks some" "$T/zout"'
+	fi
+fi
 
 # ---- a hostile client, then the guest runs on ----
 start_zhv || { not_ok "zhv run --gdb listens (hostile client)" "$(cat "$T/zerr")"; finish; }

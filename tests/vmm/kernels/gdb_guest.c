@@ -45,8 +45,10 @@ int test_main(const struct rt_mbi *mbi)
 	unsigned cpus = rt_cmdline_uint("cpus", 1);
 	if (cpus > 1 && !rt_start_ap(1, ap_spin, 20000000))
 		rt_fail("the AP did not start");
-	if (rt_cmdline_uint("hold", 0))
+	if (rt_cmdline_uint("hold", 0)) {
+		rt_printf("gdb_guest: holding\n");
 		bsp_hold();
+	}
 	for (uint32_t i = 1; i <= 3; i++)
 		gdb_tick(i);
 	gdb_poke(0x1234);
