@@ -347,14 +347,34 @@ static bool kicker_done(void *arg)
 	return atomic_load(&((struct kicker *)arg)->done);
 }
 
+/* A halted guest entered by a runner thread, the vCPU the kickers use. */
+static void kick_case_start(struct zt_case *tc, struct runner *r)
+{
+	zt_setup_guest_memory(tc, contract_halt_start, contract_halt_end);
+	runner_start(r, tc);
+	runner_go(r);
+	atomic_store(&signal_kick_vcpu, tc->vcpu);
+}
+
+static void kicker_start(struct kicker *k, pthread_t *t)
+{
+	memset(k, 0, sizeof(*k));
+	ZT_ASSERT_EQ(pthread_create(t, NULL, kicker_thread, k), 0);
+}
+
+/* A kick that deadlocked (in a signal handler) never lets it stop. */
+static void kicker_stop(struct kicker *k, pthread_t t)
+{
+	atomic_store(&k->stop, true);
+	ZT_ASSERT(zt_wait_until_ms(kicker_done, k, 20000));
+	pthread_join(t, NULL);
+}
+
 static void test_kick_from_signal_handler(void)
 {
 	struct zt_case tc;
-	zt_setup_guest_memory(&tc, contract_halt_start, contract_halt_end);
 	struct runner r;
-	runner_start(&r, &tc);
-	runner_go(&r);
-	atomic_store(&signal_kick_vcpu, tc.vcpu);
+	kick_case_start(&tc, &r);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -364,9 +384,8 @@ static void test_kick_from_signal_handler(void)
 	ZT_ASSERT_EQ(sigaction(SIGUSR2, &sa, NULL), 0);
 
 	struct kicker k;
-	memset(&k, 0, sizeof(k));
 	pthread_t kt;
-	ZT_ASSERT_EQ(pthread_create(&kt, NULL, kicker_thread, &k), 0);
+	kicker_start(&k, &kt);
 	/* 2 s of signals, and on a slow host (nested under emulation,
 	 * loaded) on until 100 handlers have run and a kick has ended one of
 	 * the vCPU's enters (its thread competes with two busy ones), within
@@ -378,10 +397,7 @@ static void test_kick_from_signal_handler(void)
 		pthread_kill(kt, SIGUSR2);
 		usleep(20);
 	}
-	atomic_store(&k.stop, true);
-	/* A kick that deadlocked inside the handler never gets here. */
-	ZT_ASSERT(zt_wait_until_ms(kicker_done, &k, 20000));
-	pthread_join(kt, NULL);
+	kicker_stop(&k, kt);
 	ZT_EXPECT_GE(atomic_load(&signal_kicks), 100);
 	runner_stop(&r);
 	ZT_EXPECT_EQ(atomic_load(&r.other), 0);
@@ -414,18 +430,14 @@ static long queued_signals(void)
 static void test_kick_storm_bounded(void)
 {
 	struct zt_case tc;
-	zt_setup_guest_memory(&tc, contract_halt_start, contract_halt_end);
 	struct runner r;
-	runner_start(&r, &tc);
-	runner_go(&r);
-	atomic_store(&signal_kick_vcpu, tc.vcpu);
+	kick_case_start(&tc, &r);
 	long base = queued_signals();
 	ZT_ASSERT(base >= 0);
 
 	struct kicker k;
-	memset(&k, 0, sizeof(k));
 	pthread_t kt;
-	ZT_ASSERT_EQ(pthread_create(&kt, NULL, kicker_thread, &k), 0);
+	kicker_start(&k, &kt);
 	/* 1 s of kicks, on until the vCPU has been canceled 10 times, within
 	 * 30 s; SigQ sampled meanwhile. */
 	long most = 0;
@@ -437,9 +449,7 @@ static void test_kick_storm_bounded(void)
 			most = q;
 		zt_sleep_ms(5);
 	}
-	atomic_store(&k.stop, true);
-	ZT_ASSERT(zt_wait_until_ms(kicker_done, &k, 20000));
-	pthread_join(kt, NULL);
+	kicker_stop(&k, kt);
 	int canceled = atomic_load(&r.canceled);
 	zt_diag("%lu kicks, %d canceled enters, at most %ld kick signals queued",
 	        atomic_load(&k.kicks), canceled, most);
