@@ -386,8 +386,9 @@ void vcpu_poke(zhv_vcpu_t *v)
 	 * (it was sent after the vCPU last took its signals, so it is pending
 	 * or has already ended KVM_RUN), and outside KVM_RUN immediate_exit
 	 * does the work. */
-	if (tid > 0 && !atomic_exchange(&b->signaled, true))
-		(void)syscall(SYS_tgkill, (pid_t)getpid(), tid, ZHV_KICK_SIGNAL);
+	if (tid > 0 && !atomic_exchange(&b->signaled, true) &&
+	    syscall(SYS_tgkill, (pid_t)getpid(), tid, ZHV_KICK_SIGNAL) != 0)
+		atomic_store(&b->signaled, false); /* not sent (the user's queue is full?) */
 }
 
 zhv_status_t zhv_vcpu_kick(zhv_vcpu_t *v)
