@@ -28,8 +28,9 @@ SKIP_LIST=" ${ZHV_TESTS_SKIP:-} "
 ONLY_LIST=" ${ZHV_TESTS_ONLY:-} "
 EXCLUDE_LIST=" ${ZHV_TESTS_EXCLUDE:-} "
 TSAN_NOT_RUN=" vmm/cli.sh vmm/testdev.sh vmm/insn.sh vmm/lowmem.sh vmm/multiboot.sh "
-tsan_build=false
-ldd "$BUILD/zhv" 2>/dev/null | grep -q libtsan && tsan_build=true
+# The sanitizer zhv is built with, if any: asan, tsan or empty.
+san=$(ldd "$BUILD/zhv" 2>/dev/null | grep -oE 'lib(a|t)san' | head -n 1)
+san=${san#lib}
 pass=0 fail=0 skip=0
 failures="" # "program: not ok line" for the list printed before the summary
 log=$(mktemp)
@@ -68,7 +69,7 @@ run() {
 		echo "# ---- $name: not run here (ZHV_TESTS_EXCLUDE)"
 		return
 	fi
-	if $tsan_build && [[ "$TSAN_NOT_RUN" == *" $name "* ]]; then
+	if [ "$san" = tsan ] && [[ "$TSAN_NOT_RUN" == *" $name "* ]]; then
 		echo "# ---- $name: not run under ThreadSanitizer (no threads of its own: make test and make sanitize run it)"
 		return
 	fi
@@ -152,7 +153,7 @@ else
 	# are sequential, each the same: a leak shows after a few, a race in
 	# the threads of one machine in any one of them.
 	soak_lib=1000 soak_board=300
-	if ldd "$BUILD/zhv" 2>/dev/null | grep -qE 'libasan|libtsan'; then
+	if [ -n "$san" ]; then
 		soak_lib=100 soak_board=30
 	fi
 	timeout --kill-after=10 "${ZHV_QEMU_TIMEOUT:-5400}" \

@@ -66,6 +66,11 @@ start_zhv() {
 	timeout -k 5 "$GDB_TIMEOUT" "$ZHV" run --debug-exit --gdb tcp::0 --gdb-wait "$@" "$K" \
 		</dev/null >"$T/zout" 2>"$T/zerr" &
 	zpid=$!
+	wait_port
+}
+
+# wait_port: the port zhv (pid $zpid) says it listens on, in $port.
+wait_port() {
 	port=
 	local i
 	for i in $(seq 1 600); do
@@ -247,14 +252,7 @@ else
 	timeout -k 5 "$GDB_TIMEOUT" "$ZHV" run --gdb tcp::0 --gdb-wait --restore "$T/snap" \
 		</dev/null >"$T/zout" 2>"$T/zerr" &
 	zpid=$!
-	port=
-	for i in $(seq 1 600); do
-		port=$(sed -n 's/^zhv: gdb: listening on tcp:127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/zerr")
-		[ -n "$port" ] && break
-		kill -0 "$zpid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ -z "$port" ]; then
+	if ! wait_port; then
 		not_ok "zhv run --restore --gdb tcp::0 --gdb-wait listens" "$(cat "$T/zerr")"
 	else
 		run_gdb "info threads" "thread 1" "bt" "print ap_ticks > 0" "print counter" \
