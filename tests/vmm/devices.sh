@@ -102,11 +102,23 @@ check "fw_cfg, 3 vCPUs, 48M: NB_CPUS and RAM_SIZE follow the options" passed
 groups "fw_cfg, 3 vCPUs" fwcfg-nb-cpus fwcfg-ram-size
 
 # ---- SMP bring-up ------------------------------------------------------------------------
+# On QEMU's software CPU (tools/kvm-in-qemu.sh) an interrupt is now and then
+# delivered twice (README, "Tests"): a run that counted exactly one IPI
+# more runs once more there, the first reported; anywhere else it fails.
+host_cpu=$("$BUILD/tests/vmm/host_cpu" 2>/dev/null)
+smp_ok() {
+	passed && out_has "smp: $((n - 1)) of $((n - 1)) APs up" &&
+		out_has "smp: IPIs: $((n - 1)) to the BSP, $((n - 1)) to the APs"
+}
 for n in 1 2 8 32; do
 	run_zhv run --debug-exit --memory $MEM --cpus $n --cmdline "cpus=$n" "$K/dev_smp.elf"
-	check "smp, $n vCPUs: all $((n - 1)) APs check in, IPIs both ways (${elapsed}s)" \
-		eval 'passed && out_has "smp: $((n - 1)) of $((n - 1)) APs up" &&
-			out_has "smp: IPIs: $((n - 1)) to the BSP, $((n - 1)) to the APs"'
+	if ! smp_ok && [ "${host_cpu#* }" = qemu-tcg ] &&
+		{ out_has "smp: IPIs: $n to the BSP, $((n - 1)) to the APs" ||
+		  out_has "smp: IPIs: $((n - 1)) to the BSP, $n to the APs"; }; then
+		echo "# QEMU TCG quirk (an interrupt delivered twice): $(grep "smp: IPIs" "$T/out"); once more"
+		run_zhv run --debug-exit --memory $MEM --cpus $n --cmdline "cpus=$n" "$K/dev_smp.elf"
+	fi
+	check "smp, $n vCPUs: all $((n - 1)) APs check in, IPIs both ways (${elapsed}s)" smp_ok
 done
 
 # ---- virtio-blk ---------------------------------------------------------------------------
